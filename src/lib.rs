@@ -13,5 +13,6 @@
 
 pub mod error;
 pub mod models;
+pub mod text;
 
 pub use error::{Error, Result};

@@ -1,0 +1,327 @@
+//! Fits text into a model's input budget: groups paragraphs (or, inside a paragraph that is too
+//! long, sentences) into chunks that a model can take in one go, without ever dropping text.
+//!
+//! Not for: counting tokens (the caller passes its tokenizer as the `count` closure), nor for
+//! deciding where sentences end (see [`super::segment`]).
+
+use super::segment::{paragraphs, sentences, Span};
+
+/// Groups consecutive units (paragraphs, or sentences inside a paragraph that is too long) into
+/// chunks whose token count (by `count`) stays within `budget`. A unit longer than the budget is
+/// split by sentences, then at whitespace, then at char boundaries, so nothing is ever dropped or
+/// truncated; only a single character that alone exceeds the budget is returned over budget.
+///
+/// Returns spans into `text`, in order and not overlapping, that cover every non-whitespace byte.
+/// A chunk never crosses a paragraph boundary unless it holds whole paragraphs, and a chunk of
+/// several paragraphs keeps the blank lines between them. Whitespace between chunks, around
+/// paragraphs and at the edges of the text belongs to no chunk.
+///
+/// `count` is called a number of times logarithmic in the units per chunk (it first tries the size
+/// of the previous chunk, then gallops and bisects), each time on at most about twice a chunk's
+/// text, plus once on each unit too long to fit, so the work stays linear in the text's length
+/// when `count` is.
+pub fn chunk(text: &str, budget: usize, count: &dyn Fn(&str) -> usize) -> Vec<Span> {
+    let mut out = Vec::new();
+    let units = paragraphs(text);
+    pack(text, &units, Level::Paragraph, budget, count, &mut out);
+    out
+}
+
+/// How finely a unit is cut, from coarsest to finest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Paragraph,
+    Sentence,
+    Word,
+    Char,
+}
+
+impl Level {
+    fn finer(self) -> Option<Level> {
+        match self {
+            Level::Paragraph => Some(Level::Sentence),
+            Level::Sentence => Some(Level::Word),
+            Level::Word => Some(Level::Char),
+            Level::Char => None,
+        }
+    }
+}
+
+/// The units of `level` inside `span`, trimmed of whitespace and never empty.
+fn units_of(text: &str, span: Span, level: Level) -> Vec<Span> {
+    let base = span.start;
+    let inner = &text[span];
+    match level {
+        Level::Paragraph => paragraphs(inner)
+            .into_iter()
+            .map(|s| base + s.start..base + s.end)
+            .collect(),
+        Level::Sentence => sentences(inner)
+            .into_iter()
+            .filter_map(|s| {
+                let piece = &inner[s.clone()];
+                let trimmed = piece.trim();
+                if trimmed.is_empty() {
+                    return None;
+                }
+                let start = base + s.start + (piece.len() - piece.trim_start().len());
+                Some(start..start + trimmed.len())
+            })
+            .collect(),
+        Level::Word => {
+            let mut words = Vec::new();
+            let mut start = None;
+            for (i, c) in inner.char_indices() {
+                match (c.is_whitespace(), start) {
+                    (true, Some(s)) => {
+                        words.push(base + s..base + i);
+                        start = None;
+                    }
+                    (false, None) => start = Some(i),
+                    _ => {}
+                }
+            }
+            if let Some(s) = start {
+                words.push(base + s..base + inner.len());
+            }
+            words
+        }
+        Level::Char => inner
+            .char_indices()
+            .map(|(i, c)| base + i..base + i + c.len_utf8())
+            .collect(),
+    }
+}
+
+/// Greedily packs `units` (all of one level) into chunks within `budget`, pushing them to `out`.
+fn pack(
+    text: &str,
+    units: &[Span],
+    level: Level,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+    out: &mut Vec<Span>,
+) {
+    let n = units.len();
+    // Units per chunk last time: the first guess for the next chunk.
+    let mut guess = 1;
+    let mut i = 0;
+    while i < n {
+        let fits = |j: usize| count(&text[units[i].start..units[j].end]) <= budget;
+        if !fits(i) {
+            match level.finer() {
+                Some(finer) => {
+                    let parts = units_of(text, units[i].clone(), finer);
+                    pack(text, &parts, finer, budget, count, out);
+                }
+                // A single character over budget: it cannot be cut, and must not be dropped.
+                None => out.push(units[i].clone()),
+            }
+            i += 1;
+            continue;
+        }
+        // Invariant: units i..=lo fit together; i..=hi do not, or hi == n.
+        let (mut lo, mut hi) = (i, n);
+        let estimate = (i + guess - 1).min(n - 1);
+        if estimate > i {
+            if fits(estimate) {
+                lo = estimate;
+            } else {
+                hi = estimate;
+            }
+        }
+        let mut step = 1;
+        while hi == n && lo + step < n {
+            if fits(lo + step) {
+                lo += step;
+                step *= 2;
+            } else {
+                hi = lo + step;
+            }
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        out.push(units[i].start..units[lo].end);
+        guess = lo + 1 - i;
+        i = lo + 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::testgen::for_each_case;
+    use std::cell::Cell;
+
+    fn words(s: &str) -> usize {
+        s.split_whitespace().count()
+    }
+
+    fn chars(s: &str) -> usize {
+        s.chars().count()
+    }
+
+    /// Checks the contract: ordered, disjoint, within budget (or a single char), and covering
+    /// every non-whitespace byte exactly once.
+    fn check(text: &str, budget: usize, count: &dyn Fn(&str) -> usize, spans: &[Span]) {
+        let mut covered = vec![false; text.len()];
+        let mut last = 0;
+        for s in spans {
+            assert!(s.start >= last && s.start < s.end, "{s:?} after {last}");
+            let piece = &text[s.clone()];
+            assert_eq!(piece, piece.trim(), "chunks are trimmed");
+            assert!(
+                count(piece) <= budget || piece.chars().count() == 1,
+                "{piece:?} over budget {budget}"
+            );
+            covered[s.clone()].iter_mut().for_each(|c| *c = true);
+            last = s.end;
+        }
+        for (i, c) in text.char_indices() {
+            assert!(
+                covered[i] || c.is_whitespace(),
+                "{c:?} at {i} is in no chunk"
+            );
+        }
+    }
+
+    /// Chunks `text`, checks the contract, and returns the chunks' text.
+    fn chunked<'a>(text: &'a str, budget: usize, count: &dyn Fn(&str) -> usize) -> Vec<&'a str> {
+        let spans = chunk(text, budget, count);
+        check(text, budget, count, &spans);
+        spans.iter().map(|s| &text[s.clone()]).collect()
+    }
+
+    #[test]
+    fn whole_paragraphs_are_grouped() {
+        let text = "Un deux trois.\n\nQuatre cinq.\n\nSix sept huit neuf.\n\nDix.";
+        assert_eq!(
+            chunked(text, 5, &words),
+            [
+                "Un deux trois.\n\nQuatre cinq.",
+                "Six sept huit neuf.\n\nDix."
+            ]
+        );
+    }
+
+    #[test]
+    fn everything_fits_in_one_chunk() {
+        let text = "\n  Bonjour.\n\n\nAu revoir.  \n";
+        assert_eq!(chunked(text, 100, &words), ["Bonjour.\n\n\nAu revoir."]);
+    }
+
+    #[test]
+    fn long_paragraph_is_split_by_sentences() {
+        let text =
+            "Le ministre parle. Les députés écoutent en silence. M. Dupont proteste.\n\nFin.";
+        assert_eq!(
+            chunked(text, 6, &words),
+            [
+                "Le ministre parle.",
+                "Les députés écoutent en silence.",
+                "M. Dupont proteste.",
+                "Fin."
+            ]
+        );
+    }
+
+    #[test]
+    fn long_sentence_is_split_at_whitespace_then_chars() {
+        let text = "aaaa bbbb cccccccccc dd";
+        // The word cut at char boundaries stays on its own: its tail is not merged with "dd".
+        assert_eq!(
+            chunked(text, 9, &chars),
+            ["aaaa bbbb", "ccccccccc", "c", "dd"]
+        );
+    }
+
+    #[test]
+    fn empty_and_blank_text_have_no_chunks() {
+        assert!(chunk("", 10, &words).is_empty());
+        assert!(chunk(" \n\n\t", 10, &words).is_empty());
+    }
+
+    #[test]
+    fn zero_budget_still_returns_every_character() {
+        let text = "é à\n\nœ";
+        assert_eq!(chunked(text, 0, &chars), ["é", "à", "œ"]);
+    }
+
+    /// Counts like `count` while recording the calls and the bytes they were given.
+    fn metered<'a>(
+        count: &'a dyn Fn(&str) -> usize,
+        calls: &'a Cell<usize>,
+        bytes: &'a Cell<usize>,
+    ) -> impl Fn(&str) -> usize + 'a {
+        move |s: &str| {
+            calls.set(calls.get() + 1);
+            bytes.set(bytes.get() + s.len());
+            count(s)
+        }
+    }
+
+    #[test]
+    fn hundred_kb_line_without_punctuation_splits_at_whitespace() {
+        let text = "mot ".repeat(25_000);
+        let (calls, bytes) = (Cell::new(0), Cell::new(0));
+        let count = metered(&words, &calls, &bytes);
+        let spans = chunk(&text, 100, &count);
+        check(&text, 100, &words, &spans);
+        assert_eq!(spans.len(), 250);
+        assert!(spans.iter().all(|s| words(&text[s.clone()]) == 100));
+        // Packing greedily with one call per added word would take 25,000 calls and count ~100x
+        // the text; the bounds leave room for the search, not for that.
+        assert!(calls.get() <= 8 * spans.len(), "{} calls", calls.get());
+        assert!(
+            bytes.get() <= 10 * text.len(),
+            "{} bytes counted",
+            bytes.get()
+        );
+    }
+
+    #[test]
+    fn hundred_kb_without_whitespace_splits_at_char_boundaries() {
+        let text = "é".repeat(50_000); // 100 kB, 2 bytes per char
+        let (calls, bytes) = (Cell::new(0), Cell::new(0));
+        let count = metered(&chars, &calls, &bytes);
+        let spans = chunk(&text, 300, &count);
+        check(&text, 300, &chars, &spans);
+        assert_eq!(spans.len(), 50_000_usize.div_ceil(300));
+        assert!(calls.get() <= 8 * spans.len(), "{} calls", calls.get());
+        assert!(
+            bytes.get() <= 10 * text.len(),
+            "{} bytes counted",
+            bytes.get()
+        );
+    }
+
+    #[test]
+    fn uneven_units_stay_within_budget() {
+        // Paragraph lengths vary wildly, so the previous chunk's size is a poor guess.
+        let mut text = String::new();
+        for i in 0..300 {
+            text.push_str(&"x ".repeat(1 + (i * 37) % 23));
+            text.push_str("\n\n");
+        }
+        let spans = chunk(&text, 40, &words);
+        check(&text, 40, &words, &spans);
+    }
+
+    #[test]
+    fn chunks_cover_all_text_within_budget() {
+        for_each_case(
+            1500,
+            |g| (g.any_text(300), g.below(40)),
+            |(text, budget)| {
+                check(text, *budget, &chars, &chunk(text, *budget, &chars));
+                check(text, *budget, &words, &chunk(text, *budget, &words));
+            },
+        );
+    }
+}
