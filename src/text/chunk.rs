@@ -253,52 +253,44 @@ mod tests {
         assert_eq!(chunked(text, 0, &chars), ["é", "à", "œ"]);
     }
 
-    /// Counts like `count` while recording the calls and the bytes they were given.
-    fn metered<'a>(
-        count: &'a dyn Fn(&str) -> usize,
-        calls: &'a Cell<usize>,
-        bytes: &'a Cell<usize>,
-    ) -> impl Fn(&str) -> usize + 'a {
-        move |s: &str| {
+    /// Chunks `text` while metering `count`, checks the contract and that the counting work stays
+    /// linear, and returns the spans.
+    fn chunk_metered(text: &str, budget: usize, count: &dyn Fn(&str) -> usize) -> Vec<Span> {
+        let (calls, bytes) = (Cell::new(0usize), Cell::new(0usize));
+        let metered = |s: &str| {
             calls.set(calls.get() + 1);
             bytes.set(bytes.get() + s.len());
             count(s)
-        }
+        };
+        let spans = chunk(text, budget, &metered);
+        check(text, budget, count, &spans);
+        let (calls, bytes) = (calls.get(), bytes.get());
+        eprintln!(
+            "{} bytes: {} chunks, {calls} calls, {bytes} bytes counted",
+            text.len(),
+            spans.len()
+        );
+        // Packing greedily with one call per added unit would take a call per word or char
+        // (25,000 or 50,000 here) and count ~100x the text; the bounds leave room for the
+        // search, not for that.
+        assert!(calls <= 8 * spans.len(), "{calls} calls");
+        assert!(bytes <= 10 * text.len(), "{bytes} bytes counted");
+        spans
     }
 
     #[test]
     fn hundred_kb_line_without_punctuation_splits_at_whitespace() {
         let text = "mot ".repeat(25_000);
-        let (calls, bytes) = (Cell::new(0), Cell::new(0));
-        let count = metered(&words, &calls, &bytes);
-        let spans = chunk(&text, 100, &count);
-        check(&text, 100, &words, &spans);
+        let spans = chunk_metered(&text, 100, &words);
         assert_eq!(spans.len(), 250);
         assert!(spans.iter().all(|s| words(&text[s.clone()]) == 100));
-        // Packing greedily with one call per added word would take 25,000 calls and count ~100x
-        // the text; the bounds leave room for the search, not for that.
-        assert!(calls.get() <= 8 * spans.len(), "{} calls", calls.get());
-        assert!(
-            bytes.get() <= 10 * text.len(),
-            "{} bytes counted",
-            bytes.get()
-        );
     }
 
     #[test]
     fn hundred_kb_without_whitespace_splits_at_char_boundaries() {
         let text = "é".repeat(50_000); // 100 kB, 2 bytes per char
-        let (calls, bytes) = (Cell::new(0), Cell::new(0));
-        let count = metered(&chars, &calls, &bytes);
-        let spans = chunk(&text, 300, &count);
-        check(&text, 300, &chars, &spans);
+        let spans = chunk_metered(&text, 300, &chars);
         assert_eq!(spans.len(), 50_000_usize.div_ceil(300));
-        assert!(calls.get() <= 8 * spans.len(), "{} calls", calls.get());
-        assert!(
-            bytes.get() <= 10 * text.len(),
-            "{} bytes counted",
-            bytes.get()
-        );
     }
 
     #[test]
