@@ -289,6 +289,7 @@ fn check_controls(text: &str, lossy: bool) -> Result<(), ReadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::testgen::for_each_case;
 
     fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
         text.encode_utf16()
@@ -447,23 +448,25 @@ mod tests {
     }
 
     #[test]
-    fn random_bytes_never_panic_and_high_bytes_decode() {
-        // windows-1252 maps every byte, so random high bytes without NULs or controls decode.
+    fn high_bytes_without_controls_decode_as_windows_1252() {
         let bytes: Vec<u8> = (0x80u8..=0xFF).collect();
         let d = decode(&bytes).unwrap();
         assert_eq!(d.encoding, "windows-1252");
-        let mut x = 0x2545F491u32;
-        for len in 0..200 {
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    x as u8
-                })
-                .collect();
-            let _ = decode(&bytes);
-        }
+        assert_eq!(d.text.chars().count(), 128);
+    }
+
+    #[test]
+    fn any_bytes_decode_or_fail_cleanly() {
+        for_each_case(
+            3000,
+            |g| g.bytes(300),
+            |bytes| {
+                if let Ok(d) = decode(bytes) {
+                    assert!(!d.text.contains('\r'));
+                    assert!(!d.text.trim().is_empty());
+                }
+            },
+        );
     }
 
     #[test]

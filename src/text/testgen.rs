@@ -34,6 +34,25 @@ impl Gen {
         (0..len).map(|_| pieces[self.below(pieces.len())]).collect()
     }
 
+    /// Up to `max` bytes: raw noise, or text-like bytes behind an optional BOM, so that every
+    /// decoding path is taken.
+    pub fn bytes(&mut self, max: usize) -> Vec<u8> {
+        const STARTS: &[&[u8]] = &[b"", b"", b"\xEF\xBB\xBF", b"\xFF\xFE", b"\xFE\xFF", b"GGUF"];
+        let mut out = STARTS[self.below(STARTS.len())].to_vec();
+        let len = self.below(max + 1);
+        match self.below(3) {
+            0 => out.extend((0..len).map(|_| self.next_u64() as u8)),
+            1 => out.extend(self.any_text(len).bytes()),
+            _ => {
+                // UTF-16-like: text bytes with a zero byte every other position.
+                for b in self.any_text(len / 2).bytes() {
+                    out.extend([b, 0]);
+                }
+            }
+        }
+        out
+    }
+
     /// Up to `max` characters, mostly the kind found in French text but also control
     /// characters, other scripts, combining marks and emoji.
     pub fn any_text(&mut self, max: usize) -> String {
