@@ -44,38 +44,47 @@ pub fn paragraphs(text: &str) -> Vec<Span> {
 /// Whitespace after a sentence belongs to it; whitespace before the first sentence belongs to the
 /// first. An empty input has no sentences.
 pub fn sentences(paragraph: &str) -> Vec<Span> {
-    let chars: Vec<(usize, char)> = paragraph.char_indices().collect();
-    let n = chars.len();
+    let text = paragraph;
+    if text.is_empty() {
+        return Vec::new();
+    }
     let mut starts = vec![0];
     let mut i = 0;
-    while i < n {
-        if !is_terminal(chars[i].1) {
-            i += 1;
+    while let Some(c) = char_at(text, i) {
+        if !is_terminal(c) {
+            i += c.len_utf8();
             continue;
         }
-        let run_start = i;
-        while i < n && is_terminal(chars[i].1) {
-            i += 1;
-        }
-        let after_closers = skip_closers(&chars, i);
-        let mut next = after_closers;
-        while next < n && chars[next].1.is_whitespace() {
-            next += 1;
-        }
-        if next > after_closers
-            && next < n
-            && starts_sentence(chars[next].1)
-            && !keeps_going(&chars, run_start, i, chars[next].1)
-        {
-            starts.push(chars[next].0);
+        let run_end = skip_while(text, i, is_terminal);
+        let after_closers = skip_closers(text, run_end);
+        let next = skip_while(text, after_closers, char::is_whitespace);
+        if next > after_closers {
+            if let Some(first) = char_at(text, next) {
+                if starts_sentence(first) && !keeps_going(text, i, run_end, first) {
+                    starts.push(next);
+                }
+            }
         }
         i = after_closers;
     }
-    if n == 0 {
-        return Vec::new();
-    }
-    let ends = starts[1..].iter().copied().chain([paragraph.len()]);
+    let ends = starts[1..].iter().copied().chain([text.len()]);
     starts.iter().zip(ends).map(|(&s, e)| s..e).collect()
+}
+
+/// The character starting at byte `i`, if any.
+fn char_at(text: &str, i: usize) -> Option<char> {
+    text.get(i..)?.chars().next()
+}
+
+/// The character ending at byte `i`, if any.
+fn char_before(text: &str, i: usize) -> Option<char> {
+    text.get(..i)?.chars().next_back()
+}
+
+/// The first byte at or after `i` whose character does not satisfy `f` (or the end).
+fn skip_while(text: &str, i: usize, f: impl Fn(char) -> bool) -> usize {
+    let rest = &text[i..];
+    i + rest.find(|c| !f(c)).unwrap_or(rest.len())
 }
 
 fn is_terminal(c: char) -> bool {
@@ -89,28 +98,22 @@ fn is_inline_space(c: char) -> bool {
 
 /// Skips closing quotes and brackets after a punctuation run. Straight quotes and brackets close
 /// only when glued to the punctuation; typographic closing quotes may follow a (French) space,
-/// as in `« Bonjour. »`. Returns the index after the last closer.
-fn skip_closers(chars: &[(usize, char)], mut j: usize) -> usize {
-    let n = chars.len();
+/// as in `« Bonjour. »`. Returns the byte after the last closer.
+fn skip_closers(text: &str, mut j: usize) -> usize {
     loop {
-        if j < n
-            && matches!(
-                chars[j].1,
-                ')' | ']' | '}' | '»' | '”' | '’' | '›' | '"' | '\''
-            )
-        {
-            j += 1;
-            continue;
+        match char_at(text, j) {
+            Some(c @ (')' | ']' | '}' | '»' | '”' | '’' | '›' | '"' | '\'')) => {
+                j += c.len_utf8();
+                continue;
+            }
+            Some(c) if is_inline_space(c) => {}
+            _ => return j,
         }
-        let mut k = j;
-        while k < n && is_inline_space(chars[k].1) {
-            k += 1;
+        let k = skip_while(text, j, is_inline_space);
+        match char_at(text, k) {
+            Some(c @ ('»' | '”' | '›')) => j = k + c.len_utf8(),
+            _ => return j,
         }
-        if k > j && k < n && matches!(chars[k].1, '»' | '”' | '›') {
-            j = k + 1;
-            continue;
-        }
-        return j;
     }
 }
 
@@ -148,53 +151,50 @@ const ONE_LETTER_WORDS: &[char] = &['a', 'à', 'y', 'ô'];
 /// Longest abbreviation looked at; longer words are never abbreviations.
 const MAX_ABBREVIATION_CHARS: usize = 8;
 
-/// Whether the punctuation run `chars[run_start..run_end]`, followed by whitespace and `next`,
+/// Whether the punctuation run `text[run_start..run_end]`, followed by whitespace and `next`,
 /// is part of the sentence rather than its end.
-fn keeps_going(chars: &[(usize, char)], run_start: usize, run_end: usize, next: char) -> bool {
-    let before = |i: usize| i.checked_sub(1).map(|p| chars[p].1);
+fn keeps_going(text: &str, run_start: usize, run_end: usize, next: char) -> bool {
     // An elision in brackets: "Il a dit […] Les".
-    if matches!(before(run_start), Some('(' | '[')) {
+    if matches!(char_before(text, run_start), Some('(' | '[')) {
         return true;
     }
-    if run_end - run_start != 1 || chars[run_start].1 != '.' {
+    if &text[run_start..run_end] != "." {
         return false;
     }
-    // The word right before the period.
+    // The word right before the period, if short enough to be an abbreviation.
     let mut w = run_start;
-    while w > 0 && chars[w - 1].1.is_alphabetic() && run_start - w <= MAX_ABBREVIATION_CHARS {
-        w -= 1;
+    let mut letters = 0;
+    while let Some(c) = char_before(text, w).filter(|c| c.is_alphabetic()) {
+        if letters == MAX_ABBREVIATION_CHARS {
+            return false;
+        }
+        w -= c.len_utf8();
+        letters += 1;
     }
-    if w == run_start || run_start - w > MAX_ABBREVIATION_CHARS {
+    let word = &text[w..run_start];
+    if word.is_empty() {
         return false;
     }
-    let word: String = chars[w..run_start].iter().map(|&(_, c)| c).collect();
     let lower = word.to_lowercase();
-    let glued_before = matches!(before(w), Some('.' | '-'));
-    let mut letters = word.chars();
-    let single = match (letters.next(), letters.next()) {
-        (Some(c), None) => Some(c),
-        _ => None,
-    };
-
     if lower == "etc" {
         // "etc." ends a sentence only before a capitalized word.
         return !next.is_uppercase();
     }
-    if TITLES.contains(&word.as_str()) || ABBREVIATIONS.contains(&lower.as_str()) {
+    if TITLES.contains(&word) || ABBREVIATIONS.contains(&lower.as_str()) {
         return true;
     }
     if BEFORE_NUMBERS.contains(&lower.as_str()) && next.is_numeric() {
         return true;
     }
-    match single {
+    let mut chars = word.chars();
+    match (chars.next(), chars.next()) {
         // Initials: "J.-P. Sartre", "G. W. Bush". "J.-C." (Jésus-Christ) is not one.
-        Some(c) if c.is_uppercase() => {
-            let jc = c == 'C' && w >= 3 && chars[w - 3].1 == 'J' && chars[w - 2].1 == '.';
-            !jc
-        }
+        (Some(c), None) if c.is_uppercase() => !(c == 'C' && text[..w].ends_with("J.-")),
         // Dotted abbreviations: "c.-à-d.", "p.ex.", "i.e.", and "p. 12".
-        Some(c) => glued_before || !ONE_LETTER_WORDS.contains(&c),
-        None => false,
+        (Some(c), None) => {
+            matches!(char_before(text, w), Some('.' | '-')) || !ONE_LETTER_WORDS.contains(&c)
+        }
+        _ => false,
     }
 }
 
