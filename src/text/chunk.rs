@@ -8,7 +8,8 @@ use super::segment::{paragraphs, sentences, Span};
 
 /// Groups consecutive units (paragraphs, or sentences inside a paragraph that is too long) into
 /// chunks whose token count (by `count`) stays within `budget`. A unit longer than the budget is
-/// split by sentences, then at whitespace, then at char boundaries, so nothing is ever dropped or
+/// split by sentences, then at whitespace, then at char boundaries (within pieces of 16 KiB, so a
+/// chunk of unbroken text never straddles such a piece), so nothing is ever dropped or
 /// truncated; only a single character that alone exceeds the budget is returned over budget.
 ///
 /// Returns spans into `text`, in order and not overlapping, that cover every non-whitespace byte.
@@ -27,12 +28,18 @@ pub fn chunk(text: &str, budget: usize, count: &dyn Fn(&str) -> usize) -> Vec<Sp
     out
 }
 
+/// Size of the pieces a word without whitespace is cut into before cutting it into characters,
+/// so that the per-character work list stays small even for megabytes of unbroken text.
+const WINDOW_BYTES: usize = 16 * 1024;
+
 /// How finely a unit is cut, from coarsest to finest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Level {
     Paragraph,
     Sentence,
     Word,
+    /// Up to [`WINDOW_BYTES`] of a word, cut on a char boundary.
+    Window,
     Char,
 }
 
@@ -41,7 +48,8 @@ impl Level {
         match self {
             Level::Paragraph => Some(Level::Sentence),
             Level::Sentence => Some(Level::Word),
-            Level::Word => Some(Level::Char),
+            Level::Word => Some(Level::Window),
+            Level::Window => Some(Level::Char),
             Level::Char => None,
         }
     }
@@ -85,6 +93,20 @@ fn units_of(text: &str, span: Span, level: Level) -> Vec<Span> {
                 words.push(base + s..base + inner.len());
             }
             words
+        }
+        Level::Window => {
+            let mut windows = Vec::new();
+            let mut start = 0;
+            while start < inner.len() {
+                let mut end = (start + WINDOW_BYTES).min(inner.len());
+                // At most 3 steps back, and never back to `start`: a char is at most 4 bytes.
+                while !inner.is_char_boundary(end) {
+                    end -= 1;
+                }
+                windows.push(base + start..base + end);
+                start = end;
+            }
+            windows
         }
         Level::Char => inner
             .char_indices()
@@ -290,7 +312,26 @@ mod tests {
     fn hundred_kb_without_whitespace_splits_at_char_boundaries() {
         let text = "é".repeat(50_000); // 100 kB, 2 bytes per char
         let spans = chunk_metered(&text, 300, &chars);
-        assert_eq!(spans.len(), 50_000_usize.div_ceil(300));
+        // Full chunks, except one leftover at the end of each 16 KiB window (8,192 chars here).
+        let window_chars = WINDOW_BYTES / 2;
+        let windows: Vec<usize> = (0..50_000)
+            .step_by(window_chars)
+            .map(|start| (50_000 - start).min(window_chars))
+            .collect();
+        let expected: usize = windows.iter().map(|w| w.div_ceil(300)).sum();
+        assert_eq!(spans.len(), expected);
+        let short = spans.iter().filter(|s| chars(&text[(*s).clone()]) < 300);
+        assert_eq!(short.count(), windows.len());
+    }
+
+    #[test]
+    fn unbroken_text_under_budget_is_grouped_across_windows() {
+        let text = "x".repeat(3 * WINDOW_BYTES + 10);
+        let got = chunked(&text, 2 * WINDOW_BYTES, &chars);
+        assert_eq!(
+            got.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            [2 * WINDOW_BYTES, WINDOW_BYTES + 10]
+        );
     }
 
     #[test]
