@@ -42,6 +42,7 @@ pub enum ReadError {
     Empty,
     #[error("the file holds only whitespace: nothing to translate")]
     WhitespaceOnly,
+    /// `size` is the size on disk, or for a file that grew while being read, the bytes read.
     #[error("the file is {size} bytes, over the limit of {limit} bytes for one document; split it or raise the limit")]
     TooLarge { size: u64, limit: u64 },
     #[error("not a regular file ({kind}); only regular files are read")]
@@ -50,7 +51,18 @@ pub enum ReadError {
     Io(#[from] io::Error),
 }
 
-/// Decodes a whole document. See the module documentation for the rules.
+/// Decodes a whole document, deciding in this order:
+/// 1. no bytes: [`ReadError::Empty`];
+/// 2. a known binary signature (PNG, JPEG, GIF, PDF, ZIP, GGUF, gzip, ELF...): binary;
+/// 3. a BOM: UTF-8, UTF-16LE or UTF-16BE, BOM removed;
+/// 4. zero bytes piling up at odd (or even) offsets only: UTF-16LE (or BE) without BOM;
+/// 5. any other NUL byte: binary, with its offset;
+/// 6. valid UTF-8: UTF-8; mostly valid UTF-8 (more valid non-ASCII characters than invalid
+///    sequences): UTF-8 with U+FFFD replacements, `lossy`; otherwise windows-1252, which maps
+///    every byte;
+/// 7. then `\r\n` and lone `\r` become `\n`; more than 1 in 20 characters being control
+///    characters (or U+FFFD after a lossy decode) means binary; nothing but whitespace is
+///    [`ReadError::WhitespaceOnly`], and nothing at all (a lone BOM) [`ReadError::Empty`].
 pub fn decode(bytes: &[u8]) -> Result<Decoded, ReadError> {
     if bytes.is_empty() {
         return Err(ReadError::Empty);
