@@ -6,6 +6,10 @@
 //! the period belongs to an abbreviation (`M.`, `Mme`, `cf.`, `janv. 2024`), an initial (`J.-P.`,
 //! `G. W. Bush`) or an elision (`[…]`).
 //!
+//! Known trade-offs: a single capital letter before a period is taken for an initial, so
+//! "la vitamine C. Elle" stays one sentence (except "J.-C."); a sentence opening with `(` is not
+//! split off; a line break alone never ends a sentence (text is often hard-wrapped).
+//!
 //! Not for: tokenizing, or languages other than French (English text mostly works, but its
 //! abbreviations are not listed), nor for Markdown structure (see [`super::markdown`]).
 
