@@ -31,6 +31,10 @@ pub enum Error {
     #[error(transparent)]
     Io(#[from] std::io::Error),
 
+    /// The run was interrupted (Ctrl-C, SIGTERM) before this work was finished.
+    #[error("interrupted")]
+    Interrupted,
+
     /// Anything else, with its full message.
     #[error("{0}")]
     Msg(String),

@@ -2,17 +2,25 @@
 //! written beside the originals, with open models run through candle.
 //!
 //! Follow one document through the crate:
-//! - [`cli`] parses the command line and hands a [`pipeline::RunOptions`] to the pipeline;
+//! - [`cli`] parses the command line and hands [`pipeline::RunOptions`] to [`pipeline::run`];
 //! - [`catalog`] names the models (models.toml) and [`hub`] finds their files (local path, HF
-//!   cache, download);
-//! - [`pipeline`] plans the work (which files, which outputs, what is up to date), schedules it
-//!   over rayon workers, and writes outputs atomically with a report;
-//! - [`text`] reads bytes into text (encodings), and splits it into paragraphs, sentences, chunks;
-//! - [`models`] holds the architectures and the [`models::Translator`] / [`models::Summarizer`]
-//!   backends built on them; [`generate`] holds the decoding loops they share.
+//!   cache, download), which [`models::load`] opens on the chosen [`device`];
+//! - [`pipeline::plan`] walks the paths and names each document's outputs;
+//! - [`pipeline::run`] reads each document ([`text::read`]), splits it ([`text::segment`],
+//!   [`text::markdown`]), translates it with a [`models::Translator`], briefs the English with a
+//!   [`models::Summarizer`] ([`pipeline::brief`]), and writes both atomically
+//!   ([`pipeline::write`]), over a rayon pool, with a report ([`pipeline::report`]);
+//! - [`models`] holds the architectures and backends, [`generate`] the decoding loops.
 
+pub mod cancel;
+pub mod catalog;
+pub mod cli;
+pub mod device;
 pub mod error;
+pub mod generate;
+pub mod hub;
 pub mod models;
+pub mod pipeline;
 pub mod text;
 
 pub use error::{Error, Result};

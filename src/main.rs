@@ -1,1 +1,5 @@
-fn main() {}
+//! The `transbrief` binary: all of it lives in the library (`transbrief::cli`).
+
+fn main() -> std::process::ExitCode {
+    transbrief::cli::main()
+}

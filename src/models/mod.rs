@@ -71,3 +71,8 @@ pub trait Summarizer: Send + Sync {
     /// sentences or bullet lines, which the pipeline shapes into the brief's Markdown.
     fn summarize(&self, text: &str, input: SummaryInput) -> Result<Output<String>>;
 }
+
+pub mod gguf_chat;
+pub mod gguf_tokenizer;
+pub mod load;
+pub mod qwen2;

@@ -1,0 +1,490 @@
+//! The catalog of named models: `models.toml`.
+//!
+//! What it is for: turning a name a user types (`qwen2.5-coder-0.5b`) into everything needed to
+//! find, verify and drive that model: its family, the tasks it serves, where its files come from
+//! (hub repo and revision, or a local path), their sha256, generation defaults and, for chat
+//! models, the prompts. It also names the default model for each task.
+//!
+//! Layers, later ones override earlier ones entry by entry:
+//! 1. the catalog built into the binary (the repository's `models.toml`);
+//! 2. `$XDG_CONFIG_HOME/transbrief/models.toml` (or the platform's config dir), if it exists;
+//! 3. each `--catalog FILE` given on the command line, in order.
+//!
+//! Not for: locating or downloading files (`hub`), or loading weights (`models`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The catalog shipped with transbrief.
+pub const BUILTIN: &str = include_str!("../models.toml");
+
+/// Why a catalog could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The file is not valid TOML, or does not have the catalog's shape. The message from the
+    /// parser carries the line and column.
+    #[error("{source_name}: {message}")]
+    Parse {
+        source_name: String,
+        message: String,
+    },
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unknown model '{name}'{hint}. `transbrief models list` shows the catalog")]
+    UnknownModel { name: String, hint: String },
+    #[error("model '{name}' does not do {task} (it does: {tasks})")]
+    WrongTask {
+        name: String,
+        task: Task,
+        tasks: String,
+    },
+    #[error("model '{name}': {message}")]
+    Invalid { name: String, message: String },
+}
+
+/// What a model is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// French to English translation.
+    Translate,
+    /// A short English brief (summary).
+    Brief,
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Task::Translate => "translate",
+            Task::Brief => "brief",
+        })
+    }
+}
+
+/// The architecture family, which decides the backend that loads the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    /// An instruct LLM in one GGUF file (Qwen2/Qwen2.5), prompted through its chat template.
+    GgufChat,
+    /// Marian encoder-decoder (opus-mt-*).
+    Marian,
+    /// BART encoder-decoder (bart-large-cnn, distilbart).
+    Bart,
+    /// T5 encoder-decoder (t5, flan-t5).
+    T5,
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Family::GgufChat => "gguf-chat",
+            Family::Marian => "marian",
+            Family::Bart => "bart",
+            Family::T5 => "t5",
+        })
+    }
+}
+
+/// Decoding settings. Every field is optional in the file; [`Generation::resolved`] fills the
+/// defaults. Greedy (temperature 0) is the default, so runs are deterministic.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generation {
+    /// Most tokens generated for one request.
+    pub max_new_tokens: Option<usize>,
+    /// 0 means greedy. Above 0, sampling with `seed`.
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub top_k: Option<usize>,
+    pub seed: Option<u64>,
+    /// Penalty on tokens already generated (1.0 = none).
+    pub repeat_penalty: Option<f32>,
+    /// Stop when the output starts looping (the same run of tokens over and over).
+    pub repeat_guard: Option<bool>,
+    /// Largest context (prompt plus output) the model is run with.
+    pub context: Option<usize>,
+    /// Beam width for seq2seq models.
+    pub num_beams: Option<usize>,
+}
+
+impl Generation {
+    /// `self` with unset fields taken from `base`.
+    pub fn or(&self, base: &Generation) -> Generation {
+        Generation {
+            max_new_tokens: self.max_new_tokens.or(base.max_new_tokens),
+            temperature: self.temperature.or(base.temperature),
+            top_p: self.top_p.or(base.top_p),
+            top_k: self.top_k.or(base.top_k),
+            seed: self.seed.or(base.seed),
+            repeat_penalty: self.repeat_penalty.or(base.repeat_penalty),
+            repeat_guard: self.repeat_guard.or(base.repeat_guard),
+            context: self.context.or(base.context),
+            num_beams: self.num_beams.or(base.num_beams),
+        }
+    }
+}
+
+/// Prompts of a chat model. `{text}` is replaced by the document text, which is always
+/// tokenized as plain text (never as control tokens).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prompts {
+    pub translate_system: String,
+    pub translate_user: String,
+    pub brief_system: String,
+    /// Brief of a whole document.
+    pub brief_user: String,
+    /// Notes on one chunk of a document too long for one call.
+    pub chunk_user: String,
+    /// Brief from the notes on all chunks.
+    pub reduce_user: String,
+}
+
+/// Where a model's files come from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Hub repository, `org/name`.
+    pub repo: Option<String>,
+    /// Branch, tag or commit; a 40-hex commit pins the files exactly.
+    pub revision: Option<String>,
+    /// A local folder holding the files, or a single local file; used instead of the hub.
+    pub path: Option<PathBuf>,
+}
+
+/// One model of the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Filled from the table key.
+    #[serde(skip)]
+    pub name: String,
+    pub description: String,
+    pub family: Family,
+    pub tasks: Vec<Task>,
+    #[serde(flatten)]
+    pub source: Source,
+    /// The files, by role: `model` (weights), `config`, `tokenizer`, `source_spm`, ...
+    pub files: BTreeMap<String, String>,
+    /// Expected sha256 of files, by file name.
+    #[serde(default)]
+    pub sha256: BTreeMap<String, String>,
+    /// Name of a prompt set from `[prompts.NAME]` (chat models).
+    pub prompts: Option<String>,
+    #[serde(default)]
+    pub generation: Generation,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Defaults {
+    translate: Option<String>,
+    brief: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    defaults: Defaults,
+    #[serde(default)]
+    generation: Generation,
+    #[serde(default)]
+    prompts: BTreeMap<String, Prompts>,
+    #[serde(default)]
+    models: BTreeMap<String, Entry>,
+}
+
+/// The merged catalog.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    defaults: Defaults,
+    generation: Generation,
+    prompts: BTreeMap<String, Prompts>,
+    entries: BTreeMap<String, Entry>,
+    /// Where each layer came from, for `models list`.
+    pub sources: Vec<String>,
+}
+
+impl Catalog {
+    /// The built-in catalog, then the user's config-dir catalog, then `extra` files.
+    pub fn load(extra: &[PathBuf]) -> Result<Self, CatalogError> {
+        let mut catalog = Catalog::default();
+        catalog.add_str(BUILTIN, "built-in models.toml")?;
+        if let Some(user) = user_catalog_path() {
+            if user.is_file() {
+                catalog.add_file(&user)?;
+            }
+        }
+        for path in extra {
+            catalog.add_file(path)?;
+        }
+        Ok(catalog)
+    }
+
+    /// Adds the entries of a catalog file, overriding entries of the same name.
+    pub fn add_file(&mut self, path: &Path) -> Result<(), CatalogError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        self.add_layer(&text, &path.display().to_string(), Some(base))
+    }
+
+    /// Adds a catalog given as text; `source_name` names it in errors.
+    pub fn add_str(&mut self, text: &str, source_name: &str) -> Result<(), CatalogError> {
+        self.add_layer(text, source_name, None)
+    }
+
+    fn add_layer(
+        &mut self,
+        text: &str,
+        source_name: &str,
+        base: Option<&Path>,
+    ) -> Result<(), CatalogError> {
+        let file: File = toml::from_str(text).map_err(|e| CatalogError::Parse {
+            source_name: source_name.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        if let Some(t) = file.defaults.translate {
+            self.defaults.translate = Some(t);
+        }
+        if let Some(b) = file.defaults.brief {
+            self.defaults.brief = Some(b);
+        }
+        self.generation = file.generation.or(&self.generation);
+        self.prompts.extend(file.prompts);
+        for (name, mut entry) in file.models {
+            entry.name = name.clone();
+            // A relative `path` is relative to the catalog file that names it.
+            if let (Some(base), Some(path)) = (base, entry.source.path.as_mut()) {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
+            }
+            self.entries.insert(name, entry);
+        }
+        self.sources.push(source_name.to_string());
+        self.validate()
+    }
+
+    fn validate(&self) -> Result<(), CatalogError> {
+        for entry in self.entries.values() {
+            let invalid = |message: String| CatalogError::Invalid {
+                name: entry.name.clone(),
+                message,
+            };
+            if entry.source.repo.is_none() && entry.source.path.is_none() {
+                return Err(invalid("needs `repo` (hub) or `path` (local)".into()));
+            }
+            if entry.tasks.is_empty() {
+                return Err(invalid("`tasks` is empty".into()));
+            }
+            if let Some(p) = &entry.prompts {
+                if !self.prompts.contains_key(p) {
+                    return Err(invalid(format!("prompt set '{p}' is not defined")));
+                }
+            } else if entry.family == Family::GgufChat {
+                return Err(invalid("a gguf-chat model needs `prompts`".into()));
+            }
+            if !entry.files.contains_key("model") {
+                return Err(invalid("`files` has no `model`".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// All entries, sorted by name.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    /// The entry called `name`, with a did-you-mean when there is none.
+    pub fn get(&self, name: &str) -> Result<&Entry, CatalogError> {
+        self.entries.get(name).ok_or_else(|| {
+            let best = self
+                .entries
+                .keys()
+                .map(|k| (strsim::jaro_winkler(name, k), k))
+                .filter(|(score, _)| *score > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            CatalogError::UnknownModel {
+                name: name.to_string(),
+                hint: best
+                    .map(|(_, k)| format!(" (did you mean '{k}'?)"))
+                    .unwrap_or_default(),
+            }
+        })
+    }
+
+    /// The entry for `task`: `name` if given, else the catalog's default for the task.
+    pub fn for_task(&self, task: Task, name: Option<&str>) -> Result<&Entry, CatalogError> {
+        let default = match task {
+            Task::Translate => self.defaults.translate.as_deref(),
+            Task::Brief => self.defaults.brief.as_deref(),
+        };
+        let name = name.or(default).ok_or_else(|| CatalogError::Invalid {
+            name: "(default)".into(),
+            message: format!("no default model for {task}; name one"),
+        })?;
+        let entry = self.get(name)?;
+        if !entry.tasks.contains(&task) {
+            return Err(CatalogError::WrongTask {
+                name: entry.name.clone(),
+                task,
+                tasks: entry
+                    .tasks
+                    .iter()
+                    .map(Task::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        Ok(entry)
+    }
+
+    /// The default model name for a task.
+    pub fn default_for(&self, task: Task) -> Option<&str> {
+        match task {
+            Task::Translate => self.defaults.translate.as_deref(),
+            Task::Brief => self.defaults.brief.as_deref(),
+        }
+    }
+
+    /// The entry's generation settings over the catalog-wide ones.
+    pub fn generation(&self, entry: &Entry) -> Generation {
+        entry.generation.or(&self.generation)
+    }
+
+    /// The entry's prompt set, if it has one.
+    pub fn prompts(&self, entry: &Entry) -> Option<&Prompts> {
+        entry.prompts.as_ref().and_then(|p| self.prompts.get(p))
+    }
+}
+
+/// `models.toml` in the user's config directory.
+pub fn user_catalog_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("transbrief").join("models.toml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builtin() -> Catalog {
+        let mut c = Catalog::default();
+        c.add_str(BUILTIN, "built-in").unwrap();
+        c
+    }
+
+    #[test]
+    fn builtin_catalog_has_the_required_models_and_defaults() {
+        let c = builtin();
+        for name in [
+            "qwen2.5-coder-0.5b",
+            "qwen2.5-coder-1.5b",
+            "qwen2.5-1.5b-instruct",
+        ] {
+            let e = c.get(name).unwrap();
+            assert_eq!(e.family, Family::GgufChat);
+            assert!(c.prompts(e).is_some(), "{name} has prompts");
+        }
+        assert!(c.for_task(Task::Translate, None).is_ok());
+        assert!(c.for_task(Task::Brief, None).is_ok());
+    }
+
+    #[test]
+    fn pinned_entries_name_a_commit_and_a_hash() {
+        let c = builtin();
+        let e = c.get("qwen2.5-coder-0.5b").unwrap();
+        assert_eq!(e.source.revision.as_deref().map(str::len), Some(40));
+        assert_eq!(e.sha256.values().next().map(String::len), Some(64));
+    }
+
+    #[test]
+    fn unknown_model_suggests_the_closest_name() {
+        let err = builtin().get("qwen2.5-coder-05b").unwrap_err().to_string();
+        assert!(err.contains("did you mean 'qwen2.5-coder-0.5b'"), "{err}");
+        let err = builtin().get("zzz").unwrap_err().to_string();
+        assert!(!err.contains("did you mean"), "{err}");
+    }
+
+    #[test]
+    fn malformed_toml_reports_line_and_column() {
+        let mut c = builtin();
+        let err = c
+            .add_str("[models.x]\nfamily = \"gguf-chat\"\ntasks = [\n", "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("bad.toml:"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_and_families_are_errors() {
+        let mut c = builtin();
+        let err = c
+            .add_str("[models.x]\nfamliy = 1\n", "typo.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("famliy"), "{err}");
+        let err = c
+            .add_str(
+                "[models.x]\ndescription='d'\nfamily='gpt'\ntasks=['brief']\nrepo='a/b'\nfiles={model='m'}\n",
+                "fam.toml",
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gpt"), "{err}");
+    }
+
+    #[test]
+    fn a_later_layer_overrides_and_adds_entries() {
+        let mut c = builtin();
+        c.add_str(
+            r#"
+[defaults]
+translate = "mine"
+[models.mine]
+description = "local"
+family = "gguf-chat"
+tasks = ["translate"]
+path = "/models/mine.gguf"
+files = { model = "mine.gguf" }
+prompts = "news-fr-en"
+"#,
+            "user",
+        )
+        .unwrap();
+        assert_eq!(c.for_task(Task::Translate, None).unwrap().name, "mine");
+        let err = c.for_task(Task::Brief, Some("mine")).unwrap_err();
+        assert!(err.to_string().contains("does not do brief"), "{err}");
+    }
+
+    #[test]
+    fn an_entry_must_say_where_its_files_are() {
+        let mut c = builtin();
+        let err = c
+            .add_str(
+                "[models.x]\ndescription='d'\nfamily='marian'\ntasks=['translate']\nfiles={model='m'}\n",
+                "x.toml",
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("needs `repo`"), "{err}");
+    }
+
+    #[test]
+    fn generation_settings_fall_back_to_the_catalog_wide_ones() {
+        let c = builtin();
+        let g = c.generation(c.get("qwen2.5-coder-0.5b").unwrap());
+        assert_eq!(g.temperature, Some(0.0));
+        assert!(g.max_new_tokens.is_some());
+    }
+}

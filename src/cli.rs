@@ -1,0 +1,520 @@
+//! The command line: flags (documented where they are defined), and one function per
+//! subcommand that turns them into calls on the library.
+//!
+//! Exit codes: 0 when everything succeeded; 1 when any document (or the command) failed, the
+//! others still being written; 2 for usage errors (bad flags, unknown model names, bad globs).
+//! Not for: any of the work itself.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::catalog::{Catalog, Task};
+use crate::device::DeviceChoice;
+use crate::hub::{self, Access};
+use crate::models::load::Loader;
+use crate::pipeline::{self, PlanOptions, RunOptions};
+use crate::text::{self, Format};
+
+const EXAMPLES: &str = "\
+Examples:
+  transbrief run ./docs                      translate and brief every .txt/.md under ./docs
+  transbrief run ./docs --dry-run            show what would be done, and why
+  transbrief run ./docs --only translate --translate-model qwen2.5-coder-1.5b
+  transbrief run ./docs --out-dir ./english --report run.json
+  transbrief translate article.fr.txt        one document to stdout
+  cat article.fr.txt | transbrief brief -    a brief to stdout
+  transbrief models list                     the catalog, and what is already downloaded
+  transbrief models fetch qwen2.5-coder-0.5b download a model into the Hugging Face cache
+
+Outputs are written beside each original: report.fr.txt gives report.en.txt and
+report.brief.en.md. Up-to-date outputs are skipped; files transbrief did not write are never
+overwritten.";
+
+/// Translate folders of French documents into English, and write English briefs beside them.
+#[derive(Debug, Parser)]
+#[command(name = "transbrief", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Add the models of this catalog file (models.toml format); may be repeated. Entries
+    /// override the built-in catalog and the one in your config directory.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub catalog: Vec<PathBuf>,
+
+    /// Print only errors: no progress bar, no summary.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Say more (-v: what is loaded and written; -vv: debugging detail).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Translate and brief every document under the given files and folders.
+    #[command(after_help = EXAMPLES)]
+    Run(RunArgs),
+    /// Translate one document (or stdin) and print the English to stdout.
+    Translate(OneArgs),
+    /// Write the brief of one French document (or stdin) to stdout.
+    Brief(OneArgs),
+    /// List, inspect and download the models of the catalog.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+/// Where models run and how their files may be obtained.
+#[derive(Debug, Clone, Args)]
+pub struct DeviceArgs {
+    /// Where to run the models: auto (CUDA or Metal when built in and present, else CPU), cpu,
+    /// cuda, cuda:N, metal.
+    #[arg(long, default_value = "auto", value_name = "DEVICE")]
+    pub device: DeviceChoice,
+
+    /// Never download: use only local paths and the Hugging Face cache (also set by
+    /// HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Worker threads; 0 means one per CPU core. Documents are processed in parallel and
+    /// their tensor operations share the same threads, so the cores are never oversubscribed.
+    #[arg(short, long, default_value_t = 0, value_name = "N")]
+    pub jobs: usize,
+}
+
+/// Which kind of output to produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Only {
+    /// Only the English translation (name.en.txt).
+    Translate,
+    /// Only the brief (name.brief.en.md); the translation is made in memory when needed.
+    Brief,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Files and folders to process. Folders are walked; hidden files are skipped.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Catalog name of the translation model (default: the catalog's).
+    #[arg(long, value_name = "NAME")]
+    pub translate_model: Option<String>,
+
+    /// Catalog name of the brief model (default: the catalog's).
+    #[arg(long, value_name = "NAME")]
+    pub brief_model: Option<String>,
+
+    /// Produce only translations, or only briefs.
+    #[arg(long, value_enum)]
+    pub only: Option<Only>,
+
+    /// Take only files matching this glob (by name, or by path below the folder given); may be
+    /// repeated. Replaces the default *.txt, *.md, *.markdown.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Skip files and folders matching this glob; may be repeated.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Redo outputs even when they are up to date.
+    #[arg(long)]
+    pub force: bool,
+
+    /// List what would be done and why, without loading models or writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Write a JSON report: per document, its status, outputs, timings, tokens, model and error.
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+
+    /// Write outputs under DIR, mirroring the input tree, instead of beside the originals.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// Refuse input files larger than this many bytes (default 8 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = text::read::DEFAULT_MAX_BYTES)]
+    pub max_bytes: u64,
+
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OneArgs {
+    /// The document; `-` or nothing reads stdin.
+    #[arg(value_name = "FILE|-")]
+    pub input: Option<PathBuf>,
+
+    /// Catalog name of the translation model.
+    #[arg(long, value_name = "NAME")]
+    pub translate_model: Option<String>,
+
+    /// Catalog name of the brief model (brief only).
+    #[arg(long, value_name = "NAME")]
+    pub brief_model: Option<String>,
+
+    /// Treat the input as Markdown (default: by extension; stdin is plain text).
+    #[arg(long)]
+    pub markdown: bool,
+
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Every model of the catalog, the tasks it serves, and whether its files are local.
+    List,
+    /// One model: its source, files, local paths and generation settings.
+    Info {
+        /// Catalog name.
+        name: String,
+        /// Also compute the sha256 of local files.
+        #[arg(long)]
+        hash: bool,
+    },
+    /// Download a model's files into the Hugging Face cache (with a progress bar), and verify
+    /// their sha256.
+    Fetch {
+        /// Catalog name.
+        name: String,
+    },
+}
+
+/// An error in how transbrief was called: exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+    UsageError(e.to_string()).into()
+}
+
+/// Parses the command line and runs it; the binary's whole `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.quiet, cli.verbose);
+    if let Err(problem) = crate::device::check_cpu() {
+        eprintln!("error: {problem}");
+        return ExitCode::from(2);
+    }
+    install_signal_handler(cli.quiet);
+    match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn init_tracing(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "transbrief=info,warn",
+        (false, _) => "transbrief=debug,info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRANSBRIEF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+/// First Ctrl-C (or SIGTERM): finish nothing new, write nothing half-done, report. Second:
+/// leave at once (outputs are renamed into place whole, so none is ever partial).
+fn install_signal_handler(quiet: bool) {
+    let _ = ctrlc::set_handler(move || {
+        if crate::cancel::requested() {
+            std::process::exit(130);
+        }
+        crate::cancel::request();
+        if !quiet {
+            eprintln!(
+                "\ninterrupted: abandoning the documents in flight (nothing partial is written); \
+                 press Ctrl-C again to quit at once"
+            );
+        }
+    });
+}
+
+fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let catalog = Catalog::load(&cli.catalog).map_err(usage)?;
+    match &cli.command {
+        Command::Run(args) => cmd_run(cli, catalog, args),
+        Command::Translate(args) => cmd_one(catalog, args, false),
+        Command::Brief(args) => cmd_one(catalog, args, true),
+        Command::Models(cmd) => cmd_models(&catalog, cmd),
+    }
+}
+
+fn jobs(n: usize) -> usize {
+    if n > 0 {
+        n
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+fn loader(catalog: Catalog, args: &DeviceArgs) -> anyhow::Result<Loader> {
+    let device = args.device.open().map_err(usage)?;
+    Ok(Loader::new(catalog, Access::from_flag(args.offline), device))
+}
+
+fn cmd_run(cli: &Cli, catalog: Catalog, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let loader = loader(catalog, &args.device)?;
+    // Unknown model names are usage errors, found before any work starts.
+    loader
+        .entry(Task::Translate, args.translate_model.as_deref())
+        .map_err(usage)?;
+    if args.only != Some(Only::Translate) {
+        loader
+            .entry(Task::Brief, args.brief_model.as_deref())
+            .map_err(usage)?;
+    }
+    let opts = RunOptions {
+        plan: PlanOptions {
+            paths: args.paths.clone(),
+            include: args.include.clone(),
+            exclude: args.exclude.clone(),
+            out_dir: args.out_dir.clone(),
+        },
+        only: args.only.map(|o| match o {
+            Only::Translate => Task::Translate,
+            Only::Brief => Task::Brief,
+        }),
+        force: args.force,
+        dry_run: args.dry_run,
+        jobs: jobs(args.device.jobs),
+        max_bytes: args.max_bytes,
+        translate_model: args.translate_model.clone(),
+        brief_model: args.brief_model.clone(),
+        progress: !cli.quiet && std::io::stderr().is_terminal(),
+        print_errors: true,
+    };
+    let report = match pipeline::run(&opts, &loader) {
+        Ok(r) => r,
+        Err(e @ crate::Error::Msg(_)) => return Err(usage(e)),
+        Err(e) => return Err(e.into()),
+    };
+    if args.dry_run {
+        print_dry_run(&report);
+    }
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&report)?;
+        pipeline::write::atomic_write(path, &json)
+            .with_context(|| format!("writing the report {}", path.display()))?;
+    }
+    if !cli.quiet {
+        eprintln!("{}", report.summary_line());
+    }
+    Ok(if report.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_dry_run(report: &pipeline::report::Report) {
+    let mut out = std::io::stdout().lock();
+    for d in &report.documents {
+        if let Some(e) = &d.error {
+            let _ = writeln!(out, "error  {e}");
+            continue;
+        }
+        for o in &d.outputs {
+            let what = match o.reason {
+                Some(r) => format!("write ({r})"),
+                None => "skip (up to date)".into(),
+            };
+            let _ = writeln!(
+                out,
+                "{what:<18} {} -> {}",
+                d.input.display(),
+                o.path.display()
+            );
+        }
+    }
+}
+
+fn read_input(input: &Option<PathBuf>) -> anyhow::Result<(String, Option<&Path>)> {
+    match input.as_deref() {
+        None => read_stdin(),
+        Some(p) if p == Path::new("-") => read_stdin(),
+        Some(p) => {
+            let d = text::read::read_document(p, text::read::DEFAULT_MAX_BYTES)
+                .map_err(|e| crate::Error::input(p, e))?;
+            Ok((d.text, Some(p)))
+        }
+    }
+}
+
+fn read_stdin() -> anyhow::Result<(String, Option<&'static Path>)> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .context("reading stdin")?;
+    let d = text::read::decode(&bytes).map_err(|e| crate::Error::input("<stdin>", e))?;
+    Ok((d.text, None))
+}
+
+fn cmd_one(catalog: Catalog, args: &OneArgs, brief: bool) -> anyhow::Result<ExitCode> {
+    let loader = loader(catalog, &args.device)?;
+    let translate = loader
+        .entry(Task::Translate, args.translate_model.as_deref())
+        .map_err(usage)?
+        .clone();
+    let brief_entry = if brief {
+        Some(
+            loader
+                .entry(Task::Brief, args.brief_model.as_deref())
+                .map_err(usage)?
+                .clone(),
+        )
+    } else {
+        None
+    };
+    let (text, path) = read_input(&args.input)?;
+    let format = if args.markdown || path.and_then(text::format_of) == Some(Format::Markdown) {
+        Format::Markdown
+    } else {
+        Format::Plain
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs(args.device.jobs))
+        .build()?;
+    let out = pool.install(|| -> anyhow::Result<String> {
+        let english = pipeline::run::translate_document(&text, format, &*loader.translator(&translate)?)?
+            .value
+            .0;
+        match &brief_entry {
+            None => Ok(english),
+            Some(entry) => {
+                let title = path
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().split('.').next().unwrap_or("").to_string())
+                    .unwrap_or_else(|| "Brief".into());
+                Ok(pipeline::brief::make_brief(&*loader.summarizer(entry)?, &english, &title)?.value)
+            }
+        }
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    stdout.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_models(catalog: &Catalog, cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        ModelsCommand::List => {
+            writeln!(out, "{:<24} {:<10} {:<18} {:<6} description", "name", "family", "tasks", "local")?;
+            for e in catalog.entries() {
+                let tasks = e.tasks.iter().map(Task::to_string).collect::<Vec<_>>().join(",");
+                let local = if hub::status(e).iter().all(|s| s.local.is_some()) {
+                    "yes"
+                } else {
+                    "no"
+                };
+                let mut name = e.name.clone();
+                for t in [Task::Translate, Task::Brief] {
+                    if catalog.default_for(t) == Some(e.name.as_str()) {
+                        name.push('*');
+                        break;
+                    }
+                }
+                writeln!(out, "{name:<24} {:<10} {tasks:<18} {local:<6} {}", e.family.to_string(), e.description)?;
+            }
+            writeln!(
+                out,
+                "\n* default model. Defaults: translate = {}, brief = {}. Catalogs: {}. HF cache: {}",
+                catalog.default_for(Task::Translate).unwrap_or("-"),
+                catalog.default_for(Task::Brief).unwrap_or("-"),
+                catalog.sources.join(", "),
+                hub::cache_dir().display()
+            )?;
+        }
+        ModelsCommand::Info { name, hash } => {
+            let e = catalog.get(name).map_err(usage)?;
+            writeln!(out, "name:        {}", e.name)?;
+            writeln!(out, "description: {}", e.description)?;
+            writeln!(out, "family:      {}", e.family)?;
+            writeln!(out, "tasks:       {}", e.tasks.iter().map(Task::to_string).collect::<Vec<_>>().join(", "))?;
+            if let Some(r) = &e.source.repo {
+                writeln!(out, "repo:        {r} @ {}", e.source.revision.as_deref().unwrap_or("main"))?;
+            }
+            if let Some(p) = &e.source.path {
+                writeln!(out, "path:        {}", p.display())?;
+            }
+            for s in hub::status(e) {
+                let expected = e.sha256.get(&s.file).map(String::as_str).unwrap_or("(not pinned)");
+                writeln!(out, "file:        {} = {}", s.role, s.file)?;
+                writeln!(out, "  sha256:    {expected}")?;
+                match &s.local {
+                    Some(p) => {
+                        writeln!(out, "  local:     {}", p.display())?;
+                        if *hash {
+                            writeln!(out, "  actual:    {}", hub::sha256_file(p)?)?;
+                        }
+                    }
+                    None => writeln!(out, "  local:     not downloaded (transbrief models fetch {})", e.name)?,
+                }
+            }
+            let g = catalog.generation(e);
+            writeln!(out, "generation:  {}", serde_json::to_string(&g)?)?;
+            if let Some(p) = &e.prompts {
+                writeln!(out, "prompts:     {p}")?;
+            }
+        }
+        ModelsCommand::Fetch { name } => {
+            let e = catalog.get(name).map_err(usage)?;
+            let files = hub::resolve(e, Access::from_flag(false))?;
+            for (role, path) in &files.paths {
+                writeln!(out, "{role}: {}", path.display())?;
+            }
+            if !e.sha256.is_empty() {
+                writeln!(out, "sha256 verified")?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn jobs_zero_means_all_cores() {
+        assert!(jobs(0) >= 1);
+        assert_eq!(jobs(3), 3);
+    }
+
+    #[test]
+    fn unbounded_failure_of_a_bad_flag_is_a_usage_error() {
+        let e = Cli::try_parse_from(["transbrief", "run", "x", "--only", "both"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+}

@@ -1,0 +1,372 @@
+//! The `gguf-chat` backend: an instruct LLM in one GGUF file, prompted through its chat
+//! template to translate and to write briefs.
+//!
+//! What it is for: turning the catalog's prompts and a paragraph (or an article) into a chat
+//! prompt, running [`qwen2::Model`] over it with the shared decoding loop, and cleaning the
+//! answer. One loaded model serves every worker thread; each worker borrows a KV cache from a
+//! small pool, in which the system prompt has already been computed.
+//!
+//! Not for: the transformer itself (`qwen2`), tokenization (`gguf_tokenizer`), or deciding
+//! what to translate (`pipeline`).
+//!
+//! Safety against hostile documents: the document is always tokenized as plain text
+//! ([`GgufTokenizer::encode`] never yields control tokens), so a document that contains
+//! `<|im_start|>system` cannot open a turn of its own; only the template's own markers are
+//! control tokens. The system prompts also tell the model that the text is data.
+//!
+//! Determinism: the system prompt is always computed as one forward pass of its own, and the
+//! rest of the prompt as a second one, whether or not the cache was reused, so the numbers (and
+//! so the greedy output) do not depend on what a worker did before.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use candle_core::quantized::gguf_file;
+use candle_core::Device;
+
+use crate::catalog::Prompts;
+use crate::generate::sampling::{self, SamplingConfig, StopReason};
+use crate::models::gguf_tokenizer::GgufTokenizer;
+use crate::models::qwen2;
+use crate::models::{Output, Summarizer, SummaryInput, Translator, Usage};
+use crate::{Error, Result};
+
+/// Tokens reserved for the brief a `summarize` call writes.
+const BRIEF_TOKENS: usize = 512;
+
+/// How the chat template wraps turns. Only ChatML (Qwen) so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Template {
+    ChatMl,
+}
+
+/// A role in the conversation.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// A loaded chat model with its prompts.
+pub struct GgufChat {
+    name: String,
+    model: qwen2::Model,
+    tokenizer: GgufTokenizer,
+    template: Template,
+    prompts: Prompts,
+    sampling: SamplingConfig,
+    stop_ids: Vec<u32>,
+    /// Caches whose first tokens hold a computed system prompt, with those tokens.
+    pool: Mutex<Vec<(qwen2::Cache, Vec<u32>)>>,
+    /// How many earlier paragraphs (source and translation) are shown as context.
+    context_paragraphs: usize,
+}
+
+/// Settings of a [`GgufChat`] beyond the model file.
+#[derive(Debug, Clone)]
+pub struct ChatSettings {
+    pub prompts: Prompts,
+    pub sampling: SamplingConfig,
+    /// Largest context (prompt plus answer) to run with.
+    pub context: usize,
+    /// Earlier paragraphs of the document shown as context when translating.
+    pub context_paragraphs: usize,
+}
+
+impl GgufChat {
+    /// Loads `path`. `name` is the catalog name, used in errors.
+    pub fn load(name: &str, path: &Path, settings: ChatSettings, device: &Device) -> Result<Self> {
+        let err = |what: &str, e: &dyn std::fmt::Display| {
+            Error::model(
+                name,
+                format!(
+                    "{}: {what}: {e}. The file may be truncated or not a GGUF model; check its \
+                     sha256 (`transbrief models info {name}`) or fetch it again",
+                    path.display()
+                ),
+            )
+        };
+        let mut file = std::fs::File::open(path).map_err(|e| err("cannot open", &e))?;
+        let content =
+            gguf_file::Content::read(&mut file).map_err(|e| err("cannot read the header", &e))?;
+        let arch = content
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
+        if arch != "qwen2" {
+            return Err(Error::model(
+                name,
+                format!(
+                    "{}: architecture '{arch}' is not supported by the gguf-chat backend yet \
+                     (supported: qwen2, i.e. Qwen2 and Qwen2.5 models)",
+                    path.display()
+                ),
+            ));
+        }
+        let tokenizer = GgufTokenizer::from_gguf(&content)
+            .map_err(|e| err("cannot build the tokenizer from its metadata", &e))?;
+        let template = match tokenizer.chat_template() {
+            Some(t) if t.contains("<|im_start|>") => Template::ChatMl,
+            None if tokenizer.special("<|im_start|>").is_some() => Template::ChatMl,
+            _ => {
+                return Err(Error::model(
+                    name,
+                    format!("{}: unsupported chat template (only ChatML)", path.display()),
+                ))
+            }
+        };
+        let model = qwen2::Model::from_gguf(&content, &mut file, settings.context, device)
+            .map_err(|e| err("cannot load the weights", &e))?;
+        let mut stop_ids = tokenizer.stop_ids();
+        if let Some(end) = tokenizer.special("<|im_end|>") {
+            if !stop_ids.contains(&end) {
+                stop_ids.push(end);
+            }
+        }
+        Ok(Self {
+            name: name.to_string(),
+            model,
+            tokenizer,
+            template,
+            prompts: settings.prompts,
+            sampling: settings.sampling,
+            stop_ids,
+            pool: Mutex::new(Vec::new()),
+            context_paragraphs: settings.context_paragraphs,
+        })
+    }
+
+    /// The tokenizer, for token counts.
+    pub fn tokenizer(&self) -> &GgufTokenizer {
+        &self.tokenizer
+    }
+
+    fn special(&self, token: &str) -> Result<u32> {
+        self.tokenizer.special(token).ok_or_else(|| {
+            Error::model(&self.name, format!("the vocabulary has no '{token}' token"))
+        })
+    }
+
+    /// Token ids of one turn: control markers from the vocabulary, text as plain text.
+    fn turn(&self, role: Role, text: &str, out: &mut Vec<u32>) -> Result<()> {
+        match self.template {
+            Template::ChatMl => {
+                out.push(self.special("<|im_start|>")?);
+                out.extend(self.tokenizer.encode(&format!("{}\n{text}", role.name()))?);
+                out.push(self.special("<|im_end|>")?);
+                out.extend(self.tokenizer.encode("\n")?);
+            }
+        }
+        Ok(())
+    }
+
+    fn assistant_start(&self, out: &mut Vec<u32>) -> Result<()> {
+        match self.template {
+            Template::ChatMl => {
+                out.push(self.special("<|im_start|>")?);
+                out.extend(self.tokenizer.encode("assistant\n")?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one conversation: `system`, then `turns` (user, assistant, ..., user), and returns
+    /// the assistant's answer.
+    fn chat(
+        &self,
+        system: &str,
+        turns: &[(Role, &str)],
+        max_new: usize,
+    ) -> Result<Output<String>> {
+        let mut head = Vec::new();
+        self.turn(Role::System, system, &mut head)?;
+        let mut rest = Vec::new();
+        for (role, text) in turns {
+            self.turn(*role, text, &mut rest)?;
+        }
+        self.assistant_start(&mut rest)?;
+        let prompt_len = head.len() + rest.len();
+        let room = self.model.max_len().saturating_sub(prompt_len);
+        if room == 0 {
+            return Err(Error::model(
+                &self.name,
+                format!(
+                    "prompt of {prompt_len} tokens does not fit the context of {} tokens",
+                    self.model.max_len()
+                ),
+            ));
+        }
+
+        let (mut cache, cached) = self
+            .pool
+            .lock()
+            .map_err(|_| Error::msg("a worker panicked while holding the cache pool"))?
+            .pop()
+            .unwrap_or_else(|| (self.model.new_cache(), Vec::new()));
+        if cached != head {
+            cache.truncate(0);
+            self.model.forward(&head, &mut cache)?;
+        } else {
+            cache.truncate(head.len());
+        }
+        let result = (|| {
+            let logits = self.model.forward(&rest, &mut cache)?;
+            let cfg = SamplingConfig {
+                max_new_tokens: max_new.min(self.sampling.max_new_tokens),
+                ..self.sampling.clone()
+            };
+            let model = &self.model;
+            let cache = &mut cache;
+            sampling::generate(
+                logits,
+                |id| model.forward(&[id], cache),
+                &self.stop_ids,
+                &cfg,
+                room,
+            )
+        })();
+        // The cache goes back to the pool with its system prompt, even after an error.
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.push((cache, head));
+        }
+        let generated = result?;
+        if generated.stop == StopReason::MaxTokens {
+            tracing::debug!(model = %self.name, "answer cut at the token limit");
+        }
+        let text = self.tokenizer.decode(&generated.ids)?;
+        Ok(Output {
+            value: text.trim().to_string(),
+            usage: Usage {
+                input_tokens: prompt_len as u64,
+                output_tokens: generated.ids.len() as u64,
+            },
+        })
+    }
+
+    fn count(&self, text: &str) -> Result<usize> {
+        Ok(self.tokenizer.encode(text)?.len())
+    }
+
+    /// The most source tokens one translation request takes: the prompt, the context and an
+    /// answer up to twice as long must fit.
+    fn paragraph_budget(&self) -> usize {
+        (self.model.max_len().saturating_sub(256) / 4).max(32)
+    }
+
+    fn translate_one(&self, text: &str, context: &[(&str, &str)]) -> Result<Output<String>> {
+        let user = |t: &str| self.prompts.translate_user.replace("{text}", t);
+        let shown: Vec<(String, &str)> = context.iter().map(|(s, t)| (user(s), *t)).collect();
+        let mut turns: Vec<(Role, &str)> = Vec::new();
+        for (source, target) in &shown {
+            turns.push((Role::User, source));
+            turns.push((Role::Assistant, target));
+        }
+        let current = user(text);
+        turns.push((Role::User, &current));
+        let n = self.count(text)?;
+        let out = self.chat(&self.prompts.translate_system, &turns, 3 * n + 64)?;
+        Ok(Output {
+            value: one_paragraph(&out.value),
+            usage: out.usage,
+        })
+    }
+}
+
+/// Makes a model answer one paragraph: no blank lines inside, no surrounding whitespace.
+fn one_paragraph(text: &str) -> String {
+    text.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Translator for GgufChat {
+    fn translate(&self, paragraphs: &[&str]) -> Result<Output<Vec<String>>> {
+        let mut usage = Usage::default();
+        let mut out: Vec<String> = Vec::with_capacity(paragraphs.len());
+        let budget = self.paragraph_budget();
+        for (i, paragraph) in paragraphs.iter().enumerate() {
+            crate::cancel::check()?;
+            if paragraph.trim().is_empty() {
+                out.push(String::new());
+                continue;
+            }
+            let from = i.saturating_sub(self.context_paragraphs);
+            let context: Vec<(&str, &str)> = (from..i)
+                .filter(|&j| !out[j].is_empty())
+                .map(|j| (paragraphs[j], out[j].as_str()))
+                .collect();
+            let count = |t: &str| self.count(t).unwrap_or(t.len());
+            let pieces = if count(paragraph) <= budget {
+                vec![0..paragraph.len()]
+            } else {
+                crate::text::chunk::chunk(paragraph, budget, &count)
+            };
+            let mut translated = Vec::with_capacity(pieces.len());
+            for piece in pieces {
+                // Long paragraphs are cut into pieces; context is only given to whole ones.
+                let ctx = if translated.is_empty() { &context[..] } else { &[] };
+                let o = self.translate_one(&paragraph[piece], ctx)?;
+                usage += o.usage;
+                translated.push(o.value);
+            }
+            out.push(translated.join(" "));
+        }
+        Ok(Output { value: out, usage })
+    }
+}
+
+impl Summarizer for GgufChat {
+    fn max_input_tokens(&self) -> usize {
+        let overhead = self.count(&self.prompts.brief_system).unwrap_or(128)
+            + self.count(&self.prompts.reduce_user).unwrap_or(256)
+            + 32;
+        self.model
+            .max_len()
+            .saturating_sub(overhead + BRIEF_TOKENS)
+            .max(64)
+    }
+
+    fn count_tokens(&self, text: &str) -> Result<usize> {
+        self.count(text)
+    }
+
+    fn summarize(&self, text: &str, input: SummaryInput) -> Result<Output<String>> {
+        let template = match input {
+            SummaryInput::Document => &self.prompts.brief_user,
+            SummaryInput::Chunk => &self.prompts.chunk_user,
+            SummaryInput::Partials => &self.prompts.reduce_user,
+        };
+        let user = template.replace("{text}", text);
+        self.chat(
+            &self.prompts.brief_system,
+            &[(Role::User, &user)],
+            BRIEF_TOKENS,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_become_single_paragraphs() {
+        assert_eq!(one_paragraph("  a\n\n\nb  \n"), "  a\nb");
+        assert_eq!(one_paragraph("\n\n"), "");
+    }
+}

@@ -1,0 +1,426 @@
+//! Qwen2 / Qwen2.5 decoder, quantized, loaded from a GGUF file.
+//!
+//! What it is for: the forward pass of the instruct LLMs that the `gguf-chat` backend runs
+//! (Qwen2.5 and Qwen2.5-Coder in any llama.cpp quantization). Not for: tokenizing, prompting or
+//! decoding loops (see `gguf_tokenizer`, `gguf_chat` and `generate`).
+//!
+//! Why not candle-transformers' `quantized_qwen2`: it is the reference we follow (same tensors,
+//! same maths, same kernels: `QMatMul`, `rms_norm`, `rope`), but it keeps the KV cache *inside* the
+//! weights and grows it with `Tensor::cat` at every step. A batch tool wants the opposite:
+//! - one copy of the weights shared by every worker thread (`Model` is immutable, `Sync`), with
+//!   the per-sequence state in a separate [`Cache`] that each worker owns;
+//! - a cache preallocated once and written in place, that can be cut back to a shared prompt
+//!   prefix ([`Cache::truncate`]) so the system prompt is computed once per worker, not once per
+//!   paragraph;
+//! - grouped-query attention without materialising repeated K/V heads.
+
+use candle_core::quantized::{gguf_file, QMatMul};
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::Embedding;
+use candle_transformers::quantized_nn::RmsNorm;
+
+/// Hyper-parameters, read from the GGUF metadata (`qwen2.*` keys, as llama.cpp writes them).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Config {
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub context_length: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f32,
+}
+
+impl Config {
+    pub fn from_gguf(ct: &gguf_file::Content) -> Result<Self> {
+        let get = |key: &str| {
+            ct.metadata
+                .get(key)
+                .ok_or_else(|| candle_core::Error::Msg(format!("GGUF metadata has no '{key}'")))
+        };
+        let arch = get("general.architecture")?.to_string()?.clone();
+        if arch != "qwen2" {
+            candle_core::bail!("architecture '{arch}' is not qwen2");
+        }
+        let num_heads = get("qwen2.attention.head_count")?.to_u32()? as usize;
+        let hidden_size = get("qwen2.embedding_length")?.to_u32()? as usize;
+        let rope_theta = match ct.metadata.get("qwen2.rope.freq_base") {
+            Some(v) => v.to_f32()?,
+            None => 10_000.0,
+        };
+        Ok(Self {
+            hidden_size,
+            num_layers: get("qwen2.block_count")?.to_u32()? as usize,
+            num_heads,
+            num_kv_heads: get("qwen2.attention.head_count_kv")?.to_u32()? as usize,
+            head_dim: hidden_size / num_heads,
+            context_length: get("qwen2.context_length")?.to_u32()? as usize,
+            rms_norm_eps: get("qwen2.attention.layer_norm_rms_epsilon")?.to_f32()? as f64,
+            rope_theta,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Mlp {
+    gate: QMatMul,
+    up: QMatMul,
+    down: QMatMul,
+}
+
+impl Module for Mlp {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let gate = candle_nn::ops::silu(&self.gate.forward(xs)?)?;
+        self.down.forward(&(gate * self.up.forward(xs)?)?)
+    }
+}
+
+#[derive(Debug)]
+struct Attention {
+    q: QMatMul,
+    k: QMatMul,
+    v: QMatMul,
+    q_bias: Tensor,
+    k_bias: Tensor,
+    v_bias: Tensor,
+    o: QMatMul,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn forward(
+        &self,
+        xs: &Tensor,
+        rope: &Rope,
+        mask: Option<&Tensor>,
+        cache: &mut LayerCache,
+    ) -> Result<Tensor> {
+        let (b, seq, hidden) = xs.dims3()?;
+        let pos = cache.len;
+        let heads = |t: Tensor, n: usize| {
+            t.reshape((b, seq, n, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let q = heads(
+            self.q.forward(xs)?.broadcast_add(&self.q_bias)?,
+            self.num_heads,
+        )?;
+        let k = heads(
+            self.k.forward(xs)?.broadcast_add(&self.k_bias)?,
+            self.num_kv_heads,
+        )?;
+        let v = heads(
+            self.v.forward(xs)?.broadcast_add(&self.v_bias)?,
+            self.num_kv_heads,
+        )?;
+        let q = rope.apply(&q, pos)?;
+        let k = rope.apply(&k, pos)?;
+        let (k, v) = cache.append(&k, &v)?;
+        let kv_len = k.dim(2)?;
+
+        // Grouped-query attention: the `rep` query heads that share one K/V head are stacked
+        // along the sequence axis, so each K/V head is used as is, never copied `rep` times.
+        let rep = self.num_heads / self.num_kv_heads;
+        let q = q.reshape((b, self.num_kv_heads, rep * seq, self.head_dim))?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?;
+        let scores = match mask {
+            None => scores,
+            Some(mask) => {
+                // mask: (seq, kv_len), 0 or -inf; repeated for the stacked heads.
+                let scores = scores.reshape((b, self.num_kv_heads, rep, seq, kv_len))?;
+                scores
+                    .broadcast_add(mask)?
+                    .reshape((b, self.num_kv_heads, rep * seq, kv_len))?
+            }
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs.matmul(&v)?; // (b, kv_heads, rep*seq, head_dim)
+        let out = out
+            .reshape((b, self.num_heads, seq, self.head_dim))?
+            .transpose(1, 2)?
+            .reshape((b, seq, hidden))?;
+        self.o.forward(&out)
+    }
+}
+
+#[derive(Debug)]
+struct Layer {
+    attn_norm: RmsNorm,
+    attn: Attention,
+    ffn_norm: RmsNorm,
+    mlp: Mlp,
+}
+
+/// Rotary position embedding tables (NeoX layout: halves, not interleaved pairs).
+#[derive(Debug)]
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    fn new(cfg: &Config, max_len: usize, device: &Device) -> Result<Self> {
+        let inv_freq: Vec<f32> = (0..cfg.head_dim)
+            .step_by(2)
+            .map(|i| 1.0 / cfg.rope_theta.powf(i as f32 / cfg.head_dim as f32))
+            .collect();
+        let n = inv_freq.len();
+        let inv_freq = Tensor::from_vec(inv_freq, (1, n), device)?;
+        let positions = Tensor::arange(0u32, max_len as u32, device)?
+            .to_dtype(DType::F32)?
+            .reshape((max_len, 1))?;
+        let angles = positions.matmul(&inv_freq)?;
+        Ok(Self {
+            cos: angles.cos()?,
+            sin: angles.sin()?,
+        })
+    }
+
+    fn apply(&self, xs: &Tensor, pos: usize) -> Result<Tensor> {
+        let seq = xs.dim(2)?;
+        let cos = self.cos.narrow(0, pos, seq)?;
+        let sin = self.sin.narrow(0, pos, seq)?;
+        candle_nn::rotary_emb::rope(xs, &cos, &sin)
+    }
+}
+
+/// The decoder: immutable once loaded, shared by reference between threads.
+#[derive(Debug)]
+pub struct Model {
+    embed: Embedding,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    output: QMatMul,
+    rope: Rope,
+    cfg: Config,
+    max_len: usize,
+    device: Device,
+}
+
+impl Model {
+    /// Loads the weights. `max_len` caps the context this process will use (prompt plus
+    /// generated tokens), which bounds the rotary tables and each [`Cache`]; it is clamped to the
+    /// model's own context length.
+    pub fn from_gguf<R: std::io::Seek + std::io::Read>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        max_len: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let cfg = Config::from_gguf(ct)?;
+        let max_len = max_len.min(cfg.context_length).max(1);
+        let eps = cfg.rms_norm_eps;
+        let mut tensor = |name: &str| ct.tensor(reader, name, device);
+
+        let embed = tensor("token_embd.weight")?.dequantize(device)?;
+        let output = match tensor("output.weight") {
+            Ok(w) => QMatMul::from_qtensor(w)?,
+            // Small Qwen models tie the output projection to the embeddings.
+            Err(_) => QMatMul::from_qtensor(tensor("token_embd.weight")?)?,
+        };
+        let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
+        let mut layers = Vec::with_capacity(cfg.num_layers);
+        for i in 0..cfg.num_layers {
+            let mut q = |suffix: &str| -> Result<QMatMul> {
+                QMatMul::from_qtensor(tensor(&format!("blk.{i}.{suffix}"))?)
+            };
+            let attn_q = q("attn_q.weight")?;
+            let attn_k = q("attn_k.weight")?;
+            let attn_v = q("attn_v.weight")?;
+            let attn_o = q("attn_output.weight")?;
+            let mlp = Mlp {
+                gate: q("ffn_gate.weight")?,
+                up: q("ffn_up.weight")?,
+                down: q("ffn_down.weight")?,
+            };
+            let mut dense = |suffix: &str| -> Result<Tensor> {
+                tensor(&format!("blk.{i}.{suffix}"))?.dequantize(device)
+            };
+            let attn = Attention {
+                q: attn_q,
+                k: attn_k,
+                v: attn_v,
+                q_bias: dense("attn_q.bias")?,
+                k_bias: dense("attn_k.bias")?,
+                v_bias: dense("attn_v.bias")?,
+                o: attn_o,
+                num_heads: cfg.num_heads,
+                num_kv_heads: cfg.num_kv_heads,
+                head_dim: cfg.head_dim,
+            };
+            layers.push(Layer {
+                attn_norm: RmsNorm::from_qtensor(tensor(&format!("blk.{i}.attn_norm.weight"))?, eps)?,
+                attn,
+                ffn_norm: RmsNorm::from_qtensor(tensor(&format!("blk.{i}.ffn_norm.weight"))?, eps)?,
+                mlp,
+            });
+        }
+        Ok(Self {
+            embed: Embedding::new(embed, cfg.hidden_size),
+            layers,
+            norm,
+            output,
+            rope: Rope::new(&cfg, max_len, device)?,
+            cfg,
+            max_len,
+            device: device.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The longest sequence (prompt plus generation) a [`Cache`] of this model holds.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A fresh, empty cache for one sequence.
+    pub fn new_cache(&self) -> Cache {
+        Cache {
+            layers: (0..self.cfg.num_layers)
+                .map(|_| LayerCache {
+                    k: None,
+                    v: None,
+                    len: 0,
+                    cap: self.max_len,
+                })
+                .collect(),
+        }
+    }
+
+    /// Feeds `ids` (one sequence) after what `cache` already holds, and returns the logits
+    /// (f32, vocabulary-sized) for the token that follows the last of them.
+    pub fn forward(&self, ids: &[u32], cache: &mut Cache) -> Result<Tensor> {
+        let seq = ids.len();
+        if seq == 0 {
+            candle_core::bail!("forward called with no tokens");
+        }
+        let pos = cache.len();
+        if pos + seq > self.max_len {
+            candle_core::bail!(
+                "sequence of {} tokens exceeds the context of {} tokens",
+                pos + seq,
+                self.max_len
+            );
+        }
+        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let mask = if seq > 1 {
+            Some(causal_mask(seq, pos, &self.device)?)
+        } else {
+            None
+        };
+        let mut xs = self.embed.forward(&input)?;
+        for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            let residual = &xs;
+            let h = layer.attn_norm.forward(&xs)?;
+            let h = layer
+                .attn
+                .forward(&h, &self.rope, mask.as_ref(), layer_cache)?;
+            let xs_mid = (h + residual)?;
+            let h = layer.mlp.forward(&layer.ffn_norm.forward(&xs_mid)?)?;
+            xs = (h + xs_mid)?;
+        }
+        // Only the last position is projected onto the (large) vocabulary.
+        let last = xs.narrow(1, seq - 1, 1)?;
+        let last = self.norm.forward(&last)?;
+        self.output.forward(&last)?.squeeze(0)?.squeeze(0)?.to_dtype(DType::F32)
+    }
+}
+
+/// Additive causal mask for `seq` new tokens after `past` cached ones: (seq, past + seq).
+fn causal_mask(seq: usize, past: usize, device: &Device) -> Result<Tensor> {
+    let total = past + seq;
+    let mask: Vec<f32> = (0..seq)
+        .flat_map(|i| {
+            (0..total).map(move |j| {
+                if j > past + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Tensor::from_vec(mask, (seq, total), device)
+}
+
+/// Keys and values of one layer, preallocated to the model's `max_len` on first use and
+/// written in place.
+#[derive(Debug, Clone)]
+struct LayerCache {
+    k: Option<Tensor>,
+    v: Option<Tensor>,
+    len: usize,
+    cap: usize,
+}
+
+impl LayerCache {
+    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let seq = k.dim(2)?;
+        let alloc = |t: &Tensor| -> Result<Tensor> {
+            let (b, h, _, d) = t.dims4()?;
+            Tensor::zeros((b, h, self.cap, d), t.dtype(), t.device())
+        };
+        if self.k.is_none() {
+            self.k = Some(alloc(k)?);
+            self.v = Some(alloc(v)?);
+        }
+        let (Some(kc), Some(vc)) = (&self.k, &self.v) else {
+            unreachable!("allocated just above")
+        };
+        kc.slice_set(k, 2, self.len)?;
+        vc.slice_set(v, 2, self.len)?;
+        self.len += seq;
+        Ok((kc.narrow(2, 0, self.len)?, vc.narrow(2, 0, self.len)?))
+    }
+}
+
+/// The per-sequence state of a [`Model`]: what it has read so far.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    layers: Vec<LayerCache>,
+}
+
+impl Cache {
+    /// Number of tokens held.
+    pub fn len(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets everything after the first `len` tokens (a shared prompt prefix, say); the
+    /// memory is kept and overwritten by what comes next.
+    pub fn truncate(&mut self, len: usize) {
+        for layer in &mut self.layers {
+            layer.len = layer.len.min(len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causal_mask_lets_each_token_see_the_past_only() {
+        let m = causal_mask(2, 3, &Device::Cpu).unwrap();
+        let rows: Vec<Vec<f32>> = m.to_vec2().unwrap();
+        assert_eq!(rows[0][..4], [0.0, 0.0, 0.0, 0.0]);
+        assert!(rows[0][4].is_infinite());
+        assert_eq!(rows[1], vec![0.0; 5]);
+    }
+}

@@ -1,0 +1,184 @@
+//! What a run did, document by document: the JSON report (`--report FILE.json`) and the
+//! closing summary line.
+//!
+//! The JSON field names are a contract other people's scripts read: add fields freely, never
+//! rename or remove one. Not for: deciding what to do (`run`).
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::models::Usage;
+
+/// The outcome of one document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DocStatus {
+    /// At least one output was written, none failed.
+    Done,
+    /// Every output was already up to date.
+    Skipped,
+    /// `--dry-run`: what would be done.
+    Planned,
+    /// Something failed; `error` says what. Other documents are unaffected.
+    Failed,
+    /// Ctrl-C or SIGTERM arrived first; nothing of it was written.
+    Interrupted,
+}
+
+/// What happened to one output file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutputReport {
+    /// `translation` or `brief`.
+    pub kind: &'static str,
+    pub path: PathBuf,
+    /// `written`, `up-to-date`, `would-write`, `not-written`.
+    pub action: &'static str,
+    /// Why it was (or would be) written: `new`, `changed` (input, model or settings), `forced`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+/// Milliseconds spent in each stage of a document.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    pub read_ms: f64,
+    pub translate_ms: f64,
+    pub brief_ms: f64,
+    pub total_ms: f64,
+}
+
+/// The models used for a document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ModelsUsed {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub translate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brief: Option<String>,
+}
+
+/// One document's line in the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DocReport {
+    pub input: PathBuf,
+    pub status: DocStatus,
+    pub outputs: Vec<OutputReport>,
+    /// The encoding the document was read as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    pub paragraphs: usize,
+    pub timings: Timings,
+    pub tokens: Usage,
+    pub model: ModelsUsed,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl DocReport {
+    pub fn new(input: PathBuf) -> Self {
+        Self {
+            input,
+            status: DocStatus::Skipped,
+            outputs: Vec::new(),
+            encoding: None,
+            paragraphs: 0,
+            timings: Timings::default(),
+            tokens: Usage::default(),
+            model: ModelsUsed::default(),
+            error: None,
+        }
+    }
+
+    /// A document that failed before anything else was known of it.
+    pub fn failed(input: PathBuf, error: String) -> Self {
+        Self {
+            status: DocStatus::Failed,
+            error: Some(error),
+            ..Self::new(input)
+        }
+    }
+}
+
+/// Counts over all documents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Totals {
+    pub documents: usize,
+    pub done: usize,
+    pub skipped: usize,
+    pub planned: usize,
+    pub failed: usize,
+    pub interrupted: usize,
+    pub tokens: Usage,
+    /// Generated tokens per second of wall time.
+    pub output_tokens_per_s: f64,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub device: String,
+    pub jobs: usize,
+    pub elapsed_s: f64,
+    pub totals: Totals,
+    pub documents: Vec<DocReport>,
+}
+
+impl Report {
+    pub fn new(device: String, jobs: usize, documents: Vec<DocReport>, elapsed_s: f64) -> Self {
+        let mut totals = Totals {
+            documents: documents.len(),
+            ..Default::default()
+        };
+        for d in &documents {
+            match d.status {
+                DocStatus::Done => totals.done += 1,
+                DocStatus::Skipped => totals.skipped += 1,
+                DocStatus::Planned => totals.planned += 1,
+                DocStatus::Failed => totals.failed += 1,
+                DocStatus::Interrupted => totals.interrupted += 1,
+            }
+            totals.tokens += d.tokens;
+        }
+        if elapsed_s > 0.0 {
+            totals.output_tokens_per_s = totals.tokens.output_tokens as f64 / elapsed_s;
+        }
+        Self {
+            tool: "transbrief",
+            version: env!("CARGO_PKG_VERSION"),
+            device,
+            jobs,
+            elapsed_s,
+            totals,
+            documents,
+        }
+    }
+
+    /// Whether every document succeeded (done, skipped or planned).
+    pub fn all_ok(&self) -> bool {
+        self.totals.failed == 0 && self.totals.interrupted == 0
+    }
+
+    /// The closing line for the terminal.
+    pub fn summary_line(&self) -> String {
+        let t = &self.totals;
+        let mut parts = vec![format!("{} done", t.done), format!("{} skipped", t.skipped)];
+        if t.planned > 0 {
+            parts.push(format!("{} planned", t.planned));
+        }
+        parts.push(format!("{} failed", t.failed));
+        if t.interrupted > 0 {
+            parts.push(format!("{} interrupted", t.interrupted));
+        }
+        format!(
+            "{} document{}: {} in {:.1} s ({} tokens generated, {:.1} tokens/s)",
+            t.documents,
+            if t.documents == 1 { "" } else { "s" },
+            parts.join(", "),
+            self.elapsed_s,
+            t.tokens.output_tokens,
+            t.output_tokens_per_s
+        )
+    }
+}
