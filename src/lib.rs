@@ -13,5 +13,7 @@
 
 pub mod error;
 pub mod models;
+#[doc(hidden)]
+pub mod testkit;
 
 pub use error::{Error, Result};
