@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference token ids from llama.cpp, for tests/gguf_tokenizer.rs.
 
-Usage: scripts/llamacpp-token-ids.py MODEL.gguf OUT.json [TEXTS]
+Usage: scripts/llamacpp-token-ids.py MODEL.gguf OUT.json [--texts TEXTS] [--logits]
 
 Tokenizes every text of TEXTS (default: tests/fixtures/tokenizer_texts.txt, one JSON string per
 line, lines starting with '#' are comments) with llama.cpp through llama-cpp-python, loading only
@@ -10,9 +10,18 @@ the vocabulary of MODEL.gguf, as ordinary text: no BOS, special tokens not parse
 llama-cpp-python version, to OUT.json; also the ids llama.cpp gives to a few control tokens
 (parsed with special=True), bos/eos, and its end-of-generation (eog) ids.
 
+With --logits it also loads the weights and records llama.cpp's logits at the last position of
+the first text (meant for the test kit's tiny model, whose vocabulary is small).
+
 Needs: pip install llama-cpp-python (builds llama.cpp from source).
+Fixtures in tests/fixtures were made with:
+  scripts/llamacpp-token-ids.py $HF_CACHE/.../qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
+      tests/fixtures/llamacpp_ids_qwen2.5-coder-0.5b.json          (same for the 1.5B)
+  cargo run --example write_tiny_gguf -- /tmp/tiny42.gguf 42
+  scripts/llamacpp-token-ids.py /tmp/tiny42.gguf tests/fixtures/llamacpp_ids_tiny-qwen2-seed42.json --logits
 """
 
+import argparse
 import hashlib
 import json
 import sys
@@ -41,14 +50,26 @@ def sha256(path):
     return digest.hexdigest()
 
 
+def last_logits(model, ids):
+    """llama.cpp's logits after feeding `ids` from position 0, at the last position."""
+    llm = llama_cpp.Llama(
+        model_path=model, n_ctx=len(ids) + 8, n_threads=1, logits_all=True, verbose=False
+    )
+    llm.eval(ids)
+    return {"ids": ids, "last": [float(x) for x in llm.scores[len(ids) - 1]]}
+
+
 def main():
-    if len(sys.argv) not in (3, 4):
-        sys.exit(__doc__)
-    model, out = sys.argv[1], sys.argv[2]
-    texts_path = sys.argv[3] if len(sys.argv) == 4 else "tests/fixtures/tokenizer_texts.txt"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("out")
+    parser.add_argument("--texts", default="tests/fixtures/tokenizer_texts.txt")
+    parser.add_argument("--logits", action="store_true")
+    args = parser.parse_args()
+    model, out = args.model, args.out
     llm = llama_cpp.Llama(model_path=model, vocab_only=True, verbose=False)
     cases = []
-    for text in read_texts(texts_path):
+    for text in read_texts(args.texts):
         ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
         cases.append({"text": text, "ids": ids})
     # Control tokens parsed as such (special=True), to check GgufTokenizer::special.
@@ -71,6 +92,8 @@ def main():
         "specials": specials,
         "cases": cases,
     }
+    if args.logits:
+        result["logits"] = last_logits(model, cases[0]["ids"])
     Path(out).write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"{out}: {len(cases)} texts, {sum(len(c['ids']) for c in cases)} ids")
 

@@ -101,7 +101,7 @@ fn tok_err(e: impl std::fmt::Display) -> Error {
 fn learn_vocab() -> Result<TinyVocab> {
     let trainer = BpeTrainer::builder()
         .vocab_size(256 + TINY_MERGES)
-        .min_frequency(2)
+        .min_frequency(1)
         .show_progress(false)
         .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
         .build();
