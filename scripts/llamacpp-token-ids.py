@@ -35,7 +35,8 @@ SPECIAL_TEXTS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|eot_id|>", "<
 
 def read_texts(path):
     texts = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    # Only "\n" ends a line: str.splitlines would also split at U+0085 and U+2028 inside texts.
+    for line in Path(path).read_text(encoding="utf-8").split("\n"):
         if not line.strip() or line.startswith("#"):
             continue
         texts.append(json.loads(line))
