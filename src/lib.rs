@@ -22,5 +22,8 @@ pub mod hub;
 pub mod models;
 pub mod pipeline;
 pub mod text;
+/// Tiny models for tests and examples (not part of the public API).
+#[doc(hidden)]
+pub mod testkit;
 
 pub use error::{Error, Result};

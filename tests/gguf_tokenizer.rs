@@ -1,0 +1,205 @@
+//! GgufTokenizer against llama.cpp, on real Qwen2.5-Coder GGUF files from the Hugging Face cache
+//! and on the test kit's tiny model (whose llama.cpp logits are checked against candle too).
+//!
+//! The expected ids are produced by `scripts/llamacpp-token-ids.py` (llama.cpp through
+//! llama-cpp-python, `tokenize(text, add_bos=False, special=False)`) for every text of
+//! `tests/fixtures/tokenizer_texts.txt`, and committed with the sha256 of the GGUF they came from.
+//! When a real GGUF is not in the cache, its test says `SKIP` and passes; the tiny model is
+//! always checked.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::gguf_file;
+use candle_transformers::models::quantized_qwen2::ModelWeights;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use transbrief::models::gguf_tokenizer::GgufTokenizer;
+
+#[derive(Deserialize)]
+struct Case {
+    text: String,
+    ids: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    sha256: String,
+    bos: i64,
+    eos: i64,
+    eog: Vec<u32>,
+    n_vocab: usize,
+    specials: std::collections::BTreeMap<String, u32>,
+    cases: Vec<Case>,
+    /// llama.cpp's logits at the last position after feeding `ids` (tiny model only).
+    logits: Option<Logits>,
+}
+
+#[derive(Deserialize)]
+struct Logits {
+    ids: Vec<u32>,
+    last: Vec<f32>,
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn read_texts() -> Vec<String> {
+    let raw = std::fs::read_to_string(fixtures().join("tokenizer_texts.txt")).unwrap();
+    raw.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn sha256_file(path: &Path) -> String {
+    let mut file = std::fs::File::open(path).unwrap();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Checks the tokenizer of `file` from `repo` in the HF cache against the llama.cpp ids in
+/// `fixture`, or skips when the file is not in the cache.
+fn check_cached_against_llamacpp(repo: &str, file: &str, fixture: &str) {
+    let cache = hf_hub::Cache::from_env();
+    let Some(path) = cache.repo(hf_hub::Repo::model(repo.to_string())).get(file) else {
+        eprintln!(
+            "SKIP: {repo}/{file} is not in the Hugging Face cache ({}); seed it (e.g. \
+             `huggingface-cli download {repo} {file}`, or the project's seed-hf-cache script) \
+             to compare with llama.cpp",
+            cache.path().display()
+        );
+        return;
+    };
+    check_against_llamacpp(&path, fixture);
+}
+
+/// Checks the GGUF at `path` against the llama.cpp reference in `fixture`.
+fn check_against_llamacpp(path: &Path, fixture: &str) -> Reference {
+    let reference: Reference =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join(fixture)).unwrap()).unwrap();
+    assert_eq!(
+        sha256_file(path),
+        reference.sha256,
+        "{} is not the file the fixture {fixture} was made from",
+        path.display()
+    );
+    let texts = read_texts();
+    let fixture_texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(
+        fixture_texts, texts,
+        "{fixture} is stale: re-run scripts/llamacpp-token-ids.py"
+    );
+
+    let mut reader = std::fs::File::open(path).unwrap();
+    let content = gguf_file::Content::read(&mut reader).unwrap();
+    let tok = GgufTokenizer::from_gguf(&content).unwrap();
+
+    assert_eq!(tok.vocab_size(), reference.n_vocab);
+    assert_eq!(tok.bos_id().map(i64::from), Some(reference.bos));
+    assert_eq!(tok.eos_id().map(i64::from), Some(reference.eos));
+    for (text, id) in &reference.specials {
+        assert_eq!(tok.special(text), Some(*id), "special token {text}");
+    }
+    let stop = tok.stop_ids();
+    assert!(stop.contains(&(reference.eos as u32)));
+    for id in &stop {
+        assert!(
+            reference.eog.contains(id),
+            "stop id {id} is not an end-of-generation id for llama.cpp"
+        );
+    }
+    assert!(tok
+        .chat_template()
+        .is_some_and(|t| t.contains("<|im_start|>")));
+
+    let mut mismatches = Vec::new();
+    let mut total_ids = 0;
+    for case in &reference.cases {
+        total_ids += case.ids.len();
+        let ids = tok.encode(&case.text).unwrap();
+        if ids != case.ids {
+            mismatches.push(format!(
+                "{:?}\n  llama.cpp: {:?}\n  ours:      {:?}",
+                case.text, case.ids, ids
+            ));
+        }
+        assert_eq!(tok.decode(&ids).unwrap(), case.text, "round trip");
+        assert_eq!(
+            tok.decode(&case.ids).unwrap(),
+            case.text,
+            "decode llama.cpp ids"
+        );
+    }
+    eprintln!(
+        "{}: {} texts, {total_ids} llama.cpp ids, {} texts differ",
+        path.display(),
+        reference.cases.len(),
+        mismatches.len()
+    );
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    reference
+}
+
+#[test]
+fn qwen25_coder_05b_matches_llamacpp() {
+    check_cached_against_llamacpp(
+        "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        "llamacpp_ids_qwen2.5-coder-0.5b.json",
+    );
+}
+
+#[test]
+fn qwen25_coder_15b_matches_llamacpp() {
+    check_cached_against_llamacpp(
+        "Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF",
+        "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        "llamacpp_ids_qwen2.5-coder-1.5b.json",
+    );
+}
+
+/// The test kit's tiny model, as llama.cpp reads it: same token ids for every text, and the same
+/// logits from the stock candle qwen2 as from llama.cpp (so names, dims and metadata are right).
+#[test]
+fn tiny_qwen2_gguf_matches_llamacpp() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny42.gguf");
+    transbrief::testkit::write_tiny_qwen2_gguf(&path, 42).unwrap();
+    let reference = check_against_llamacpp(&path, "llamacpp_ids_tiny-qwen2-seed42.json");
+
+    let expected = reference.logits.expect("the tiny fixture records logits");
+    let mut file = std::fs::File::open(&path).unwrap();
+    let content = gguf_file::Content::read(&mut file).unwrap();
+    let device = candle_core::Device::Cpu;
+    let mut model = ModelWeights::from_gguf(content, &mut file, &device).unwrap();
+    let input = candle_core::Tensor::new(expected.ids.as_slice(), &device)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let ours: Vec<f32> = model
+        .forward(&input, 0)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_eq!(ours.len(), expected.last.len());
+    let max_diff = ours
+        .iter()
+        .zip(&expected.last)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let range = expected.last.iter().fold(0f32, |m, x| m.max(x.abs()));
+    eprintln!("tiny logits: max |candle - llama.cpp| = {max_diff} (max |logit| {range})");
+    assert!(max_diff < 2e-2 * range, "logits differ by up to {max_diff}");
+}
