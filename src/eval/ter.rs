@@ -64,55 +64,100 @@ enum Op {
     Unreached,
 }
 
-/// Word-level Levenshtein distance from `hyp` to `reference`, computed only in a beam around the
-/// (length-scaled) diagonal, with the edit script that achieves it.
-fn beam_edit_distance(hyp: &[&str], reference: &[&str]) -> (i64, Vec<Op>) {
-    let (n_hyp, n_ref) = (hyp.len(), reference.len());
-    let mut dist = vec![vec![(INFINITY, Op::Unreached); n_ref + 1]; n_hyp + 1];
-    for (j, cell) in dist[0].iter_mut().enumerate() {
-        *cell = (j as i64, Op::Insert);
-    }
-    let ratio = if n_hyp > 0 {
-        n_ref as f64 / n_hyp as f64
-    } else {
-        1.0
-    };
-    // Very unequal lengths widen the beam so consecutive rows still overlap.
-    let beam = if (BEAM_WIDTH as f64) < ratio / 2.0 {
-        (ratio / 2.0 + BEAM_WIDTH as f64).ceil() as i64
-    } else {
-        BEAM_WIDTH
-    };
-    for i in 1..=n_hyp {
-        let diagonal = (i as f64 * ratio).floor() as i64;
-        let min_j = (diagonal - beam).max(0) as usize;
-        let max_j = if i == n_hyp {
-            n_ref + 1
+/// One cell of the edit distance matrix: the cost so far and the last operation.
+type Cell = (i64, Op);
+
+/// The band of the matrix that sacrebleu computes: for row `i` (hypothesis words so far), the
+/// columns within `width` of the length-scaled diagonal, and every column in the last row.
+struct Beam {
+    ratio: f64,
+    width: i64,
+    n_hyp: usize,
+    n_ref: usize,
+}
+
+impl Beam {
+    fn new(n_hyp: usize, n_ref: usize) -> Self {
+        let ratio = if n_hyp > 0 {
+            n_ref as f64 / n_hyp as f64
         } else {
-            (diagonal + beam).min(n_ref as i64 + 1).max(0) as usize
+            1.0
         };
-        for j in min_j..max_j {
-            if j == 0 {
-                dist[i][0] = (dist[i - 1][0].0 + 1, Op::Delete);
-                continue;
-            }
-            let (sub_cost, sub_op) = if hyp[i - 1] == reference[j - 1] {
-                (0, Op::Keep)
-            } else {
-                (1, Op::Substitute)
-            };
-            // Preference on ties: keep/substitute, then delete, then insert (sacrebleu's order).
-            let candidates = [
-                (dist[i - 1][j - 1].0 + sub_cost, sub_op),
-                (dist[i - 1][j].0 + 1, Op::Delete),
-                (dist[i][j - 1].0 + 1, Op::Insert),
-            ];
-            for (cost, op) in candidates {
-                if dist[i][j].0 > cost {
-                    dist[i][j] = (cost, op);
-                }
+        // Very unequal lengths widen the beam so consecutive rows still overlap.
+        let width = if (BEAM_WIDTH as f64) < ratio / 2.0 {
+            (ratio / 2.0 + BEAM_WIDTH as f64).ceil() as i64
+        } else {
+            BEAM_WIDTH
+        };
+        Beam {
+            ratio,
+            width,
+            n_hyp,
+            n_ref,
+        }
+    }
+
+    fn columns(&self, i: usize) -> std::ops::Range<usize> {
+        let diagonal = (i as f64 * self.ratio).floor() as i64;
+        let min_j = (diagonal - self.width).max(0) as usize;
+        let max_j = if i == self.n_hyp {
+            self.n_ref + 1
+        } else {
+            (diagonal + self.width).min(self.n_ref as i64 + 1).max(0) as usize
+        };
+        min_j..max_j
+    }
+}
+
+/// The first row: reference words inserted one by one.
+fn first_row(n_ref: usize) -> Vec<Cell> {
+    (0..=n_ref).map(|j| (j as i64, Op::Insert)).collect()
+}
+
+/// Computes row `cur` (after hypothesis word `word`) from row `prev` over `columns`; cells
+/// outside them stay unreached.
+fn fill_row(
+    prev: &[Cell],
+    cur: &mut [Cell],
+    word: &str,
+    reference: &[&str],
+    columns: std::ops::Range<usize>,
+) {
+    cur.fill((INFINITY, Op::Unreached));
+    for j in columns {
+        if j == 0 {
+            cur[0] = (prev[0].0 + 1, Op::Delete);
+            continue;
+        }
+        let (sub_cost, sub_op) = if word == reference[j - 1] {
+            (0, Op::Keep)
+        } else {
+            (1, Op::Substitute)
+        };
+        // Preference on ties: keep/substitute, then delete, then insert (sacrebleu's order).
+        let candidates = [
+            (prev[j - 1].0 + sub_cost, sub_op),
+            (prev[j].0 + 1, Op::Delete),
+            (cur[j - 1].0 + 1, Op::Insert),
+        ];
+        for (cost, op) in candidates {
+            if cur[j].0 > cost {
+                cur[j] = (cost, op);
             }
         }
+    }
+}
+
+/// Word-level Levenshtein distance from `hyp` to `reference`, computed only in the [`Beam`],
+/// with the edit script that achieves it and every row of the matrix.
+fn beam_edit_distance(hyp: &[&str], reference: &[&str]) -> (i64, Vec<Op>, Vec<Vec<Cell>>) {
+    let (n_hyp, n_ref) = (hyp.len(), reference.len());
+    let beam = Beam::new(n_hyp, n_ref);
+    let mut dist = vec![first_row(n_ref)];
+    for (i, word) in hyp.iter().enumerate() {
+        let mut row = vec![(INFINITY, Op::Unreached); n_ref + 1];
+        fill_row(&dist[i], &mut row, word, reference, beam.columns(i + 1));
+        dist.push(row);
     }
     let mut trace = Vec::with_capacity(n_hyp + n_ref);
     let (mut i, mut j) = (n_hyp, n_ref);
@@ -135,7 +180,20 @@ fn beam_edit_distance(hyp: &[&str], reference: &[&str]) -> (i64, Vec<Op>) {
         }
     }
     trace.reverse();
-    (dist[n_hyp][n_ref].0, trace)
+    (dist[n_hyp][n_ref].0, trace, dist)
+}
+
+/// The distance of `hyp` given row `start` of the matrix, which only depends on `hyp[..start]`
+/// and the lengths (this replaces sacrebleu's prefix cache, with the same results).
+fn distance_from(hyp: &[&str], reference: &[&str], row: &[Cell], start: usize) -> i64 {
+    let beam = Beam::new(hyp.len(), reference.len());
+    let mut prev = row.to_vec();
+    let mut cur = prev.clone();
+    for (i, word) in hyp.iter().enumerate().skip(start) {
+        fill_row(&prev, &mut cur, word, reference, beam.columns(i + 1));
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[reference.len()].0
 }
 
 /// The alignment implied by an edit script: for each reference position, the hypothesis
@@ -248,7 +306,7 @@ type Candidate<'w> = (i64, usize, i64, i64, Vec<&'w str>);
 /// The best shift of `hyp` towards `reference`: its gain in edit distance (0 when there is none)
 /// and the shifted words. Counts the candidates it evaluates into `checked`.
 fn best_shift<'w>(hyp: &[&'w str], reference: &[&str], checked: &mut usize) -> (i64, Vec<&'w str>) {
-    let (pre_score, trace) = beam_edit_distance(hyp, reference);
+    let (pre_score, trace, rows) = beam_edit_distance(hyp, reference);
     let al = alignment(&trace, reference.len());
     let mut best: Option<Candidate<'w>> = None;
     for (start_h, start_r, len) in shifted_pairs(hyp, reference) {
@@ -274,7 +332,10 @@ fn best_shift<'w>(hyp: &[&'w str], reference: &[&str], checked: &mut usize) -> (
             prev_target = target;
             // `target` is at least 0 here: alignment positions start at -1.
             let shifted = perform_shift(hyp, start_h, len, target as usize);
-            let gain = pre_score - beam_edit_distance(&shifted, reference).0;
+            // Words before both the shifted phrase and its target are unchanged.
+            let unchanged = start_h.min(target as usize);
+            let distance = distance_from(&shifted, reference, &rows[unchanged], unchanged);
+            let gain = pre_score - distance;
             let candidate = (gain, len, -(start_h as i64), -target, shifted);
             *checked += 1;
             if best.as_ref().is_none_or(|b| candidate > *b) {
@@ -307,7 +368,7 @@ fn translation_edits(hyp: &[&str], reference: &[&str]) -> u64 {
         shifts += 1;
         words = shifted;
     }
-    let (distance, _) = beam_edit_distance(&words, reference);
+    let (distance, _, _) = beam_edit_distance(&words, reference);
     shifts + distance as u64
 }
 
