@@ -399,3 +399,37 @@ fn eval_exit_codes() {
 
     assert!("bleu,meteor".parse::<Metrics>().is_err());
 }
+
+#[test]
+fn eval_folder_needs_a_kind_when_mixed_and_a_reference_for_each_output() {
+    let f = fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let put = |from: &str, to: &str| fs::copy(f.join(from), dir.path().join(to)).unwrap();
+    put("short.hyp.txt", "a.en.txt");
+    put("short.ref.txt", "a.ref.en.txt");
+    put("brief-2.hyp.txt", "b.brief.en.md");
+    put("brief-2.ref.txt", "b.ref.brief.txt");
+
+    let (code, _, err) = run(&args(dir.path(), dir.path()));
+    assert_eq!(code, ExitCode::from(2));
+    assert!(err.contains("--kind"), "{err}");
+
+    let mut a = args(dir.path(), dir.path());
+    a.kind = Some(Kind::Brief);
+    let report = evaluate(&a).unwrap();
+    assert_eq!(report.documents.len(), 1);
+    assert_eq!(report.documents[0].name, "b");
+    a.kind = Some(Kind::Translation);
+    a.by_line = true;
+    let report = evaluate(&a).unwrap();
+    assert_eq!(report.documents[0].name, "a");
+    assert_eq!(report.corpus.segments, 3);
+
+    put("short.hyp.txt", "c.en.md");
+    let (code, _, err) = run(&a);
+    assert_eq!(code, ExitCode::from(2));
+    assert!(
+        err.contains("no reference for 1 output(s): c.en.md (wanted c.ref.en.txt)"),
+        "{err}"
+    );
+}
