@@ -129,6 +129,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     run_with(args, &mut io::stdout().lock(), &mut io::stderr().lock())
 }
 
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    let kind = e
+        .downcast_ref::<io::Error>()
+        .map(io::Error::kind)
+        .or_else(|| e.downcast_ref::<serde_json::Error>()?.io_error_kind());
+    kind == Some(io::ErrorKind::BrokenPipe)
+}
+
 /// [`run`], writing the report to `out` and messages to `err`.
 pub fn run_with(
     args: &EvalArgs,
@@ -157,11 +165,17 @@ pub fn run_with(
             return Ok(ExitCode::from(2));
         }
     };
-    if args.json {
-        serde_json::to_writer_pretty(&mut *out, &report)?;
-        writeln!(out)?;
+    let written = if args.json {
+        serde_json::to_writer_pretty(&mut *out, &report)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| Ok(writeln!(out)?))
     } else {
-        write_table(out, &report)?;
+        write_table(out, &report).map_err(anyhow::Error::from)
+    };
+    match written {
+        // The reader went away (`transbrief eval ... | head`): the thresholds still decide.
+        Err(e) if !is_broken_pipe(&e) => return Err(e),
+        _ => {}
     }
     let mut failed = false;
     let checks = [

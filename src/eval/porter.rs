@@ -1,9 +1,10 @@
 //! The Porter stemmer exactly as NLTK's `PorterStemmer()` runs it in its default
 //! `NLTK_EXTENSIONS` mode, which is what Google's `rouge-score` uses with `use_stemmer=True`.
 //!
-//! The `rust-stemmers` crate implements Snowball English (Porter2), a different algorithm: it
-//! stems e.g. "generously" and "ties" differently, so ROUGE scores would drift from the
-//! published tool. Not for: the original 1980 algorithm or Martin Porter's own extensions
+//! The `rust-stemmers` crate implements Snowball English (Porter2), a different algorithm:
+//! NLTK's own Snowball English stemmer disagrees with its Porter stemmer on 252 of the 11,444
+//! distinct words of the shared dev sets (e.g. "generously" gives "generous", not "gener";
+//! "fairly" gives "fair", not "fairli"), so ROUGE scores would drift from the published tool. Not for: the original 1980 algorithm or Martin Porter's own extensions
 //! (NLTK's other modes), or any language but English.
 
 /// Words NLTK maps to a fixed stem before running the algorithm.
