@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod cli;
 pub mod device;
 pub mod error;
+pub mod eval;
 pub mod generate;
 pub mod hub;
 pub mod models;
