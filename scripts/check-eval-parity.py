@@ -3,8 +3,8 @@
 both side by side with their differences.
 
     pip install sacrebleu==2.6.0 rouge-score==0.1.2 nltk
-    cargo build --example eval
-    python3 scripts/check-eval-parity.py [--shared ../shared] [--bin target/debug/examples/eval]
+    cargo build
+    python3 scripts/check-eval-parity.py [--shared ../shared] [--bin target/debug/transbrief]
 
 1. CNN/DailyMail (shared/eval/cnndm-dev): the lead-3 baseline (first three sentences of each
    article) written as Markdown briefs (every ASCII punctuation mark backslash-escaped, so the
@@ -57,7 +57,7 @@ def lead3(article):
 
 
 def run_eval(binary, hyp, ref, extra=()):
-    out = subprocess.run([binary, "--hyp", hyp, "--ref", ref, "--json", *extra],
+    out = subprocess.run([binary, "eval", "--hyp", hyp, "--ref", ref, "--json", *extra],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out)
 
@@ -179,7 +179,7 @@ def main():
     candidates = [ROOT.parent / "shared", ROOT.parent.parent / "shared"]
     default_shared = next((c for c in candidates if c.is_dir()), candidates[0])
     parser.add_argument("--shared", type=Path, default=default_shared)
-    parser.add_argument("--bin", default=str(ROOT / "target" / "debug" / "examples" / "eval"))
+    parser.add_argument("--bin", default=str(ROOT / "target" / "debug" / "transbrief"))
     args = parser.parse_args()
     worst = max(cnndm(args.shared, args.bin), newstest(args.shared, args.bin))
     print(f"\nlargest difference overall: {worst:.2e}")

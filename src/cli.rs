@@ -67,6 +67,9 @@ pub enum Command {
     /// List, inspect and download the models of the catalog.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Score translations or briefs against references: BLEU, chrF and TER as sacrebleu
+    /// computes them, ROUGE as rouge-score does.
+    Eval(crate::eval::cli::EvalArgs),
 }
 
 /// Where models run and how their files may be obtained.
@@ -255,8 +258,12 @@ fn install_signal_handler(quiet: bool) {
 }
 
 fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Eval(args) = &cli.command {
+        return crate::eval::cli::run(args);
+    }
     let catalog = Catalog::load(&cli.catalog).map_err(usage)?;
     match &cli.command {
+        Command::Eval(_) => unreachable!("handled above"),
         Command::Run(args) => cmd_run(cli, catalog, args),
         Command::Translate(args) => cmd_one(catalog, args, false),
         Command::Brief(args) => cmd_one(catalog, args, true),
