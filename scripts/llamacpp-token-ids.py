@@ -30,7 +30,16 @@ from pathlib import Path
 import llama_cpp
 
 
-SPECIAL_TEXTS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|eot_id|>", "<end_of_turn>"]
+SPECIAL_TEXTS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<end_of_turn>",
+    "<s>",
+    "</s>",
+    "<unk>",
+]
 
 
 def read_texts(path):
@@ -74,12 +83,12 @@ def main():
         ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
         cases.append({"text": text, "ids": ids})
     # Control tokens parsed as such (special=True), to check GgufTokenizer::special.
+    vocab = llm._model.vocab
     specials = {}
     for text in SPECIAL_TEXTS:
         ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-        if len(ids) == 1:
+        if len(ids) == 1 and llama_cpp.llama_vocab_is_control(vocab, ids[0]):
             specials[text] = ids[0]
-    vocab = llm._model.vocab
     eog = [i for i in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, i)]
     result = {
         "gguf": Path(model).name,

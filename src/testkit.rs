@@ -19,7 +19,7 @@ use candle_core::{Device, Tensor};
 use tokenizers::models::bpe::{BpeTrainer, BPE};
 use tokenizers::models::TrainerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::Tokenizer;
+use tokenizers::{Decoder, Tokenizer};
 
 use crate::models::gguf_tokenizer::byte_level_pre_tokenizer;
 use crate::{Error, Result};
@@ -36,6 +36,9 @@ pub const TINY_MERGES: usize = 300;
 
 /// The control tokens, appended after the learned vocabulary in this order.
 pub const TINY_SPECIAL_TOKENS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
+
+/// The user-defined token of the tiny SentencePiece vocabulary.
+pub const TINY_USER_DEFINED: &str = "<tool_call>";
 
 /// A ChatML template in the style of Qwen's, without tools.
 pub const TINY_CHAT_TEMPLATE: &str = "{%- for message in messages %}\
@@ -206,6 +209,91 @@ fn tiny_weights(seed: u64, vocab_size: usize) -> Result<Vec<(String, QTensor)>> 
         .collect()
 }
 
+/// The learned pieces as SentencePiece writes them: text with `▁` for spaces, the pieces that
+/// are not whole UTF-8 characters left out.
+fn spm_pieces(vocab: &TinyVocab) -> Result<Vec<String>> {
+    let decoder = ByteLevel::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut pieces = Vec::new();
+    for token in &vocab.tokens[..vocab.tokens.len() - TINY_SPECIAL_TOKENS.len()] {
+        let text = decoder
+            .decode_chain(vec![token.clone()])
+            .map_err(tok_err)?
+            .concat();
+        if text.is_empty() || text.contains('\u{FFFD}') {
+            continue;
+        }
+        let piece = text.replace(' ', "\u{2581}");
+        if seen.insert(piece.clone()) {
+            pieces.push(piece);
+        }
+    }
+    Ok(pieces)
+}
+
+/// Writes a vocabulary-only GGUF (no tensors) with a SentencePiece-style tokenizer
+/// (`tokenizer.ggml.model = "llama"`), as Llama 2 and Gemma GGUFs have: `<unk>`, `<s>`, `</s>`,
+/// the 256 `<0xXX>` byte tokens, one user-defined token [`TINY_USER_DEFINED`], then the pieces
+/// learned for the tiny BPE vocabulary with decreasing scores. Enough for llama.cpp to load with
+/// `vocab_only`, and to test [`crate::models::gguf_tokenizer::GgufTokenizer`] against it.
+pub fn write_tiny_spm_vocab_gguf(path: &Path) -> Result<()> {
+    let vocab = learn_vocab()?;
+    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+    let mut types = vec![2, 3, 3];
+    tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
+    types.extend([6; 256]);
+    tokens.push(TINY_USER_DEFINED.to_string());
+    types.push(4);
+    let pieces = spm_pieces(&vocab)?;
+    types.extend(std::iter::repeat_n(1, pieces.len()));
+    tokens.extend(pieces);
+    let first_piece = tokens.len() - (types.iter().filter(|&&t| t == 1).count());
+    let scores: Vec<Value> = (0..tokens.len())
+        .map(|id| {
+            Value::F32(if id < first_piece {
+                0.0
+            } else {
+                -((id - first_piece) as f32)
+            })
+        })
+        .collect();
+
+    let str_value = |s: &str| Value::String(s.to_string());
+    let metadata: Vec<(&str, Value)> = vec![
+        ("general.architecture", str_value("llama")),
+        (
+            "general.name",
+            str_value("transbrief tiny SentencePiece vocabulary"),
+        ),
+        ("llama.block_count", u32_value(TINY_LAYERS)?),
+        ("llama.context_length", u32_value(TINY_CONTEXT)?),
+        ("llama.embedding_length", u32_value(TINY_HIDDEN)?),
+        ("llama.feed_forward_length", u32_value(TINY_FFN)?),
+        ("llama.attention.head_count", u32_value(TINY_HEADS)?),
+        ("llama.attention.head_count_kv", u32_value(TINY_KV_HEADS)?),
+        (
+            "llama.rope.dimension_count",
+            u32_value(TINY_HIDDEN / TINY_HEADS)?,
+        ),
+        ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
+        ("tokenizer.ggml.model", str_value("llama")),
+        (
+            "tokenizer.ggml.tokens",
+            Value::Array(tokens.iter().map(|t| str_value(t)).collect()),
+        ),
+        ("tokenizer.ggml.scores", Value::Array(scores)),
+        (
+            "tokenizer.ggml.token_type",
+            Value::Array(types.into_iter().map(Value::I32).collect()),
+        ),
+        ("tokenizer.ggml.unknown_token_id", Value::U32(0)),
+        ("tokenizer.ggml.bos_token_id", Value::U32(1)),
+        ("tokenizer.ggml.eos_token_id", Value::U32(2)),
+        ("tokenizer.ggml.add_bos_token", Value::Bool(true)),
+    ];
+    write_gguf(path, &metadata, &[])
+}
+
 fn u32_value(n: usize) -> Result<Value> {
     u32::try_from(n)
         .map(Value::U32)
@@ -278,6 +366,14 @@ pub fn write_tiny_qwen2_gguf(path: &Path, seed: u64) -> Result<()> {
     ];
     let tensors = tiny_weights(seed, n_tokens)?;
 
+    write_gguf(path, &metadata, &tensors)
+}
+
+fn write_gguf(
+    path: &Path,
+    metadata: &[(&str, Value)],
+    tensors: &[(String, QTensor)],
+) -> Result<()> {
     let metadata_refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);

@@ -1,5 +1,6 @@
 //! GgufTokenizer against llama.cpp, on real Qwen2.5-Coder GGUF files from the Hugging Face cache
-//! and on the test kit's tiny model (whose llama.cpp logits are checked against candle too).
+//! and on the test kit's tiny model (whose llama.cpp logits are checked against candle too) and
+//! tiny SentencePiece vocabulary.
 //!
 //! The expected ids are produced by `scripts/llamacpp-token-ids.py` (llama.cpp through
 //! llama-cpp-python, `tokenize(text, add_bos=False, special=False)`) for every text of
@@ -81,6 +82,12 @@ fn check_cached_against_llamacpp(repo: &str, file: &str, fixture: &str) {
         return;
     };
     check_against_llamacpp(&path, fixture);
+    let mut reader = std::fs::File::open(&path).unwrap();
+    let content = gguf_file::Content::read(&mut reader).unwrap();
+    let tok = GgufTokenizer::from_gguf(&content).unwrap();
+    assert!(tok
+        .chat_template()
+        .is_some_and(|t| t.contains("<|im_start|>")));
 }
 
 /// Checks the GGUF at `path` against the llama.cpp reference in `fixture`.
@@ -118,9 +125,6 @@ fn check_against_llamacpp(path: &Path, fixture: &str) -> Reference {
             "stop id {id} is not an end-of-generation id for llama.cpp"
         );
     }
-    assert!(tok
-        .chat_template()
-        .is_some_and(|t| t.contains("<|im_start|>")));
 
     let mut mismatches = Vec::new();
     let mut total_ids = 0;
@@ -202,4 +206,14 @@ fn tiny_qwen2_gguf_matches_llamacpp() {
     let range = expected.last.iter().fold(0f32, |m, x| m.max(x.abs()));
     eprintln!("tiny logits: max |candle - llama.cpp| = {max_diff} (max |logit| {range})");
     assert!(max_diff < 2e-2 * range, "logits differ by up to {max_diff}");
+}
+
+/// A SentencePiece-style vocabulary (`tokenizer.ggml.model = "llama"`, as Llama 2 and Gemma
+/// have), with byte fallback and a user-defined token, as llama.cpp reads it.
+#[test]
+fn tiny_spm_vocab_matches_llamacpp() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spm.gguf");
+    transbrief::testkit::write_tiny_spm_vocab_gguf(&path).unwrap();
+    check_against_llamacpp(&path, "llamacpp_ids_tiny-spm-vocab.json");
 }
