@@ -259,38 +259,31 @@ pub fn write_tiny_spm_vocab_gguf(path: &Path) -> Result<()> {
         .collect();
 
     let str_value = |s: &str| Value::String(s.to_string());
-    let metadata: Vec<(&str, Value)> = vec![
-        ("general.architecture", str_value("llama")),
-        (
-            "general.name",
-            str_value("transbrief tiny SentencePiece vocabulary"),
-        ),
-        ("llama.block_count", u32_value(TINY_LAYERS)?),
-        ("llama.context_length", u32_value(TINY_CONTEXT)?),
-        ("llama.embedding_length", u32_value(TINY_HIDDEN)?),
-        ("llama.feed_forward_length", u32_value(TINY_FFN)?),
-        ("llama.attention.head_count", u32_value(TINY_HEADS)?),
-        ("llama.attention.head_count_kv", u32_value(TINY_KV_HEADS)?),
-        (
-            "llama.rope.dimension_count",
-            u32_value(TINY_HIDDEN / TINY_HEADS)?,
-        ),
-        ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
-        ("tokenizer.ggml.model", str_value("llama")),
-        (
-            "tokenizer.ggml.tokens",
-            Value::Array(tokens.iter().map(|t| str_value(t)).collect()),
-        ),
-        ("tokenizer.ggml.scores", Value::Array(scores)),
-        (
-            "tokenizer.ggml.token_type",
-            Value::Array(types.into_iter().map(Value::I32).collect()),
-        ),
-        ("tokenizer.ggml.unknown_token_id", Value::U32(0)),
-        ("tokenizer.ggml.bos_token_id", Value::U32(1)),
-        ("tokenizer.ggml.eos_token_id", Value::U32(2)),
-        ("tokenizer.ggml.add_bos_token", Value::Bool(true)),
-    ];
+    let mut metadata = shape_metadata("llama", "transbrief tiny SentencePiece vocabulary")?;
+    metadata.extend(
+        [
+            (
+                "llama.rope.dimension_count",
+                u32_value(TINY_HIDDEN / TINY_HEADS)?,
+            ),
+            ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
+            ("tokenizer.ggml.model", str_value("llama")),
+            (
+                "tokenizer.ggml.tokens",
+                Value::Array(tokens.iter().map(|t| str_value(t)).collect()),
+            ),
+            ("tokenizer.ggml.scores", Value::Array(scores)),
+            (
+                "tokenizer.ggml.token_type",
+                Value::Array(types.into_iter().map(Value::I32).collect()),
+            ),
+            ("tokenizer.ggml.unknown_token_id", Value::U32(0)),
+            ("tokenizer.ggml.bos_token_id", Value::U32(1)),
+            ("tokenizer.ggml.eos_token_id", Value::U32(2)),
+            ("tokenizer.ggml.add_bos_token", Value::Bool(true)),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
     write_gguf(path, &metadata, &[])
 }
 
@@ -322,59 +315,74 @@ pub fn write_tiny_qwen2_gguf(path: &Path, seed: u64) -> Result<()> {
         .collect();
 
     let str_value = |s: &str| Value::String(s.to_string());
-    let metadata: Vec<(&str, Value)> = vec![
-        ("general.architecture", str_value("qwen2")),
-        (
-            "general.name",
-            str_value("transbrief tiny qwen2 (random weights)"),
-        ),
-        ("general.file_type", Value::U32(7)), // llama.cpp's MOSTLY_Q8_0
-        ("general.quantization_version", Value::U32(2)),
-        ("qwen2.block_count", u32_value(TINY_LAYERS)?),
-        ("qwen2.context_length", u32_value(TINY_CONTEXT)?),
-        ("qwen2.embedding_length", u32_value(TINY_HIDDEN)?),
-        ("qwen2.feed_forward_length", u32_value(TINY_FFN)?),
-        ("qwen2.attention.head_count", u32_value(TINY_HEADS)?),
-        ("qwen2.attention.head_count_kv", u32_value(TINY_KV_HEADS)?),
-        ("qwen2.rope.freq_base", Value::F32(1_000_000.0)),
-        ("qwen2.attention.layer_norm_rms_epsilon", Value::F32(1e-6)),
-        ("tokenizer.ggml.model", str_value("gpt2")),
-        ("tokenizer.ggml.pre", str_value("qwen2")),
-        (
-            "tokenizer.ggml.tokens",
-            Value::Array(vocab.tokens.iter().map(|t| str_value(t)).collect()),
-        ),
-        ("tokenizer.ggml.token_type", Value::Array(token_types)),
-        (
-            "tokenizer.ggml.merges",
-            Value::Array(vocab.merges.iter().map(|m| str_value(m)).collect()),
-        ),
-        (
-            "tokenizer.ggml.eos_token_id",
-            u32_value(special_id("<|im_end|>")?)?,
-        ),
-        (
-            "tokenizer.ggml.padding_token_id",
-            u32_value(special_id("<|endoftext|>")?)?,
-        ),
-        (
-            "tokenizer.ggml.bos_token_id",
-            u32_value(special_id("<|endoftext|>")?)?,
-        ),
-        ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
-        ("tokenizer.chat_template", str_value(TINY_CHAT_TEMPLATE)),
-    ];
+    let mut metadata = shape_metadata("qwen2", "transbrief tiny qwen2 (random weights)")?;
+    metadata.extend(
+        [
+            ("general.file_type", Value::U32(7)), // llama.cpp's MOSTLY_Q8_0
+            ("general.quantization_version", Value::U32(2)),
+            ("qwen2.rope.freq_base", Value::F32(1_000_000.0)),
+            ("qwen2.attention.layer_norm_rms_epsilon", Value::F32(1e-6)),
+            ("tokenizer.ggml.model", str_value("gpt2")),
+            ("tokenizer.ggml.pre", str_value("qwen2")),
+            (
+                "tokenizer.ggml.tokens",
+                Value::Array(vocab.tokens.iter().map(|t| str_value(t)).collect()),
+            ),
+            ("tokenizer.ggml.token_type", Value::Array(token_types)),
+            (
+                "tokenizer.ggml.merges",
+                Value::Array(vocab.merges.iter().map(|m| str_value(m)).collect()),
+            ),
+            (
+                "tokenizer.ggml.eos_token_id",
+                u32_value(special_id("<|im_end|>")?)?,
+            ),
+            (
+                "tokenizer.ggml.padding_token_id",
+                u32_value(special_id("<|endoftext|>")?)?,
+            ),
+            (
+                "tokenizer.ggml.bos_token_id",
+                u32_value(special_id("<|endoftext|>")?)?,
+            ),
+            ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
+            ("tokenizer.chat_template", str_value(TINY_CHAT_TEMPLATE)),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
     let tensors = tiny_weights(seed, n_tokens)?;
 
     write_gguf(path, &metadata, &tensors)
 }
 
+/// The architecture and the tiny model's shape, under llama.cpp's `{arch}.*` keys.
+fn shape_metadata(arch: &str, name: &str) -> Result<Vec<(String, Value)>> {
+    let str_value = |s: &str| Value::String(s.to_string());
+    Ok(vec![
+        ("general.architecture".into(), str_value(arch)),
+        ("general.name".into(), str_value(name)),
+        (format!("{arch}.block_count"), u32_value(TINY_LAYERS)?),
+        (format!("{arch}.context_length"), u32_value(TINY_CONTEXT)?),
+        (format!("{arch}.embedding_length"), u32_value(TINY_HIDDEN)?),
+        (format!("{arch}.feed_forward_length"), u32_value(TINY_FFN)?),
+        (
+            format!("{arch}.attention.head_count"),
+            u32_value(TINY_HEADS)?,
+        ),
+        (
+            format!("{arch}.attention.head_count_kv"),
+            u32_value(TINY_KV_HEADS)?,
+        ),
+    ])
+}
+
 fn write_gguf(
     path: &Path,
-    metadata: &[(&str, Value)],
+    metadata: &[(String, Value)],
     tensors: &[(String, QTensor)],
 ) -> Result<()> {
-    let metadata_refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let metadata_refs: Vec<(&str, &Value)> =
+        metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
     gguf_file::write(&mut file, &metadata_refs, &tensor_refs)?;
