@@ -19,6 +19,12 @@ Fixtures in tests/fixtures were made with:
       tests/fixtures/llamacpp_ids_qwen2.5-coder-0.5b.json          (same for the 1.5B)
   cargo run --example write_tiny_gguf -- /tmp/tiny42.gguf 42
   scripts/llamacpp-token-ids.py /tmp/tiny42.gguf tests/fixtures/llamacpp_ids_tiny-qwen2-seed42.json --logits
+  for pre in llama-bpe gpt-2 default; do
+    cargo run --example write_tiny_gguf -- /tmp/tiny-$pre.gguf 42 $pre
+    scripts/llamacpp-token-ids.py /tmp/tiny-$pre.gguf tests/fixtures/llamacpp_ids_tiny-qwen2-pre-$pre.json
+  done
+  cargo run --example write_tiny_gguf -- --spm-vocab /tmp/spm.gguf
+  scripts/llamacpp-token-ids.py /tmp/spm.gguf tests/fixtures/llamacpp_ids_tiny-spm-vocab.json
 """
 
 import argparse

@@ -57,6 +57,8 @@ porté par les ventes à l'étranger. « Nous sommes satisfaits de cette croissa
 directrice générale, qui prévoit de recruter une vingtaine de personnes d'ici la fin de l'année.
 Il était une fois, dans un petit village au bord de la mer, une vieille femme qui vivait seule \
 avec son chat. Chaque matin, elle allait au marché acheter du pain, des légumes et du poisson.
+En 2023, la ville comptait 12 500 habitants ; en 2024, elle en compte 12 750, soit 250 de plus \
+qu'en 2023 et 1 250 de plus qu'en 2020.
 The city council met on Thursday evening to review next year's budget. The members debated for \
 three hours about investment spending, the maintenance of schools and the renovation of the \
 library. The mayor said that the town had to keep its spending under control while continuing to \
@@ -64,6 +66,7 @@ invest in the future.
 The company published its results: revenue grew by 3.5% over the year, driven by sales abroad. \
 \"We are pleased with this growth,\" said the chief executive, who plans to hire about twenty \
 people by the end of the year.
+In 2023 the town had 12,500 inhabitants; in 2024 it has 12,750, that is 250 more than in 2023.
 Once upon a time, in a small village by the sea, an old woman lived alone with her cat. Every \
 morning she went to the market to buy bread, vegetables and fish.
 ";
@@ -101,7 +104,7 @@ fn tok_err(e: impl std::fmt::Display) -> Error {
 }
 
 /// Learns byte-level BPE merges from [`SAMPLE`], split exactly as Qwen2 splits.
-fn learn_vocab() -> Result<TinyVocab> {
+fn learn_vocab(pre: &str) -> Result<TinyVocab> {
     let trainer = BpeTrainer::builder()
         .vocab_size(256 + TINY_MERGES)
         .min_frequency(1)
@@ -109,7 +112,7 @@ fn learn_vocab() -> Result<TinyVocab> {
         .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
         .build();
     let mut tokenizer = Tokenizer::new(BPE::default());
-    tokenizer.with_pre_tokenizer(Some(byte_level_pre_tokenizer("qwen2")?));
+    tokenizer.with_pre_tokenizer(Some(byte_level_pre_tokenizer(pre)?));
     let mut trainer = TrainerWrapper::from(trainer);
     tokenizer
         .train(&mut trainer, SAMPLE.lines())
@@ -237,7 +240,7 @@ fn spm_pieces(vocab: &TinyVocab) -> Result<Vec<String>> {
 /// learned for the tiny BPE vocabulary with decreasing scores. Enough for llama.cpp to load with
 /// `vocab_only`, and to test [`crate::models::gguf_tokenizer::GgufTokenizer`] against it.
 pub fn write_tiny_spm_vocab_gguf(path: &Path) -> Result<()> {
-    let vocab = learn_vocab()?;
+    let vocab = learn_vocab("qwen2")?;
     let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
     let mut types = vec![2, 3, 3];
     tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
@@ -300,7 +303,14 @@ fn u32_value(n: usize) -> Result<Value> {
 /// heads, [`TINY_KV_HEADS`] kv heads, ffn [`TINY_FFN`], context [`TINY_CONTEXT`]). Same seed,
 /// same bytes.
 pub fn write_tiny_qwen2_gguf(path: &Path, seed: u64) -> Result<()> {
-    let vocab = learn_vocab()?;
+    write_tiny_qwen2_gguf_with_pre(path, seed, "qwen2")
+}
+
+/// [`write_tiny_qwen2_gguf`] with another `tokenizer.ggml.pre` (one of
+/// [`crate::models::gguf_tokenizer::SUPPORTED_PRE`]); the merges are learned with that
+/// pre-tokenizer's splitting. For testing the other pre-tokenizers against llama.cpp.
+pub fn write_tiny_qwen2_gguf_with_pre(path: &Path, seed: u64, pre: &str) -> Result<()> {
+    let vocab = learn_vocab(pre)?;
     let n_tokens = vocab.tokens.len();
     let first_special = n_tokens - TINY_SPECIAL_TOKENS.len();
     let special_id = |text: &str| {
@@ -323,7 +333,7 @@ pub fn write_tiny_qwen2_gguf(path: &Path, seed: u64) -> Result<()> {
             ("qwen2.rope.freq_base", Value::F32(1_000_000.0)),
             ("qwen2.attention.layer_norm_rms_epsilon", Value::F32(1e-6)),
             ("tokenizer.ggml.model", str_value("gpt2")),
-            ("tokenizer.ggml.pre", str_value("qwen2")),
+            ("tokenizer.ggml.pre", str_value(pre)),
             (
                 "tokenizer.ggml.tokens",
                 Value::Array(vocab.tokens.iter().map(|t| str_value(t)).collect()),

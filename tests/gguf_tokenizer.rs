@@ -217,3 +217,15 @@ fn tiny_spm_vocab_matches_llamacpp() {
     transbrief::testkit::write_tiny_spm_vocab_gguf(&path).unwrap();
     check_against_llamacpp(&path, "llamacpp_ids_tiny-spm-vocab.json");
 }
+
+/// The other byte-level pre-tokenizers (Llama 3, GPT-2, llama.cpp's default), on tiny vocabularies
+/// learned with each.
+#[test]
+fn tiny_vocab_other_pre_tokenizers_match_llamacpp() {
+    let dir = tempfile::tempdir().unwrap();
+    for pre in ["llama-bpe", "gpt-2", "default"] {
+        let path = dir.path().join(format!("tiny-{pre}.gguf"));
+        transbrief::testkit::write_tiny_qwen2_gguf_with_pre(&path, 42, pre).unwrap();
+        check_against_llamacpp(&path, &format!("llamacpp_ids_tiny-qwen2-pre-{pre}.json"));
+    }
+}
