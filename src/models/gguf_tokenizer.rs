@@ -8,8 +8,13 @@
 //! BPE, although Qwen2's `tokenizer.json` declares NFC).
 //!
 //! Supported: `tokenizer.ggml.model = "gpt2"` (byte-level BPE: Qwen2/Qwen2.5, Llama 3, GPT-2
-//! style vocabularies) with the pre-tokenizers listed in [`SUPPORTED_PRE`]. SentencePiece-style
-//! vocabularies (`"llama"`: Gemma, Llama 2, Mistral) are refused with a clear error.
+//! style vocabularies, through the `tokenizers` crate) with the pre-tokenizers listed in
+//! [`SUPPORTED_PRE`], and `"llama"` (SentencePiece-style BPE with scores and byte fallback:
+//! Llama 2, Mistral, Gemma). Other models and pre-tokenizers are refused with a clear error.
+//!
+//! User-defined tokens (type 4, e.g. Qwen's `<tool_call>`) are matched in the text as llama.cpp
+//! matches them, even as ordinary text; control, unknown and unused tokens never come out of
+//! [`GgufTokenizer::encode`] and are left out by [`GgufTokenizer::decode`].
 //!
 //! Not for: chat templates (the raw `tokenizer.chat_template` is only handed out), prompt
 //! assembly, or streaming detokenization.
@@ -37,7 +42,6 @@ pub const SUPPORTED_PRE: &[&str] = &[
     "llama-bpe",
     "falcon3",
     "gpt-2",
-    "gpt2",
     "phi-2",
     "default",
 ];
@@ -122,7 +126,7 @@ fn pre_tokenization(pre: &str) -> Result<PreTokenization> {
     let (splits, ignore_merges): (&'static [&'static str], bool) = match pre {
         "qwen2" | "deepseek-r1-qwen" | "megrez" => (&[QWEN2_SPLIT], false),
         "llama3" | "llama-v3" | "llama-bpe" | "falcon3" => (&[LLAMA3_SPLIT], true),
-        "gpt-2" | "gpt2" | "phi-2" => (&[GPT2_SPLIT], false),
+        "gpt-2" | "phi-2" => (&[GPT2_SPLIT], false),
         "default" => (DEFAULT_SPLITS, false),
         other => {
             return Err(Error::Tokenizer(format!(
@@ -787,5 +791,71 @@ mod spm {
             }
             String::from_utf8_lossy(&bytes).into_owned()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::gguf_file;
+
+    /// The tiny test model's metadata, changed by `edit`, and the error building from it.
+    fn error_after(edit: impl FnOnce(&mut HashMap<String, Value>)) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        crate::testkit::write_tiny_qwen2_gguf(&path, 1).unwrap();
+        let mut file = std::fs::File::open(&path).unwrap();
+        let mut content = gguf_file::Content::read(&mut file).unwrap();
+        GgufTokenizer::from_gguf(&content).unwrap();
+        edit(&mut content.metadata);
+        GgufTokenizer::from_gguf(&content).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unsupported_tokenizer_model_is_named() {
+        let err = error_after(|md| {
+            md.insert("tokenizer.ggml.model".into(), Value::String("bert".into()));
+        });
+        assert!(err.contains("unsupported tokenizer model") && err.contains("'bert'"));
+        assert!(err.contains("gpt2") && err.contains("llama"), "{err}");
+    }
+
+    #[test]
+    fn unknown_pre_tokenizer_lists_the_supported_ones() {
+        let err = error_after(|md| {
+            md.insert("tokenizer.ggml.pre".into(), Value::String("tekken".into()));
+        });
+        assert!(err.contains("'tekken'"), "{err}");
+        for pre in SUPPORTED_PRE {
+            assert!(err.contains(pre), "{err} does not list {pre}");
+        }
+        // Every listed pre-tokenizer really is supported.
+        for pre in SUPPORTED_PRE {
+            byte_level_pre_tokenizer(pre).unwrap();
+        }
+    }
+
+    #[test]
+    fn malformed_metadata_is_an_error_not_a_panic() {
+        let err = error_after(|md| {
+            md.remove("tokenizer.ggml.tokens");
+        });
+        assert!(err.contains("tokenizer.ggml.tokens"), "{err}");
+        let err = error_after(|md| {
+            md.insert(
+                "tokenizer.ggml.token_type".into(),
+                Value::Array(vec![Value::I32(1)]),
+            );
+        });
+        assert!(err.contains("token types for"), "{err}");
+        let err = error_after(|md| {
+            let merges = vec![Value::String("nospace".into())];
+            md.insert("tokenizer.ggml.merges".into(), Value::Array(merges));
+        });
+        assert!(err.contains("'nospace'"), "{err}");
+        let err = error_after(|md| {
+            md.insert("tokenizer.ggml.tokens".into(), Value::U32(3));
+        });
+        assert!(err.contains("tokenizer.ggml.tokens"), "{err}");
     }
 }
