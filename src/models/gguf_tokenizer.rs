@@ -812,6 +812,12 @@ mod tests {
     }
 
     #[test]
+    fn shared_by_worker_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<GgufTokenizer>();
+    }
+
+    #[test]
     fn unsupported_tokenizer_model_is_named() {
         let err = error_after(|md| {
             md.insert("tokenizer.ggml.model".into(), Value::String("bert".into()));
