@@ -66,6 +66,18 @@ def sha256(path):
     return digest.hexdigest()
 
 
+def dump(result):
+    """JSON with one line per key and one line per test case: small, and diffs stay readable."""
+    lines = []
+    for key, value in result.items():
+        if key == "cases":
+            cases = ",\n".join("  " + json.dumps(c, ensure_ascii=False) for c in value)
+            lines.append(f' "cases": [\n{cases}\n ]')
+        else:
+            lines.append(f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def last_logits(model, ids):
     """llama.cpp's logits after feeding `ids` from position 0, at the last position."""
     llm = llama_cpp.Llama(
@@ -110,7 +122,7 @@ def main():
     }
     if args.logits:
         result["logits"] = last_logits(model, cases[0]["ids"])
-    Path(out).write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    Path(out).write_text(dump(result), encoding="utf-8")
     print(f"{out}: {len(cases)} texts, {sum(len(c['ids']) for c in cases)} ids")
 
 
