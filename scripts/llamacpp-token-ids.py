@@ -115,6 +115,7 @@ def main():
         "call": "tokenize(text, add_bos=False, special=False)",
         "bos": llm.token_bos(),
         "eos": llm.token_eos(),
+        "pad": llama_cpp.llama_vocab_pad(vocab),
         "eog": eog,
         "n_vocab": llm.n_vocab(),
         "specials": specials,

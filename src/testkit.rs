@@ -518,6 +518,8 @@ mod tests {
         );
         assert_eq!(tok.eos_id(), Some(im_end));
         assert_eq!(tok.bos_id(), Some(eot));
+        assert_eq!(tok.pad_id(), Some(eot));
+        assert!(!tok.add_bos());
         assert_eq!(tok.stop_ids(), vec![eot, im_end]);
         assert_eq!(tok.chat_template(), Some(TINY_CHAT_TEMPLATE));
 

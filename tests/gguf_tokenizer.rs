@@ -28,6 +28,7 @@ struct Reference {
     sha256: String,
     bos: i64,
     eos: i64,
+    pad: i64,
     eog: Vec<u32>,
     n_vocab: usize,
     specials: std::collections::BTreeMap<String, u32>,
@@ -112,8 +113,11 @@ fn check_against_llamacpp(path: &Path, fixture: &str) -> Reference {
     let tok = GgufTokenizer::from_gguf(&content).unwrap();
 
     assert_eq!(tok.vocab_size(), reference.n_vocab);
-    assert_eq!(tok.bos_id().map(i64::from), Some(reference.bos));
-    assert_eq!(tok.eos_id().map(i64::from), Some(reference.eos));
+    // llama.cpp says -1 for "none".
+    let or_none = |id: Option<u32>| id.map_or(-1, i64::from);
+    assert_eq!(or_none(tok.bos_id()), reference.bos);
+    assert_eq!(or_none(tok.eos_id()), reference.eos);
+    assert_eq!(or_none(tok.pad_id()), reference.pad);
     for (text, id) in &reference.specials {
         assert_eq!(tok.special(text), Some(*id), "special token {text}");
     }

@@ -188,6 +188,7 @@ pub struct GgufTokenizer {
     special: HashMap<String, u32>,
     bos: Option<u32>,
     eos: Option<u32>,
+    pad: Option<u32>,
     stop: Vec<u32>,
     add_bos: bool,
     chat_template: Option<String>,
@@ -384,6 +385,7 @@ impl GgufTokenizer {
         };
         let bos = md_token_id(content, "tokenizer.ggml.bos_token_id", n)?.or(default_bos);
         let eos = md_token_id(content, "tokenizer.ggml.eos_token_id", n)?.or(default_eos);
+        let pad = md_token_id(content, "tokenizer.ggml.padding_token_id", n)?;
         let mut stop = BTreeSet::new();
         stop.extend(eos);
         stop.extend(md_token_id(content, "tokenizer.ggml.eot_token_id", n)?);
@@ -407,6 +409,7 @@ impl GgufTokenizer {
             special,
             bos,
             eos,
+            pad,
             stop: stop.into_iter().collect(),
             add_bos,
             chat_template,
@@ -441,6 +444,11 @@ impl GgufTokenizer {
         self.bos
     }
 
+    /// The padding token (`tokenizer.ggml.padding_token_id`), for batching.
+    pub fn pad_id(&self) -> Option<u32> {
+        self.pad
+    }
+
     /// Whether the model expects a BOS token before a prompt (`tokenizer.ggml.add_bos_token`).
     pub fn add_bos(&self) -> bool {
         self.add_bos
@@ -455,7 +463,9 @@ impl GgufTokenizer {
     }
 
     /// Decodes ids to text, leaving out special (control, unknown, unused) tokens. Bytes that do
-    /// not form valid UTF-8 (a character cut between tokens) become U+FFFD.
+    /// not form valid UTF-8 (a character cut between tokens) become U+FFFD. Unlike llama.cpp's
+    /// detokenizer for some vocabularies (Llama 3, GPT-2), no "clean-up" of spaces before
+    /// punctuation is done: `decode(encode(text)) == text`.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         let mut kept = Vec::with_capacity(ids.len());
         for &id in ids {
