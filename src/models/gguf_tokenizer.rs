@@ -366,6 +366,7 @@ impl GgufTokenizer {
                 *ty = TokenType::Control;
             }
         }
+        // Ids fit a u32: checked above.
         let special: HashMap<String, u32> = tokens
             .iter()
             .zip(&types)
@@ -605,7 +606,8 @@ mod spm {
                     .to_bool()
                     .map_err(|e| tok_err(format!("'tokenizer.ggml.add_space_prefix': {e}")))?,
             };
-            // As in llama.cpp, a text that appears twice maps to its last id.
+            // As in llama.cpp, a text that appears twice maps to its last id. Ids fit a u32:
+            // GgufTokenizer::from_gguf checked the token count first.
             let ids: HashMap<String, u32> = tokens
                 .iter()
                 .enumerate()
