@@ -19,6 +19,12 @@ Fixtures in tests/fixtures were made with:
       tests/fixtures/llamacpp_ids_qwen2.5-coder-0.5b.json          (same for the 1.5B)
   cargo run --example write_tiny_gguf -- /tmp/tiny42.gguf 42
   scripts/llamacpp-token-ids.py /tmp/tiny42.gguf tests/fixtures/llamacpp_ids_tiny-qwen2-seed42.json --logits
+  for pre in llama-bpe gpt-2 default; do
+    cargo run --example write_tiny_gguf -- /tmp/tiny-$pre.gguf 42 $pre
+    scripts/llamacpp-token-ids.py /tmp/tiny-$pre.gguf tests/fixtures/llamacpp_ids_tiny-qwen2-pre-$pre.json
+  done
+  cargo run --example write_tiny_gguf -- --spm-vocab /tmp/spm.gguf
+  scripts/llamacpp-token-ids.py /tmp/spm.gguf tests/fixtures/llamacpp_ids_tiny-spm-vocab.json
 """
 
 import argparse
@@ -30,7 +36,16 @@ from pathlib import Path
 import llama_cpp
 
 
-SPECIAL_TEXTS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|eot_id|>", "<end_of_turn>"]
+SPECIAL_TEXTS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<end_of_turn>",
+    "<s>",
+    "</s>",
+    "<unk>",
+]
 
 
 def read_texts(path):
@@ -49,6 +64,18 @@ def sha256(path):
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def dump(result):
+    """JSON with one line per key and one line per test case: small, and diffs stay readable."""
+    lines = []
+    for key, value in result.items():
+        if key == "cases":
+            cases = ",\n".join("  " + json.dumps(c, ensure_ascii=False) for c in value)
+            lines.append(f' "cases": [\n{cases}\n ]')
+        else:
+            lines.append(f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def last_logits(model, ids):
@@ -74,12 +101,12 @@ def main():
         ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
         cases.append({"text": text, "ids": ids})
     # Control tokens parsed as such (special=True), to check GgufTokenizer::special.
+    vocab = llm._model.vocab
     specials = {}
     for text in SPECIAL_TEXTS:
         ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-        if len(ids) == 1:
+        if len(ids) == 1 and llama_cpp.llama_vocab_is_control(vocab, ids[0]):
             specials[text] = ids[0]
-    vocab = llm._model.vocab
     eog = [i for i in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, i)]
     result = {
         "gguf": Path(model).name,
@@ -88,6 +115,7 @@ def main():
         "call": "tokenize(text, add_bos=False, special=False)",
         "bos": llm.token_bos(),
         "eos": llm.token_eos(),
+        "pad": llama_cpp.llama_vocab_pad(vocab),
         "eog": eog,
         "n_vocab": llm.n_vocab(),
         "specials": specials,
@@ -95,7 +123,7 @@ def main():
     }
     if args.logits:
         result["logits"] = last_logits(model, cases[0]["ids"])
-    Path(out).write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    Path(out).write_text(dump(result), encoding="utf-8")
     print(f"{out}: {len(cases)} texts, {sum(len(c['ids']) for c in cases)} ids")
 
 

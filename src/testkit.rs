@@ -19,7 +19,7 @@ use candle_core::{Device, Tensor};
 use tokenizers::models::bpe::{BpeTrainer, BPE};
 use tokenizers::models::TrainerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::Tokenizer;
+use tokenizers::{Decoder, Tokenizer};
 
 use crate::models::gguf_tokenizer::byte_level_pre_tokenizer;
 use crate::{Error, Result};
@@ -36,6 +36,9 @@ pub const TINY_MERGES: usize = 300;
 
 /// The control tokens, appended after the learned vocabulary in this order.
 pub const TINY_SPECIAL_TOKENS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
+
+/// The user-defined token of the tiny SentencePiece vocabulary.
+pub const TINY_USER_DEFINED: &str = "<tool_call>";
 
 /// A ChatML template in the style of Qwen's, without tools.
 pub const TINY_CHAT_TEMPLATE: &str = "{%- for message in messages %}\
@@ -54,6 +57,8 @@ porté par les ventes à l'étranger. « Nous sommes satisfaits de cette croissa
 directrice générale, qui prévoit de recruter une vingtaine de personnes d'ici la fin de l'année.
 Il était une fois, dans un petit village au bord de la mer, une vieille femme qui vivait seule \
 avec son chat. Chaque matin, elle allait au marché acheter du pain, des légumes et du poisson.
+En 2023, la ville comptait 12 500 habitants ; en 2024, elle en compte 12 750, soit 250 de plus \
+qu'en 2023 et 1 250 de plus qu'en 2020.
 The city council met on Thursday evening to review next year's budget. The members debated for \
 three hours about investment spending, the maintenance of schools and the renovation of the \
 library. The mayor said that the town had to keep its spending under control while continuing to \
@@ -61,6 +66,7 @@ invest in the future.
 The company published its results: revenue grew by 3.5% over the year, driven by sales abroad. \
 \"We are pleased with this growth,\" said the chief executive, who plans to hire about twenty \
 people by the end of the year.
+In 2023 the town had 12,500 inhabitants; in 2024 it has 12,750, that is 250 more than in 2023.
 Once upon a time, in a small village by the sea, an old woman lived alone with her cat. Every \
 morning she went to the market to buy bread, vegetables and fish.
 ";
@@ -98,7 +104,7 @@ fn tok_err(e: impl std::fmt::Display) -> Error {
 }
 
 /// Learns byte-level BPE merges from [`SAMPLE`], split exactly as Qwen2 splits.
-fn learn_vocab() -> Result<TinyVocab> {
+fn learn_vocab(pre: &str) -> Result<TinyVocab> {
     let trainer = BpeTrainer::builder()
         .vocab_size(256 + TINY_MERGES)
         .min_frequency(1)
@@ -106,7 +112,7 @@ fn learn_vocab() -> Result<TinyVocab> {
         .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
         .build();
     let mut tokenizer = Tokenizer::new(BPE::default());
-    tokenizer.with_pre_tokenizer(Some(byte_level_pre_tokenizer("qwen2")?));
+    tokenizer.with_pre_tokenizer(Some(byte_level_pre_tokenizer(pre)?));
     let mut trainer = TrainerWrapper::from(trainer);
     tokenizer
         .train(&mut trainer, SAMPLE.lines())
@@ -206,6 +212,84 @@ fn tiny_weights(seed: u64, vocab_size: usize) -> Result<Vec<(String, QTensor)>> 
         .collect()
 }
 
+/// The learned pieces as SentencePiece writes them: text with `▁` for spaces, the pieces that
+/// are not whole UTF-8 characters left out.
+fn spm_pieces(vocab: &TinyVocab) -> Result<Vec<String>> {
+    let decoder = ByteLevel::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut pieces = Vec::new();
+    for token in &vocab.tokens[..vocab.tokens.len() - TINY_SPECIAL_TOKENS.len()] {
+        let text = decoder
+            .decode_chain(vec![token.clone()])
+            .map_err(tok_err)?
+            .concat();
+        if text.is_empty() || text.contains('\u{FFFD}') {
+            continue;
+        }
+        let piece = text.replace(' ', "\u{2581}");
+        if seen.insert(piece.clone()) {
+            pieces.push(piece);
+        }
+    }
+    Ok(pieces)
+}
+
+/// Writes a vocabulary-only GGUF (no tensors) with a SentencePiece-style tokenizer
+/// (`tokenizer.ggml.model = "llama"`), as Llama 2 and Gemma GGUFs have: `<unk>`, `<s>`, `</s>`,
+/// the 256 `<0xXX>` byte tokens, one user-defined token [`TINY_USER_DEFINED`], then the pieces
+/// learned for the tiny BPE vocabulary with decreasing scores. Enough for llama.cpp to load with
+/// `vocab_only`, and to test [`crate::models::gguf_tokenizer::GgufTokenizer`] against it.
+pub fn write_tiny_spm_vocab_gguf(path: &Path) -> Result<()> {
+    let vocab = learn_vocab("qwen2")?;
+    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+    let mut types = vec![2, 3, 3];
+    tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
+    types.extend([6; 256]);
+    tokens.push(TINY_USER_DEFINED.to_string());
+    types.push(4);
+    let pieces = spm_pieces(&vocab)?;
+    types.extend(std::iter::repeat_n(1, pieces.len()));
+    tokens.extend(pieces);
+    let first_piece = tokens.len() - (types.iter().filter(|&&t| t == 1).count());
+    let scores: Vec<Value> = (0..tokens.len())
+        .map(|id| {
+            Value::F32(if id < first_piece {
+                0.0
+            } else {
+                -((id - first_piece) as f32)
+            })
+        })
+        .collect();
+
+    let str_value = |s: &str| Value::String(s.to_string());
+    let mut metadata = shape_metadata("llama", "transbrief tiny SentencePiece vocabulary")?;
+    metadata.extend(
+        [
+            (
+                "llama.rope.dimension_count",
+                u32_value(TINY_HIDDEN / TINY_HEADS)?,
+            ),
+            ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
+            ("tokenizer.ggml.model", str_value("llama")),
+            (
+                "tokenizer.ggml.tokens",
+                Value::Array(tokens.iter().map(|t| str_value(t)).collect()),
+            ),
+            ("tokenizer.ggml.scores", Value::Array(scores)),
+            (
+                "tokenizer.ggml.token_type",
+                Value::Array(types.into_iter().map(Value::I32).collect()),
+            ),
+            ("tokenizer.ggml.unknown_token_id", Value::U32(0)),
+            ("tokenizer.ggml.bos_token_id", Value::U32(1)),
+            ("tokenizer.ggml.eos_token_id", Value::U32(2)),
+            ("tokenizer.ggml.add_bos_token", Value::Bool(true)),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    write_gguf(path, &metadata, &[])
+}
+
 fn u32_value(n: usize) -> Result<Value> {
     u32::try_from(n)
         .map(Value::U32)
@@ -219,7 +303,14 @@ fn u32_value(n: usize) -> Result<Value> {
 /// heads, [`TINY_KV_HEADS`] kv heads, ffn [`TINY_FFN`], context [`TINY_CONTEXT`]). Same seed,
 /// same bytes.
 pub fn write_tiny_qwen2_gguf(path: &Path, seed: u64) -> Result<()> {
-    let vocab = learn_vocab()?;
+    write_tiny_qwen2_gguf_with_pre(path, seed, "qwen2")
+}
+
+/// [`write_tiny_qwen2_gguf`] with another `tokenizer.ggml.pre` (one of
+/// [`crate::models::gguf_tokenizer::SUPPORTED_PRE`]); the merges are learned with that
+/// pre-tokenizer's splitting. For testing the other pre-tokenizers against llama.cpp.
+pub fn write_tiny_qwen2_gguf_with_pre(path: &Path, seed: u64, pre: &str) -> Result<()> {
+    let vocab = learn_vocab(pre)?;
     let n_tokens = vocab.tokens.len();
     let first_special = n_tokens - TINY_SPECIAL_TOKENS.len();
     let special_id = |text: &str| {
@@ -234,51 +325,74 @@ pub fn write_tiny_qwen2_gguf(path: &Path, seed: u64) -> Result<()> {
         .collect();
 
     let str_value = |s: &str| Value::String(s.to_string());
-    let metadata: Vec<(&str, Value)> = vec![
-        ("general.architecture", str_value("qwen2")),
-        (
-            "general.name",
-            str_value("transbrief tiny qwen2 (random weights)"),
-        ),
-        ("general.file_type", Value::U32(7)), // llama.cpp's MOSTLY_Q8_0
-        ("general.quantization_version", Value::U32(2)),
-        ("qwen2.block_count", u32_value(TINY_LAYERS)?),
-        ("qwen2.context_length", u32_value(TINY_CONTEXT)?),
-        ("qwen2.embedding_length", u32_value(TINY_HIDDEN)?),
-        ("qwen2.feed_forward_length", u32_value(TINY_FFN)?),
-        ("qwen2.attention.head_count", u32_value(TINY_HEADS)?),
-        ("qwen2.attention.head_count_kv", u32_value(TINY_KV_HEADS)?),
-        ("qwen2.rope.freq_base", Value::F32(1_000_000.0)),
-        ("qwen2.attention.layer_norm_rms_epsilon", Value::F32(1e-6)),
-        ("tokenizer.ggml.model", str_value("gpt2")),
-        ("tokenizer.ggml.pre", str_value("qwen2")),
-        (
-            "tokenizer.ggml.tokens",
-            Value::Array(vocab.tokens.iter().map(|t| str_value(t)).collect()),
-        ),
-        ("tokenizer.ggml.token_type", Value::Array(token_types)),
-        (
-            "tokenizer.ggml.merges",
-            Value::Array(vocab.merges.iter().map(|m| str_value(m)).collect()),
-        ),
-        (
-            "tokenizer.ggml.eos_token_id",
-            u32_value(special_id("<|im_end|>")?)?,
-        ),
-        (
-            "tokenizer.ggml.padding_token_id",
-            u32_value(special_id("<|endoftext|>")?)?,
-        ),
-        (
-            "tokenizer.ggml.bos_token_id",
-            u32_value(special_id("<|endoftext|>")?)?,
-        ),
-        ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
-        ("tokenizer.chat_template", str_value(TINY_CHAT_TEMPLATE)),
-    ];
+    let mut metadata = shape_metadata("qwen2", "transbrief tiny qwen2 (random weights)")?;
+    metadata.extend(
+        [
+            ("general.file_type", Value::U32(7)), // llama.cpp's MOSTLY_Q8_0
+            ("general.quantization_version", Value::U32(2)),
+            ("qwen2.rope.freq_base", Value::F32(1_000_000.0)),
+            ("qwen2.attention.layer_norm_rms_epsilon", Value::F32(1e-6)),
+            ("tokenizer.ggml.model", str_value("gpt2")),
+            ("tokenizer.ggml.pre", str_value(pre)),
+            (
+                "tokenizer.ggml.tokens",
+                Value::Array(vocab.tokens.iter().map(|t| str_value(t)).collect()),
+            ),
+            ("tokenizer.ggml.token_type", Value::Array(token_types)),
+            (
+                "tokenizer.ggml.merges",
+                Value::Array(vocab.merges.iter().map(|m| str_value(m)).collect()),
+            ),
+            (
+                "tokenizer.ggml.eos_token_id",
+                u32_value(special_id("<|im_end|>")?)?,
+            ),
+            (
+                "tokenizer.ggml.padding_token_id",
+                u32_value(special_id("<|endoftext|>")?)?,
+            ),
+            (
+                "tokenizer.ggml.bos_token_id",
+                u32_value(special_id("<|endoftext|>")?)?,
+            ),
+            ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
+            ("tokenizer.chat_template", str_value(TINY_CHAT_TEMPLATE)),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
     let tensors = tiny_weights(seed, n_tokens)?;
 
-    let metadata_refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    write_gguf(path, &metadata, &tensors)
+}
+
+/// The architecture and the tiny model's shape, under llama.cpp's `{arch}.*` keys.
+fn shape_metadata(arch: &str, name: &str) -> Result<Vec<(String, Value)>> {
+    let str_value = |s: &str| Value::String(s.to_string());
+    Ok(vec![
+        ("general.architecture".into(), str_value(arch)),
+        ("general.name".into(), str_value(name)),
+        (format!("{arch}.block_count"), u32_value(TINY_LAYERS)?),
+        (format!("{arch}.context_length"), u32_value(TINY_CONTEXT)?),
+        (format!("{arch}.embedding_length"), u32_value(TINY_HIDDEN)?),
+        (format!("{arch}.feed_forward_length"), u32_value(TINY_FFN)?),
+        (
+            format!("{arch}.attention.head_count"),
+            u32_value(TINY_HEADS)?,
+        ),
+        (
+            format!("{arch}.attention.head_count_kv"),
+            u32_value(TINY_KV_HEADS)?,
+        ),
+    ])
+}
+
+fn write_gguf(
+    path: &Path,
+    metadata: &[(String, Value)],
+    tensors: &[(String, QTensor)],
+) -> Result<()> {
+    let metadata_refs: Vec<(&str, &Value)> =
+        metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
     gguf_file::write(&mut file, &metadata_refs, &tensor_refs)?;
@@ -404,6 +518,8 @@ mod tests {
         );
         assert_eq!(tok.eos_id(), Some(im_end));
         assert_eq!(tok.bos_id(), Some(eot));
+        assert_eq!(tok.pad_id(), Some(eot));
+        assert!(!tok.add_bos());
         assert_eq!(tok.stop_ids(), vec![eot, im_end]);
         assert_eq!(tok.chat_template(), Some(TINY_CHAT_TEMPLATE));
 

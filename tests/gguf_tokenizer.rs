@@ -1,5 +1,6 @@
 //! GgufTokenizer against llama.cpp, on real Qwen2.5-Coder GGUF files from the Hugging Face cache
-//! and on the test kit's tiny model (whose llama.cpp logits are checked against candle too).
+//! and on the test kit's tiny model (whose llama.cpp logits are checked against candle too) and
+//! tiny SentencePiece vocabulary.
 //!
 //! The expected ids are produced by `scripts/llamacpp-token-ids.py` (llama.cpp through
 //! llama-cpp-python, `tokenize(text, add_bos=False, special=False)`) for every text of
@@ -27,6 +28,7 @@ struct Reference {
     sha256: String,
     bos: i64,
     eos: i64,
+    pad: i64,
     eog: Vec<u32>,
     n_vocab: usize,
     specials: std::collections::BTreeMap<String, u32>,
@@ -81,6 +83,12 @@ fn check_cached_against_llamacpp(repo: &str, file: &str, fixture: &str) {
         return;
     };
     check_against_llamacpp(&path, fixture);
+    let mut reader = std::fs::File::open(&path).unwrap();
+    let content = gguf_file::Content::read(&mut reader).unwrap();
+    let tok = GgufTokenizer::from_gguf(&content).unwrap();
+    assert!(tok
+        .chat_template()
+        .is_some_and(|t| t.contains("<|im_start|>")));
 }
 
 /// Checks the GGUF at `path` against the llama.cpp reference in `fixture`.
@@ -105,8 +113,11 @@ fn check_against_llamacpp(path: &Path, fixture: &str) -> Reference {
     let tok = GgufTokenizer::from_gguf(&content).unwrap();
 
     assert_eq!(tok.vocab_size(), reference.n_vocab);
-    assert_eq!(tok.bos_id().map(i64::from), Some(reference.bos));
-    assert_eq!(tok.eos_id().map(i64::from), Some(reference.eos));
+    // llama.cpp says -1 for "none".
+    let or_none = |id: Option<u32>| id.map_or(-1, i64::from);
+    assert_eq!(or_none(tok.bos_id()), reference.bos);
+    assert_eq!(or_none(tok.eos_id()), reference.eos);
+    assert_eq!(or_none(tok.pad_id()), reference.pad);
     for (text, id) in &reference.specials {
         assert_eq!(tok.special(text), Some(*id), "special token {text}");
     }
@@ -118,9 +129,6 @@ fn check_against_llamacpp(path: &Path, fixture: &str) -> Reference {
             "stop id {id} is not an end-of-generation id for llama.cpp"
         );
     }
-    assert!(tok
-        .chat_template()
-        .is_some_and(|t| t.contains("<|im_start|>")));
 
     let mut mismatches = Vec::new();
     let mut total_ids = 0;
@@ -202,4 +210,26 @@ fn tiny_qwen2_gguf_matches_llamacpp() {
     let range = expected.last.iter().fold(0f32, |m, x| m.max(x.abs()));
     eprintln!("tiny logits: max |candle - llama.cpp| = {max_diff} (max |logit| {range})");
     assert!(max_diff < 2e-2 * range, "logits differ by up to {max_diff}");
+}
+
+/// A SentencePiece-style vocabulary (`tokenizer.ggml.model = "llama"`, as Llama 2 and Gemma
+/// have), with byte fallback and a user-defined token, as llama.cpp reads it.
+#[test]
+fn tiny_spm_vocab_matches_llamacpp() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spm.gguf");
+    transbrief::testkit::write_tiny_spm_vocab_gguf(&path).unwrap();
+    check_against_llamacpp(&path, "llamacpp_ids_tiny-spm-vocab.json");
+}
+
+/// The other byte-level pre-tokenizers (Llama 3, GPT-2, llama.cpp's default), on tiny vocabularies
+/// learned with each.
+#[test]
+fn tiny_vocab_other_pre_tokenizers_match_llamacpp() {
+    let dir = tempfile::tempdir().unwrap();
+    for pre in ["llama-bpe", "gpt-2", "default"] {
+        let path = dir.path().join(format!("tiny-{pre}.gguf"));
+        transbrief::testkit::write_tiny_qwen2_gguf_with_pre(&path, 42, pre).unwrap();
+        check_against_llamacpp(&path, &format!("llamacpp_ids_tiny-qwen2-pre-{pre}.json"));
+    }
 }
