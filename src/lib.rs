@@ -12,6 +12,7 @@
 //!   backends built on them; [`generate`] holds the decoding loops they share.
 
 pub mod error;
+pub mod generate;
 pub mod models;
 
 pub use error::{Error, Result};

@@ -9,6 +9,8 @@
 //! Backends are `Send + Sync` and take `&self`: one loaded model is shared by all rayon workers,
 //! and whatever per-request state a model needs (KV caches) lives in the call, not in the weights.
 
+pub mod bart;
+
 use serde::Serialize;
 
 use crate::Result;
