@@ -110,3 +110,63 @@ fn marian_big_shape_matches_transformers() {
 fn bart_matches_transformers() {
     check_family("bart", &bart_like("bart"));
 }
+
+#[derive(Deserialize)]
+struct TokenizerCase {
+    text: String,
+    ids: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct DecodeCase {
+    ids: Vec<u32>,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct TokenizerExpected {
+    tokenizer: Vec<TokenizerCase>,
+    decode: Vec<DecodeCase>,
+}
+
+#[test]
+fn marian_tokenizer_from_spm_matches_marian_tokenizer() {
+    use transbrief::models::marian::MarianTokenizer;
+    for family in ["marian", "marian-big"] {
+        let dir = fixture(family);
+        let tok = MarianTokenizer::from_files(&dir.join("source.spm"), &dir.join("vocab.json"))
+            .expect("tokenizer");
+        let expected: TokenizerExpected = read_json(&dir.join("expected.json"));
+        for case in &expected.tokenizer {
+            assert_eq!(
+                tok.encode(&case.text).unwrap(),
+                case.ids,
+                "encode {:?}",
+                case.text
+            );
+        }
+        for case in &expected.decode {
+            assert_eq!(tok.decode(&case.ids), case.text, "decode {:?}", case.ids);
+        }
+        // The fixture inputs of every case were tokenized by MarianTokenizer too.
+        let cases: serde_json::Value = read_json(&dir.join("expected.json"));
+        for case in cases["cases"].as_array().expect("cases") {
+            let texts = case["texts"].as_array().expect("texts");
+            let ids = case["input_ids"].as_array().expect("ids");
+            for (text, ids) in texts.iter().zip(ids) {
+                let want: Vec<u32> = serde_json::from_value(ids.clone()).expect("ids");
+                assert_eq!(tok.encode(text.as_str().expect("text")).unwrap(), want);
+            }
+            let outputs = case["output_ids"].as_array().expect("outputs");
+            let texts = case["output_texts"].as_array().expect("output texts");
+            for (ids, text) in outputs.iter().zip(texts) {
+                let ids: Vec<u32> = serde_json::from_value(ids.clone()).expect("ids");
+                assert_eq!(
+                    tok.decode(&ids),
+                    text.as_str().expect("text"),
+                    "decode {ids:?}"
+                );
+            }
+        }
+    }
+}

@@ -161,12 +161,14 @@ mod tests {
 
     #[test]
     fn forced_tokens_and_min_length() {
-        let mut config = GenerationConfig::default();
-        config.eos_token_id = vec![0];
-        config.min_length = 3;
-        config.forced_bos_token_id = Some(2);
-        config.max_length = 4;
-        config.forced_eos_token_id = vec![0];
+        let config = GenerationConfig {
+            eos_token_id: vec![0],
+            min_length: 3,
+            forced_bos_token_id: Some(2),
+            max_length: 4,
+            forced_eos_token_id: vec![0],
+            ..Default::default()
+        };
         let p = Processors::new(&config);
         let mut s = vec![1.0; 4];
         p.apply(&[5], &mut s);

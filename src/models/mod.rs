@@ -10,6 +10,8 @@
 //! and whatever per-request state a model needs (KV caches) lives in the call, not in the weights.
 
 pub mod bart;
+pub mod marian;
+pub mod spm;
 
 use serde::Serialize;
 
