@@ -170,3 +170,12 @@ fn marian_tokenizer_from_spm_matches_marian_tokenizer() {
         }
     }
 }
+
+#[test]
+fn flan_t5_matches_transformers() {
+    let dir = fixture("flan-t5");
+    let cfg: transbrief::models::t5::Config = read_json(&dir.join("config.json"));
+    let model = transbrief::models::t5::T5ForConditionalGeneration::new(&cfg, var_builder(&dir))
+        .expect("model");
+    check_family("flan-t5", &model);
+}

@@ -54,6 +54,22 @@ pub struct DecoderState {
 }
 
 impl DecoderState {
+    /// The state before the first decoder step: the encoder's additive mask and, per decoder
+    /// layer, the cross-attention keys/values of the encoder output.
+    pub fn start(encoder_mask: Tensor, cross_attn: Vec<KeyValue>) -> Self {
+        Self {
+            layers: cross_attn
+                .into_iter()
+                .map(|cross_attn| LayerCache {
+                    self_attn: None,
+                    cross_attn,
+                })
+                .collect(),
+            encoder_mask,
+            position: 0,
+        }
+    }
+
     /// Keeps the rows named by `rows` (u32 indices, repeats allowed), in that order: expands a
     /// batch into beams, reorders beams after a step, or drops finished inputs.
     pub fn select(&mut self, rows: &Tensor) -> Result<()> {

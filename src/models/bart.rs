@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{layer_norm, linear, Activation, Embedding, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 
+use super::attention::{MultiHead, Spec};
 use crate::generate::{additive_mask, DecoderState, EncoderDecoder, KeyValue, LayerCache};
 
 fn default_true() -> bool {
@@ -116,64 +117,19 @@ fn sinusoidal(positions: usize, dim: usize, device: &Device) -> Result<Tensor> {
     Tensor::from_vec(table, (positions, dim), device)
 }
 
-/// Multi-head attention with biased projections.
-#[derive(Debug, Clone)]
-struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    out_proj: Linear,
-    heads: usize,
-    head_dim: usize,
-    scaling: f64,
-}
-
-impl Attention {
-    fn new(d_model: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
-        let head_dim = d_model / heads;
-        Ok(Self {
-            q_proj: linear(d_model, d_model, vb.pp("q_proj"))?,
-            k_proj: linear(d_model, d_model, vb.pp("k_proj"))?,
-            v_proj: linear(d_model, d_model, vb.pp("v_proj"))?,
-            out_proj: linear(d_model, d_model, vb.pp("out_proj"))?,
-            heads,
-            head_dim,
-            scaling: (head_dim as f64).powf(-0.5),
-        })
-    }
-
-    /// `(b, len, d_model)` -> `(b, heads, len, head_dim)`.
-    fn split(&self, xs: &Tensor) -> Result<Tensor> {
-        let (b, len, _) = xs.dims3()?;
-        xs.reshape((b, len, self.heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
-    fn key_value(&self, xs: &Tensor) -> Result<KeyValue> {
-        Ok(KeyValue {
-            key: self.split(&xs.apply(&self.k_proj)?)?,
-            value: self.split(&xs.apply(&self.v_proj)?)?,
-        })
-    }
-
-    /// Attends from `xs` to `kv` with an optional additive mask broadcastable to
-    /// `(b, heads, q_len, k_len)`.
-    fn attend(&self, xs: &Tensor, kv: &KeyValue, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, len, _) = xs.dims3()?;
-        let q = self.split(&(xs.apply(&self.q_proj)? * self.scaling)?)?;
-        let scores = q.matmul(&kv.key.t()?)?;
-        let scores = match mask {
-            Some(mask) => scores.broadcast_add(mask)?,
-            None => scores,
-        };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        probs
-            .matmul(&kv.value)?
-            .transpose(1, 2)?
-            .reshape((b, len, self.heads * self.head_dim))?
-            .apply(&self.out_proj)
-    }
+/// BART's attention: biased `q_proj`/`k_proj`/`v_proj`/`out_proj`, queries scaled by
+/// `head_dim ** -0.5`.
+fn attention(d_model: usize, heads: usize, vb: VarBuilder) -> Result<MultiHead> {
+    let head_dim = d_model / heads;
+    let spec = Spec {
+        d_model,
+        heads,
+        head_dim,
+        bias: true,
+        names: ["q_proj", "k_proj", "v_proj", "out_proj"],
+        scaling: (head_dim as f64).powf(-0.5),
+    };
+    MultiHead::new(spec, &vb)
 }
 
 /// Feed-forward block: fc1, activation, fc2.
@@ -216,7 +172,7 @@ fn residual(
 
 #[derive(Debug, Clone)]
 struct EncoderLayer {
-    self_attn: Attention,
+    self_attn: MultiHead,
     self_attn_layer_norm: LayerNorm,
     ffn: FeedForward,
     final_layer_norm: LayerNorm,
@@ -225,11 +181,7 @@ struct EncoderLayer {
 impl EncoderLayer {
     fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            self_attn: Attention::new(
-                cfg.d_model,
-                cfg.encoder_attention_heads,
-                vb.pp("self_attn"),
-            )?,
+            self_attn: attention(cfg.d_model, cfg.encoder_attention_heads, vb.pp("self_attn"))?,
             self_attn_layer_norm: layer_norm(cfg.d_model, 1e-5, vb.pp("self_attn_layer_norm"))?,
             ffn: FeedForward::new(cfg, cfg.encoder_ffn_dim, &vb)?,
             final_layer_norm: layer_norm(cfg.d_model, 1e-5, vb.pp("final_layer_norm"))?,
@@ -249,9 +201,9 @@ impl EncoderLayer {
 
 #[derive(Debug, Clone)]
 struct DecoderLayer {
-    self_attn: Attention,
+    self_attn: MultiHead,
     self_attn_layer_norm: LayerNorm,
-    encoder_attn: Attention,
+    encoder_attn: MultiHead,
     encoder_attn_layer_norm: LayerNorm,
     ffn: FeedForward,
     final_layer_norm: LayerNorm,
@@ -261,9 +213,9 @@ impl DecoderLayer {
     fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let heads = cfg.decoder_attention_heads;
         Ok(Self {
-            self_attn: Attention::new(cfg.d_model, heads, vb.pp("self_attn"))?,
+            self_attn: attention(cfg.d_model, heads, vb.pp("self_attn"))?,
             self_attn_layer_norm: layer_norm(cfg.d_model, 1e-5, vb.pp("self_attn_layer_norm"))?,
-            encoder_attn: Attention::new(cfg.d_model, heads, vb.pp("encoder_attn"))?,
+            encoder_attn: attention(cfg.d_model, heads, vb.pp("encoder_attn"))?,
             encoder_attn_layer_norm: layer_norm(
                 cfg.d_model,
                 1e-5,
@@ -456,21 +408,12 @@ impl EncoderDecoder for BartForConditionalGeneration {
     fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<DecoderState> {
         let mask = additive_mask(attention_mask)?;
         let hidden = self.encode_hidden(input_ids, &mask)?;
-        let layers = self
+        let cross = self
             .decoder_layers
             .iter()
-            .map(|layer| {
-                Ok(LayerCache {
-                    self_attn: None,
-                    cross_attn: layer.encoder_attn.key_value(&hidden)?,
-                })
-            })
+            .map(|layer| layer.encoder_attn.key_value(&hidden))
             .collect::<Result<_>>()?;
-        Ok(DecoderState {
-            layers,
-            encoder_mask: mask,
-            position: 0,
-        })
+        Ok(DecoderState::start(mask, cross))
     }
 
     fn decode_step(&self, tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
