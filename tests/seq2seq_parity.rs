@@ -179,3 +179,85 @@ fn flan_t5_matches_transformers() {
         .expect("model");
     check_family("flan-t5", &model);
 }
+
+/// A case's inputs and transformers' decoded outputs, by case name.
+fn case_texts(family: &str, name: &str) -> (Vec<String>, Vec<String>) {
+    let expected: serde_json::Value = read_json(&fixture(family).join("expected.json"));
+    let case = expected["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no case {name}"));
+    let strings =
+        |key: &str| -> Vec<String> { serde_json::from_value(case[key].clone()).expect("strings") };
+    (strings("texts"), strings("output_texts"))
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn marian_translator_joins_sentence_translations_per_paragraph() {
+    use transbrief::models::seq2seq::{load_marian, ModelFiles};
+    use transbrief::models::Translator;
+    let translator: std::sync::Arc<dyn Translator> =
+        load_marian(&ModelFiles::from_dir(&fixture("marian")), &Device::Cpu).expect("load");
+    // The fixture's generation_config.json asks for beam 4, like opus-mt's.
+    let (texts, outputs) = case_texts("marian", "beam4_batch");
+    // Inputs 0, 1, 2 and 4 are one sentence each.
+    let single = [0, 1, 2, 4];
+    let paragraphs: Vec<String> = vec![
+        texts[0].clone(),
+        String::new(),
+        format!("{}\n{}", texts[1], texts[2]),
+        texts[4].clone(),
+    ];
+    let refs: Vec<&str> = paragraphs.iter().map(String::as_str).collect();
+    let out = translator.translate(&refs).expect("translate");
+    assert_eq!(out.value.len(), 4);
+    assert_eq!(out.value[0], one_line(&outputs[single[0]]));
+    assert_eq!(out.value[1], "");
+    assert_eq!(
+        out.value[2],
+        one_line(&format!("{} {}", outputs[single[1]], outputs[single[2]]))
+    );
+    assert_eq!(out.value[3], one_line(&outputs[single[3]]));
+    assert!(out.value.iter().all(|p| !p.contains('\n')));
+    assert!(out.usage.input_tokens > 0 && out.usage.output_tokens > 0);
+}
+
+#[test]
+fn bart_and_t5_summarizers_match_transformers_text() {
+    use transbrief::models::seq2seq::{load_bart, load_t5, ModelFiles};
+    use transbrief::models::SummaryInput;
+    let bart = load_bart(&ModelFiles::from_dir(&fixture("bart")), &Device::Cpu).expect("bart");
+    let (texts, outputs) = case_texts("bart", "beam4_batch");
+    for (text, want) in texts.iter().zip(&outputs) {
+        let got = bart
+            .summarize(text, SummaryInput::Document)
+            .expect("summarize");
+        assert_eq!(got.value, want.trim());
+    }
+    assert_eq!(bart.max_input_tokens(), 64);
+
+    let t5 = load_t5(&ModelFiles::from_dir(&fixture("flan-t5")), &Device::Cpu).expect("t5");
+    let (texts, outputs) = case_texts("flan-t5", "greedy_batch");
+    let expected: Expected = read_json(&fixture("flan-t5").join("expected.json"));
+    let input_ids = &expected
+        .cases
+        .iter()
+        .find(|c| c.name == "greedy_batch")
+        .expect("case")
+        .input_ids;
+    for ((text, want), ids) in texts.iter().zip(&outputs).zip(input_ids) {
+        let text = text
+            .strip_prefix("summarize: ")
+            .expect("fixture texts carry the prompt");
+        assert_eq!(t5.count_tokens(text).expect("count"), ids.len());
+        let got = t5.summarize(text, SummaryInput::Chunk).expect("summarize");
+        assert_eq!(got.value, want.trim());
+    }
+    assert_eq!(t5.max_input_tokens(), 512);
+}

@@ -12,6 +12,7 @@
 mod attention;
 pub mod bart;
 pub mod marian;
+pub mod seq2seq;
 pub mod spm;
 pub mod t5;
 
