@@ -261,3 +261,8 @@ fn bart_and_t5_summarizers_match_transformers_text() {
     }
     assert_eq!(t5.max_input_tokens(), 512);
 }
+
+#[test]
+fn mbart_pre_norm_matches_transformers() {
+    check_family("mbart", &bart_like("mbart"));
+}
