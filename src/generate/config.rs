@@ -158,3 +158,41 @@ impl GenerationConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_config_json_wins_and_config_json_is_the_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.json");
+        std::fs::write(
+            &config,
+            r#"{"d_model": 8, "num_beams": 4, "max_length": 200, "eos_token_id": [2, 3],
+                "early_stopping": "never", "forced_bos_token_id": 0}"#,
+        )
+        .unwrap();
+        let fallback = GenerationConfig::from_files(None, &config).unwrap();
+        assert_eq!(fallback.num_beams, 4);
+        assert_eq!(fallback.max_length, 200);
+        assert_eq!(fallback.eos_token_id, vec![2, 3]);
+        assert_eq!(fallback.early_stopping, EarlyStopping::Never);
+        assert_eq!(fallback.forced_bos_token_id, Some(0));
+
+        let generation = dir.path().join("generation_config.json");
+        std::fs::write(
+            &generation,
+            r#"{"max_new_tokens": 10, "eos_token_id": 1, "early_stopping": true}"#,
+        )
+        .unwrap();
+        let own = GenerationConfig::from_files(Some(&generation), &config).unwrap();
+        assert_eq!(own.num_beams, 1, "config.json fields do not leak in");
+        assert_eq!(
+            own.max_length, 11,
+            "max_new_tokens counts after the start token"
+        );
+        assert_eq!(own.eos_token_id, vec![1]);
+        assert_eq!(own.early_stopping, EarlyStopping::Always);
+    }
+}
