@@ -132,8 +132,10 @@ pub(crate) fn argmax(scores: &[f32]) -> u32 {
 /// In-place log-softmax of one row.
 pub(crate) fn log_softmax(scores: &mut [f32]) {
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = scores.iter().map(|&s| (s - max).exp()).sum();
-    let log_sum = sum.ln();
+    // Accumulated in f64: over a 50k vocabulary an f32 running sum drifts by ~1e-5, which shifts
+    // a whole row and can reorder near-tied beams; f64 stays within f32 rounding of the truth.
+    let sum: f64 = scores.iter().map(|&s| f64::from((s - max).exp())).sum();
+    let log_sum = sum.ln() as f32;
     for s in scores.iter_mut() {
         *s = *s - max - log_sum;
     }
