@@ -266,3 +266,30 @@ fn bart_and_t5_summarizers_match_transformers_text() {
 fn mbart_pre_norm_matches_transformers() {
     check_family("mbart", &bart_like("mbart"));
 }
+
+#[test]
+fn bart_tokenizer_from_vocab_and_merges_matches_transformers() {
+    let dir = fixture("bart");
+    let tok = transbrief::models::seq2seq::bart_bpe_tokenizer(
+        &dir.join("vocab.json"),
+        &dir.join("merges.txt"),
+    )
+    .expect("tokenizer");
+    let expected: TokenizerExpected = read_json(&dir.join("expected.json"));
+    for case in &expected.tokenizer {
+        let ids = tok
+            .encode(case.text.as_str(), true)
+            .expect("encode")
+            .get_ids()
+            .to_vec();
+        assert_eq!(ids, case.ids, "encode {:?}", case.text);
+    }
+    for case in &expected.decode {
+        assert_eq!(
+            tok.decode(&case.ids, true).expect("decode"),
+            case.text,
+            "decode {:?}",
+            case.ids
+        );
+    }
+}

@@ -27,8 +27,9 @@ use crate::{Error, Result};
 /// Sentences translated per generation batch.
 const TRANSLATION_BATCH: usize = 16;
 
-/// The files of one seq2seq model. Marian needs `source_spm` and `vocab`; BART and T5 need
-/// `tokenizer_json`. `generation_config` is optional (settings then come from `config.json`).
+/// The files of one seq2seq model. Marian needs `source_spm` and `vocab`; T5 needs
+/// `tokenizer_json`; BART needs `tokenizer_json`, or else `vocab` and `merges` (older repos such
+/// as distilbart-cnn-*). `generation_config` is optional (settings then come from `config.json`).
 #[derive(Debug, Clone, Default)]
 pub struct ModelFiles {
     pub config: PathBuf,
@@ -37,7 +38,10 @@ pub struct ModelFiles {
     pub weights: Vec<PathBuf>,
     pub source_spm: Option<PathBuf>,
     pub target_spm: Option<PathBuf>,
+    /// Marian's piece-to-id map, or BART's byte-level BPE vocabulary.
     pub vocab: Option<PathBuf>,
+    /// BART's BPE merges (`merges.txt`).
+    pub merges: Option<PathBuf>,
     pub tokenizer_json: Option<PathBuf>,
 }
 
@@ -52,6 +56,7 @@ impl ModelFiles {
             source_spm: some("source.spm"),
             target_spm: some("target.spm"),
             vocab: some("vocab.json"),
+            merges: some("merges.txt"),
             tokenizer_json: some("tokenizer.json"),
         }
     }
@@ -303,6 +308,42 @@ fn load_tokenizer_json(files: &ModelFiles) -> Result<tokenizers::Tokenizer> {
     tokenizer
         .with_truncation(None)
         .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    Ok(tokenizer)
+}
+
+/// BART's tokenizer from `vocab.json` + `merges.txt`, as transformers converts it: byte-level
+/// BPE without a prefix space, `<s> … </s>` around the input, special tokens skipped on decode.
+pub fn bart_bpe_tokenizer(vocab: &Path, merges: &Path) -> Result<tokenizers::Tokenizer> {
+    use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+    use tokenizers::models::bpe::BPE;
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::processors::roberta::RobertaProcessing;
+    use tokenizers::AddedToken;
+    let tok_err = |e: Box<dyn std::error::Error + Send + Sync>| Error::Tokenizer(e.to_string());
+    let (Some(vocab), Some(merges)) = (vocab.to_str(), merges.to_str()) else {
+        return Err(Error::Tokenizer("BPE file paths must be UTF-8".into()));
+    };
+    let bpe = BPE::from_file(vocab, merges).build().map_err(tok_err)?;
+    let mut tokenizer = tokenizers::Tokenizer::new(bpe);
+    tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
+    let id = |token: &str| {
+        tokenizer
+            .token_to_id(token)
+            .ok_or_else(|| Error::Tokenizer(format!("{vocab} has no {token}")))
+    };
+    let (bos, eos) = (id("<s>")?, id("</s>")?);
+    let specials: Vec<AddedToken> = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        .into_iter()
+        .filter(|t| tokenizer.token_to_id(t).is_some())
+        .map(|t| AddedToken::from(t, true))
+        .collect();
+    tokenizer.add_special_tokens(&specials);
+    tokenizer.with_post_processor(Some(
+        RobertaProcessing::new(("</s>".into(), eos), ("<s>".into(), bos))
+            .add_prefix_space(false)
+            .trim_offsets(true),
+    ));
     Ok(tokenizer)
 }
 
