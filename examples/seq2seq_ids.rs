@@ -2,7 +2,8 @@
 //! transformers (see `scripts/check-marian-real-size`).
 //!
 //! Usage: `cargo run --example seq2seq_ids -- MODEL_DIR REQUEST.json`
-//! where REQUEST.json is `{"inputs": [[ids...], ...], "runs": {"name": {generation overrides}}}`;
+//! where REQUEST.json is `{"inputs": [[ids...], ...], "runs": {"name": {generation overrides}},
+//! "batch": N}` (`batch` optional: inputs per generate call, default all);
 //! prints `{"name": [[ids...], ...], ...}` and the time each run took on stderr.
 
 use std::time::Instant;
@@ -40,7 +41,14 @@ fn main() -> Result<()> {
         }
         let config = GenerationConfig::from_json(&serde_json::Value::Object(cfg).to_string())?;
         let start = Instant::now();
-        let ids = generate(&model, &inputs, &config)?;
+        let batch = request["batch"]
+            .as_u64()
+            .map_or(inputs.len(), |b| b as usize)
+            .max(1);
+        let mut ids = Vec::with_capacity(inputs.len());
+        for chunk in inputs.chunks(batch) {
+            ids.extend(generate(&model, chunk, &config)?);
+        }
         let tokens: usize = ids.iter().map(Vec::len).sum();
         let secs = start.elapsed().as_secs_f64();
         eprintln!(
