@@ -3,7 +3,9 @@
 //!
 //! Usage: `cargo run --example seq2seq_ids -- MODEL_DIR REQUEST.json`
 //! where REQUEST.json is `{"inputs": [[ids...], ...], "runs": {"name": {generation overrides}},
-//! "batch": N}` (`batch` optional: inputs per generate call, default all);
+//! "batch": N, "first_logits": PATH}` (`batch` optional: inputs per generate call, default all;
+//! `first_logits` optional: write the first decoder step's logits there, f32 little-endian,
+//! row-major `(inputs, vocab)`);
 //! prints `{"name": [[ids...], ...], ...}` and the time each run took on stderr.
 
 use std::time::Instant;
@@ -11,7 +13,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use candle_nn::VarBuilder;
-use transbrief::generate::{generate, GenerationConfig};
+use transbrief::generate::{generate, pad_batch, EncoderDecoder, GenerationConfig};
 use transbrief::models::bart::{BartForConditionalGeneration, Config};
 
 fn main() -> Result<()> {
@@ -33,6 +35,24 @@ fn main() -> Result<()> {
         &std::fs::read_to_string(dir.join("generation_config.json"))
             .context("generation_config.json")?,
     )?;
+    if let Some(path) = request["first_logits"].as_str() {
+        let start =
+            GenerationConfig::from_json(&serde_json::Value::Object(base.clone()).to_string())?
+                .decoder_start()?;
+        let (ids, mask) = pad_batch(&inputs, start, &Device::Cpu)?;
+        let mut state = model.encode(&ids, &mask)?;
+        let tokens = candle_core::Tensor::from_vec(
+            vec![start; inputs.len()],
+            (inputs.len(), 1),
+            &Device::Cpu,
+        )?;
+        let logits = model
+            .decode_step(&tokens, &mut state)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(path, bytes)?;
+    }
     let mut out = serde_json::Map::new();
     for (name, overrides) in request["runs"].as_object().context("runs")? {
         let mut cfg = base.clone();
