@@ -1,7 +1,7 @@
-//! Batched beam search with transformers' semantics (its `_beam_search` since v4.50): per input,
-//! `num_beams` running beams; each step keeps the top `max(2, 1 + #eos) * num_beams`
-//! continuations of the log-softmaxed, processed scores; candidates among the first `num_beams`
-//! that end in EOS (or reach `max_length`) become finished hypotheses scored
+//! Batched beam search with transformers' semantics (its `_beam_search`, read in 5.23, the version
+//! the fixtures record): per input, `num_beams` running beams; each step keeps the top
+//! `max(2, 1 + #eos) * num_beams` continuations of the log-softmaxed, processed scores;
+//! candidates among the first `num_beams` that end in EOS (or reach `max_length`) become finished hypotheses scored
 //! `sum_logprobs / generated_len ** length_penalty`; `early_stopping` decides when an input is
 //! done. An input that is done leaves the batch (its rows are dropped from the decoder state),
 //! which cannot change its result: transformers freezes a done input's hypotheses too.
