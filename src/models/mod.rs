@@ -9,6 +9,12 @@
 //! Backends are `Send + Sync` and take `&self`: one loaded model is shared by all rayon workers,
 //! and whatever per-request state a model needs (KV caches) lives in the call, not in the weights.
 
+mod attention;
+pub mod bart;
+pub mod marian;
+pub mod seq2seq;
+pub mod spm;
+pub mod t5;
 
 use serde::Serialize;
 

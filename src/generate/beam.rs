@@ -1,0 +1,220 @@
+//! Batched beam search with transformers' semantics (its `_beam_search`, read in 5.23, the version
+//! the fixtures record): per input, `num_beams` running beams; each step keeps the top
+//! `max(2, 1 + #eos) * num_beams` continuations of the log-softmaxed, processed scores;
+//! candidates among the first `num_beams` that end in EOS (or reach `max_length`) become finished hypotheses scored
+//! `sum_logprobs / generated_len ** length_penalty`; `early_stopping` decides when an input is
+//! done. An input that is done leaves the batch (its rows are dropped from the decoder state),
+//! which cannot change its result: transformers freezes a done input's hypotheses too.
+//!
+//! Not for: sampling, group/diverse beam search, constraints.
+
+use std::cmp::Ordering;
+
+use super::GenerationConfig;
+use super::{logits, row_index, step, DecoderState, EarlyStopping, EncoderDecoder, Sequence};
+use crate::Result;
+
+/// transformers' stand-in for "impossible" scores.
+const VERY_NEGATIVE: f32 = -1.0e9;
+
+struct Beam {
+    /// Decoder ids, start token included.
+    seq: Vec<u32>,
+    /// Sum of processed log-probabilities (f32, as transformers accumulates it).
+    score: f32,
+}
+
+struct Item {
+    /// Position of this input in the caller's batch.
+    input: usize,
+    beams: Vec<Beam>,
+    /// Finished hypotheses, best first, at most `num_beams`.
+    finished: Vec<(f32, Vec<u32>)>,
+    /// transformers' `is_early_stop_heuristic_unsatisfied`.
+    can_improve: bool,
+}
+
+/// A continuation: `(score, flat index = beam * vocab + token)`.
+type Candidate = (f32, usize);
+
+/// Orders candidates best first, lower flat index first on equal scores.
+fn better(a: &Candidate, b: &Candidate) -> Ordering {
+    b.0.partial_cmp(&a.0)
+        .unwrap_or(Ordering::Equal)
+        .then(a.1.cmp(&b.1))
+}
+
+/// Pushes `c` into `top` (sorted best first) if it belongs to the best `k`.
+fn push_top(top: &mut Vec<Candidate>, c: Candidate, k: usize) {
+    if top.len() == k && better(&c, &top[k - 1]) != Ordering::Less {
+        return;
+    }
+    let at = top
+        .binary_search_by(|probe| better(probe, &c))
+        .unwrap_or_else(|i| i);
+    top.insert(at, c);
+    top.truncate(k);
+}
+
+pub(crate) fn beam_search(
+    model: &dyn EncoderDecoder,
+    mut state: DecoderState,
+    batch: usize,
+    config: &GenerationConfig,
+) -> Result<Vec<Sequence>> {
+    let num_beams = config.num_beams;
+    let start = config.decoder_start()?;
+    let processors = logits::Processors::new(config);
+    let keep = num_beams * 2.max(1 + config.eos_token_id.len());
+    let max_length = config.max_length;
+    let lp = f64::from(config.length_penalty);
+    let length_norm = |len: usize| (len as f64).powf(lp) as f32;
+
+    // Expand each input to num_beams rows.
+    let expand: Vec<u32> = (0..batch as u32)
+        .flat_map(|i| std::iter::repeat_n(i, num_beams))
+        .collect();
+    state.select(&row_index(&expand, model.device())?)?;
+
+    let mut items: Vec<Item> = (0..batch)
+        .map(|input| Item {
+            input,
+            beams: (0..num_beams)
+                .map(|b| Beam {
+                    seq: vec![start],
+                    score: if b == 0 { 0.0 } else { VERY_NEGATIVE },
+                })
+                .collect(),
+            finished: Vec::new(),
+            can_improve: true,
+        })
+        .collect();
+    let mut results: Vec<Sequence> = vec![Vec::new(); batch];
+    let mut cur_len = 1;
+
+    while !items.is_empty() {
+        let tokens: Vec<u32> = items
+            .iter()
+            .flat_map(|item| item.beams.iter().map(|b| *b.seq.last().unwrap_or(&start)))
+            .collect();
+        let mut rows = step(model, &tokens, &mut state)?.into_iter();
+        let hits_max = cur_len + 1 >= max_length;
+
+        let mut next_rows: Vec<u32> = Vec::new();
+        let mut still: Vec<Item> = Vec::with_capacity(items.len());
+        for (item_index, mut item) in items.into_iter().enumerate() {
+            let row_base = (item_index * num_beams) as u32;
+            // Top `keep` continuations over all beams of this input.
+            let mut top: Vec<Candidate> = Vec::with_capacity(keep + 1);
+            let mut vocab = 0;
+            for (b, beam) in item.beams.iter().enumerate() {
+                let Some(mut scores) = rows.next() else {
+                    return Err(crate::Error::msg("decoder returned fewer rows than beams"));
+                };
+                vocab = scores.len();
+                logits::log_softmax(&mut scores);
+                processors.apply(&beam.seq, &mut scores);
+                for (token, &s) in scores.iter().enumerate() {
+                    push_top(&mut top, (s + beam.score, b * vocab + token), keep);
+                }
+            }
+            let ended: Vec<bool> = top
+                .iter()
+                .map(|&(_, flat)| hits_max || config.is_eos((flat % vocab) as u32))
+                .collect();
+
+            // Finished hypotheses: only the first num_beams candidates may finish, and only
+            // while this input can still improve.
+            let full = item.finished.len() == num_beams;
+            let frozen =
+                !item.can_improve || (full && config.early_stopping == EarlyStopping::Always);
+            if !frozen {
+                for (rank, &(score, flat)) in top.iter().enumerate().take(num_beams) {
+                    if !ended[rank] {
+                        continue;
+                    }
+                    let mut seq = item.beams[flat / vocab].seq.clone();
+                    seq.push((flat % vocab) as u32);
+                    let normed = score / length_norm(cur_len);
+                    // Existing hypotheses win ties (they come first in transformers' merge).
+                    let at = item.finished.partition_point(|(s, _)| *s >= normed);
+                    item.finished.insert(at, (normed, seq));
+                    item.finished.truncate(num_beams);
+                }
+            }
+
+            // Running beams for the next step: the best num_beams candidates that did not end.
+            let mut running: Vec<Candidate> = top
+                .iter()
+                .zip(&ended)
+                .enumerate()
+                .map(|(rank, (&(score, _), &end))| {
+                    (if end { score + VERY_NEGATIVE } else { score }, rank)
+                })
+                .collect();
+            running.sort_by(better);
+            running.truncate(num_beams);
+            let beams: Vec<Beam> = running
+                .iter()
+                .map(|&(score, rank)| {
+                    let flat = top[rank].1;
+                    let mut seq = item.beams[flat / vocab].seq.clone();
+                    seq.push((flat % vocab) as u32);
+                    Beam { seq, score }
+                })
+                .collect();
+
+            // transformers' early-stop heuristic, evaluated with the new length.
+            if item.can_improve {
+                let hypothetical = if config.early_stopping == EarlyStopping::Never && lp > 0.0 {
+                    max_length - 1
+                } else {
+                    cur_len
+                };
+                let best = beams[0].score / length_norm(hypothetical);
+                let worst = if item.finished.len() == num_beams {
+                    item.finished[num_beams - 1].0
+                } else {
+                    VERY_NEGATIVE
+                };
+                item.can_improve = best > worst;
+            }
+            let full = item.finished.len() == num_beams;
+            let done = hits_max
+                || !item.can_improve
+                || (full && config.early_stopping == EarlyStopping::Always);
+            if done {
+                let best = item.finished.first().map(|(_, s)| s.clone());
+                results[item.input] = best.map(|s| s[1..].to_vec()).unwrap_or_default();
+                continue;
+            }
+            next_rows.extend(
+                running
+                    .iter()
+                    .map(|&(_, rank)| row_base + (top[rank].1 / vocab) as u32),
+            );
+            item.beams = beams;
+            still.push(item);
+        }
+        items = still;
+        cur_len += 1;
+        if !items.is_empty() {
+            state.select(&row_index(&next_rows, model.device())?)?;
+        }
+    }
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_top_keeps_best_k_in_order() {
+        let mut top = Vec::new();
+        for (i, s) in [1.0f32, 5.0, 3.0, 5.0, -1.0, 4.0].iter().enumerate() {
+            push_top(&mut top, (*s, i), 3);
+        }
+        assert_eq!(top, vec![(5.0, 1), (5.0, 3), (4.0, 5)]);
+    }
+}

@@ -1,0 +1,421 @@
+//! The seq2seq backends: Marian as a [`Translator`], BART and T5 as [`Summarizer`]s, each a
+//! loaded model plus its tokenizer and generation settings, with a loader per family that takes
+//! the model's files ([`ModelFiles`]).
+//!
+//! Translation goes sentence by sentence (opus-mt models are trained on sentences): paragraphs are
+//! split, all their sentences are tokenized, sorted by length and generated in batches, then
+//! joined back into one line per paragraph. A sentence's translation does not depend on its batch
+//! (the generation engine guarantees it), so sorting changes speed, never output.
+//!
+//! Not for: finding or downloading files (`hub`, `catalog`), splitting documents into paragraphs
+//! or chunks (`text`), or shaping briefs (`pipeline`).
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+use super::bart::{self, BartForConditionalGeneration};
+use super::marian::MarianTokenizer;
+use super::t5::{self, T5ForConditionalGeneration};
+use super::{Output, Summarizer, SummaryInput, Translator, Usage};
+use crate::generate::{generate, EncoderDecoder, GenerationConfig};
+use crate::{Error, Result};
+
+/// Sentences translated per generation batch.
+const TRANSLATION_BATCH: usize = 16;
+
+/// The files of one seq2seq model. Marian needs `source_spm` and `vocab`; T5 needs
+/// `tokenizer_json`; BART needs `tokenizer_json`, or else `vocab` and `merges` (older repos such
+/// as distilbart-cnn-*). `generation_config` is optional (settings then come from `config.json`).
+#[derive(Debug, Clone, Default)]
+pub struct ModelFiles {
+    pub config: PathBuf,
+    pub generation_config: Option<PathBuf>,
+    /// One or more `.safetensors` files.
+    pub weights: Vec<PathBuf>,
+    pub source_spm: Option<PathBuf>,
+    pub target_spm: Option<PathBuf>,
+    /// Marian's piece-to-id map, or BART's byte-level BPE vocabulary.
+    pub vocab: Option<PathBuf>,
+    /// BART's BPE merges (`merges.txt`).
+    pub merges: Option<PathBuf>,
+    pub tokenizer_json: Option<PathBuf>,
+}
+
+impl ModelFiles {
+    /// The files of a model saved in one directory with transformers' usual names, those present.
+    pub fn from_dir(dir: &Path) -> Self {
+        let some = |name: &str| Some(dir.join(name)).filter(|p| p.exists());
+        Self {
+            config: dir.join("config.json"),
+            generation_config: some("generation_config.json"),
+            weights: vec![dir.join("model.safetensors")],
+            source_spm: some("source.spm"),
+            target_spm: some("target.spm"),
+            vocab: some("vocab.json"),
+            merges: some("merges.txt"),
+            tokenizer_json: some("tokenizer.json"),
+        }
+    }
+
+    fn name(&self) -> String {
+        self.config
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    }
+
+    fn required<'a>(&self, file: &'a Option<PathBuf>, what: &str) -> Result<&'a PathBuf> {
+        file.as_ref()
+            .ok_or_else(|| Error::model(self.name(), format!("missing {what}")))
+    }
+
+    fn read_config<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        let text = std::fs::read_to_string(&self.config)
+            .map_err(|e| Error::model(self.name(), format!("{}: {e}", self.config.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::model(self.name(), format!("{}: {e}", self.config.display())))
+    }
+
+    fn var_builder(&self, device: &Device) -> Result<VarBuilder<'static>> {
+        if self.weights.is_empty() {
+            return Err(Error::model(self.name(), "no weight files"));
+        }
+        // SAFETY: the weight files are memory-mapped read-only; like every mmap-based loader we
+        // rely on nobody truncating them while the model is loaded.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&self.weights, DType::F32, device)? };
+        Ok(vb)
+    }
+
+    fn generation(&self) -> Result<GenerationConfig> {
+        GenerationConfig::from_files(self.generation_config.as_deref(), &self.config)
+    }
+}
+
+/// Splits a paragraph into sentences: a sentence ends after `.`, `!`, `?` or `…` (and any
+/// closing quotes or brackets, including a French `»` after a space) followed by whitespace or
+/// the end. Ranges exclude surrounding whitespace.
+fn sentences(text: &str) -> Vec<Range<usize>> {
+    let is_closer = |c: char| matches!(c, '»' | '"' | '”' | '\'' | ')' | ']');
+    let is_end = |c: char| matches!(c, '.' | '!' | '?' | '…');
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut i = 0;
+    while let Some(c) = text[i..].chars().next() {
+        if start.is_none() && !c.is_whitespace() {
+            start = Some(i);
+        }
+        i += c.len_utf8();
+        if start.is_none() || !is_end(c) {
+            continue;
+        }
+        // Swallow further terminal marks and closers, and a "»" separated by spaces.
+        loop {
+            let rest = &text[i..];
+            let trimmed = rest.trim_start();
+            match rest.chars().next() {
+                Some(n) if is_end(n) || is_closer(n) => i += n.len_utf8(),
+                Some(n) if n.is_whitespace() && trimmed.starts_with('»') => {
+                    i += rest.len() - trimmed.len() + '»'.len_utf8();
+                }
+                _ => break,
+            }
+        }
+        if text[i..].chars().next().is_none_or(char::is_whitespace) {
+            if let Some(s) = start.take() {
+                out.push(s..i);
+            }
+        }
+    }
+    if let Some(s) = start {
+        out.push(s..text.trim_end().len());
+    }
+    out
+}
+
+/// One line of text: newlines and runs of whitespace become single spaces.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Keeps at most `max` ids, the last one (EOS) included.
+fn truncate_keeping_last(ids: &mut Vec<u32>, max: usize) {
+    if ids.len() > max && max > 0 {
+        let last = ids[ids.len() - 1];
+        ids.truncate(max - 1);
+        ids.push(last);
+    }
+}
+
+/// A Marian (opus-mt) model as a [`Translator`].
+pub struct MarianTranslator {
+    model: BartForConditionalGeneration,
+    tokenizer: MarianTokenizer,
+    /// Generation settings; `generation_config.json`'s by default (opus-mt: beam 4).
+    pub generation: GenerationConfig,
+    max_source_tokens: usize,
+}
+
+impl MarianTranslator {
+    /// Translates single sentences (or short texts), batched; one output per input.
+    pub fn translate_sentences(&self, sentences: &[&str]) -> Result<Output<Vec<String>>> {
+        let mut usage = Usage::default();
+        let mut inputs = Vec::with_capacity(sentences.len());
+        for s in sentences {
+            let mut ids = self.tokenizer.encode(s)?;
+            truncate_keeping_last(&mut ids, self.max_source_tokens);
+            usage.input_tokens += ids.len() as u64;
+            inputs.push(ids);
+        }
+        // Longest first, so each batch pads little.
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(inputs[i].len()));
+        let mut out = vec![String::new(); inputs.len()];
+        for chunk in order.chunks(TRANSLATION_BATCH) {
+            let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| inputs[i].clone()).collect();
+            let generated = generate(&self.model, &batch, &self.generation)?;
+            for (&i, ids) in chunk.iter().zip(generated) {
+                usage.output_tokens += ids.len() as u64;
+                out[i] = one_line(&self.tokenizer.decode(&ids));
+            }
+        }
+        Ok(Output { value: out, usage })
+    }
+}
+
+impl Translator for MarianTranslator {
+    fn translate(&self, paragraphs: &[&str]) -> Result<Output<Vec<String>>> {
+        let split: Vec<Vec<&str>> = paragraphs
+            .iter()
+            .map(|p| sentences(p).into_iter().map(|r| &p[r]).collect())
+            .collect();
+        let flat: Vec<&str> = split.iter().flatten().copied().collect();
+        let translated = self.translate_sentences(&flat)?;
+        let mut parts = translated.value.into_iter();
+        let value = split
+            .iter()
+            .map(|sents| {
+                let joined: Vec<String> = parts.by_ref().take(sents.len()).collect();
+                one_line(&joined.join(" "))
+            })
+            .collect();
+        Ok(Output {
+            value,
+            usage: translated.usage,
+        })
+    }
+}
+
+/// Loads a Marian (opus-mt) model and its spm tokenizer as a [`Translator`].
+pub fn load_marian(files: &ModelFiles, device: &Device) -> Result<Arc<dyn Translator>> {
+    Ok(Arc::new(load_marian_translator(files, device)?))
+}
+
+/// [`load_marian`], keeping the concrete type (for tests and examples).
+pub fn load_marian_translator(files: &ModelFiles, device: &Device) -> Result<MarianTranslator> {
+    let cfg: bart::Config = files.read_config()?;
+    if cfg.model_type != "marian" {
+        return Err(Error::model(
+            files.name(),
+            format!("not a Marian model ({})", cfg.model_type),
+        ));
+    }
+    let tokenizer = MarianTokenizer::from_files(
+        files.required(&files.source_spm, "source.spm")?,
+        files.required(&files.vocab, "vocab.json")?,
+    )?;
+    Ok(MarianTranslator {
+        model: BartForConditionalGeneration::new(&cfg, files.var_builder(device)?)?,
+        tokenizer,
+        generation: files.generation()?,
+        max_source_tokens: cfg.max_position_embeddings,
+    })
+}
+
+/// A BART or T5 model as a [`Summarizer`].
+pub struct Seq2SeqSummarizer {
+    model: Box<dyn EncoderDecoder>,
+    tokenizer: tokenizers::Tokenizer,
+    /// Text put before the input ("summarize: " for T5).
+    prefix: &'static str,
+    max_input_tokens: usize,
+    /// Generation settings; `generation_config.json`'s by default.
+    pub generation: GenerationConfig,
+}
+
+impl Seq2SeqSummarizer {
+    fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let input = format!("{}{}", self.prefix, text);
+        let encoding = self
+            .tokenizer
+            .encode(input, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Summarizes several texts in one batch; one summary per input.
+    pub fn summarize_batch(&self, texts: &[&str]) -> Result<Output<Vec<String>>> {
+        let mut usage = Usage::default();
+        let mut inputs = Vec::with_capacity(texts.len());
+        for t in texts {
+            let mut ids = self.encode(t)?;
+            truncate_keeping_last(&mut ids, self.max_input_tokens);
+            usage.input_tokens += ids.len() as u64;
+            inputs.push(ids);
+        }
+        let generated = generate(self.model.as_ref(), &inputs, &self.generation)?;
+        let mut value = Vec::with_capacity(generated.len());
+        for ids in generated {
+            usage.output_tokens += ids.len() as u64;
+            let text = self
+                .tokenizer
+                .decode(&ids, true)
+                .map_err(|e| Error::Tokenizer(e.to_string()))?;
+            value.push(text.trim().to_string());
+        }
+        Ok(Output { value, usage })
+    }
+}
+
+impl Summarizer for Seq2SeqSummarizer {
+    fn max_input_tokens(&self) -> usize {
+        self.max_input_tokens
+    }
+
+    fn count_tokens(&self, text: &str) -> Result<usize> {
+        Ok(self.encode(text)?.len())
+    }
+
+    fn summarize(&self, text: &str, _input: SummaryInput) -> Result<Output<String>> {
+        let out = self.summarize_batch(&[text])?;
+        let value = out.value.into_iter().next().unwrap_or_default();
+        Ok(Output {
+            value,
+            usage: out.usage,
+        })
+    }
+}
+
+fn load_tokenizer_json(files: &ModelFiles) -> Result<tokenizers::Tokenizer> {
+    let path = files.required(&files.tokenizer_json, "tokenizer.json")?;
+    let mut tokenizer = tokenizers::Tokenizer::from_file(path)
+        .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+    // Inputs are truncated to the model's limit here, never padded by the tokenizer.
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(None)
+        .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    Ok(tokenizer)
+}
+
+/// BART's tokenizer from `vocab.json` + `merges.txt`, as transformers converts it: byte-level
+/// BPE without a prefix space, `<s> … </s>` around the input, special tokens skipped on decode.
+pub fn bart_bpe_tokenizer(vocab: &Path, merges: &Path) -> Result<tokenizers::Tokenizer> {
+    use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+    use tokenizers::models::bpe::BPE;
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::processors::roberta::RobertaProcessing;
+    use tokenizers::AddedToken;
+    let tok_err = |e: Box<dyn std::error::Error + Send + Sync>| Error::Tokenizer(e.to_string());
+    let (Some(vocab), Some(merges)) = (vocab.to_str(), merges.to_str()) else {
+        return Err(Error::Tokenizer("BPE file paths must be UTF-8".into()));
+    };
+    let bpe = BPE::from_file(vocab, merges).build().map_err(tok_err)?;
+    let mut tokenizer = tokenizers::Tokenizer::new(bpe);
+    tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
+    let id = |token: &str| {
+        tokenizer
+            .token_to_id(token)
+            .ok_or_else(|| Error::Tokenizer(format!("{vocab} has no {token}")))
+    };
+    let (bos, eos) = (id("<s>")?, id("</s>")?);
+    let specials: Vec<AddedToken> = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        .into_iter()
+        .filter(|t| tokenizer.token_to_id(t).is_some())
+        .map(|t| AddedToken::from(t, true))
+        .collect();
+    tokenizer.add_special_tokens(&specials);
+    tokenizer.with_post_processor(Some(
+        RobertaProcessing::new(("</s>".into(), eos), ("<s>".into(), bos))
+            .add_prefix_space(false)
+            .trim_offsets(true),
+    ));
+    Ok(tokenizer)
+}
+
+/// Loads a BART-family summarizer (bart-large-cnn, distilbart-cnn-*).
+pub fn load_bart(files: &ModelFiles, device: &Device) -> Result<Arc<dyn Summarizer>> {
+    Ok(Arc::new(load_bart_summarizer(files, device)?))
+}
+
+/// [`load_bart`], keeping the concrete type.
+pub fn load_bart_summarizer(files: &ModelFiles, device: &Device) -> Result<Seq2SeqSummarizer> {
+    let cfg: bart::Config = files.read_config()?;
+    Ok(Seq2SeqSummarizer {
+        model: Box::new(BartForConditionalGeneration::new(
+            &cfg,
+            files.var_builder(device)?,
+        )?),
+        tokenizer: load_tokenizer_json(files)?,
+        prefix: "",
+        max_input_tokens: cfg.max_position_embeddings.min(1024),
+        generation: files.generation()?,
+    })
+}
+
+/// Loads a T5-family summarizer (t5-*, flan-t5-*), prompting with "summarize: ".
+pub fn load_t5(files: &ModelFiles, device: &Device) -> Result<Arc<dyn Summarizer>> {
+    Ok(Arc::new(load_t5_summarizer(files, device)?))
+}
+
+/// [`load_t5`], keeping the concrete type.
+pub fn load_t5_summarizer(files: &ModelFiles, device: &Device) -> Result<Seq2SeqSummarizer> {
+    let cfg: t5::Config = files.read_config()?;
+    Ok(Seq2SeqSummarizer {
+        model: Box::new(T5ForConditionalGeneration::new(
+            &cfg,
+            files.var_builder(device)?,
+        )?),
+        tokenizer: load_tokenizer_json(files)?,
+        prefix: "summarize: ",
+        max_input_tokens: 512,
+        generation: files.generation()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(text: &str) -> Vec<&str> {
+        sentences(text).into_iter().map(|r| &text[r]).collect()
+    }
+
+    #[test]
+    fn sentences_end_at_terminal_punctuation_before_whitespace() {
+        assert_eq!(
+            split("  Il a dit « non. » Puis il est parti !  Et après ?"),
+            vec!["Il a dit « non. »", "Puis il est parti !", "Et après ?"]
+        );
+        assert_eq!(
+            split("Prix : 3.5 euros. Fin"),
+            vec!["Prix : 3.5 euros.", "Fin"]
+        );
+        assert_eq!(
+            split("(Voir ci-dessus.) Suite…"),
+            vec!["(Voir ci-dessus.)", "Suite…"]
+        );
+        assert!(split("   ").is_empty());
+    }
+
+    #[test]
+    fn truncation_keeps_the_final_token() {
+        let mut ids = vec![5, 6, 7, 8, 0];
+        truncate_keeping_last(&mut ids, 3);
+        assert_eq!(ids, vec![5, 6, 0]);
+    }
+}
