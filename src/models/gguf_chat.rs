@@ -124,7 +124,10 @@ impl GgufChat {
             _ => {
                 return Err(Error::model(
                     name,
-                    format!("{}: unsupported chat template (only ChatML)", path.display()),
+                    format!(
+                        "{}: unsupported chat template (only ChatML)",
+                        path.display()
+                    ),
                 ))
             }
         };
@@ -185,12 +188,7 @@ impl GgufChat {
 
     /// Runs one conversation: `system`, then `turns` (user, assistant, ..., user), and returns
     /// the assistant's answer.
-    fn chat(
-        &self,
-        system: &str,
-        turns: &[(Role, &str)],
-        max_new: usize,
-    ) -> Result<Output<String>> {
+    fn chat(&self, system: &str, turns: &[(Role, &str)], max_new: usize) -> Result<Output<String>> {
         let mut head = Vec::new();
         self.turn(Role::System, system, &mut head)?;
         let mut rest = Vec::new();
@@ -222,8 +220,11 @@ impl GgufChat {
         } else {
             cache.truncate(head.len());
         }
+        let started = std::time::Instant::now();
+        let mut prefill_s = 0.0;
         let result = (|| {
             let logits = self.model.forward(&rest, &mut cache)?;
+            prefill_s = started.elapsed().as_secs_f64();
             let cfg = SamplingConfig {
                 max_new_tokens: max_new.min(self.sampling.max_new_tokens),
                 ..self.sampling.clone()
@@ -243,6 +244,16 @@ impl GgufChat {
             pool.push((cache, head));
         }
         let generated = result?;
+        let decode_s = started.elapsed().as_secs_f64() - prefill_s;
+        tracing::debug!(
+            model = %self.name,
+            prompt = prompt_len,
+            prefill_tok_s = format!("{:.1}", rest.len() as f64 / prefill_s.max(1e-9)),
+            generated = generated.ids.len(),
+            decode_tok_s = format!("{:.1}", generated.ids.len() as f64 / decode_s.max(1e-9)),
+            stop = ?generated.stop,
+            "chat turn"
+        );
         if generated.stop == StopReason::MaxTokens {
             tracing::debug!(model = %self.name, "answer cut at the token limit");
         }
@@ -319,7 +330,11 @@ impl Translator for GgufChat {
             let mut translated = Vec::with_capacity(pieces.len());
             for piece in pieces {
                 // Long paragraphs are cut into pieces; context is only given to whole ones.
-                let ctx = if translated.is_empty() { &context[..] } else { &[] };
+                let ctx = if translated.is_empty() {
+                    &context[..]
+                } else {
+                    &[]
+                };
                 let o = self.translate_one(&paragraph[piece], ctx)?;
                 usage += o.usage;
                 translated.push(o.value);

@@ -83,8 +83,10 @@ fn clean_title(line: &str) -> String {
     for _ in 0..2 {
         t = t.trim_matches('*').trim();
         for label in ["Title:", "Title :", "Titre :", "Titre:", "Headline:"] {
-            if t.len() >= label.len() && t[..label.len()].eq_ignore_ascii_case(label) {
-                t = t[label.len()..].trim();
+            if let Some(head) = t.get(..label.len()) {
+                if head.eq_ignore_ascii_case(label) {
+                    t = t[label.len()..].trim();
+                }
             }
         }
     }
@@ -165,6 +167,12 @@ mod tests {
     }
 
     #[test]
+    fn titles_with_multibyte_characters_do_not_panic() {
+        assert_eq!(shape("ksancei\u{e9} de", "x"), "# ksanceié de\n\n");
+        assert_eq!(shape("Titré: été\n- a", "x"), "# Titré: été\n\n- a\n");
+    }
+
+    #[test]
     fn caps_bullets_and_splits_prose() {
         let raw = (1..=9).map(|i| format!("- P{i}.\n")).collect::<String>();
         let md = shape(&raw, "Fallback");
@@ -195,7 +203,11 @@ mod tests {
         }
         fn summarize(&self, text: &str, input: SummaryInput) -> Result<Output<String>> {
             let n = self.count_tokens(text)?;
-            assert!(n <= self.max, "asked to summarize {n} > {} tokens", self.max);
+            assert!(
+                n <= self.max,
+                "asked to summarize {n} > {} tokens",
+                self.max
+            );
             self.calls.lock().unwrap().push((input, n));
             let first: Vec<&str> = text.split_whitespace().take(2).collect();
             Ok(Output {

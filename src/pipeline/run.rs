@@ -132,7 +132,7 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
         .collect();
     if opts.print_errors {
         for p in &plan.problems {
-            bar.println(format!("error: {}: {}", p.path.display(), p.message));
+            bar.suspend(|| eprintln!("error: {}: {}", p.path.display(), p.message));
         }
     }
     let done: Vec<DocReport> = pool.install(|| {
@@ -152,7 +152,7 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
                 bar.set_message(format!("{:.1} tokens/s", total as f64 / secs.max(1e-3)));
                 if opts.print_errors {
                     if let Some(e) = &report.error {
-                        bar.println(format!("error: {e}"));
+                        bar.suspend(|| eprintln!("error: {e}"));
                     }
                 }
                 bar.inc(1);
@@ -328,8 +328,7 @@ fn process_inner(
         report.paragraphs = out.value.1;
         out.value.0
     } else {
-        std::fs::read_to_string(&job.translation)
-            .map_err(|e| Error::input(&job.translation, e))?
+        std::fs::read_to_string(&job.translation).map_err(|e| Error::input(&job.translation, e))?
     };
     if need_translation {
         crate::cancel::check()?;
