@@ -434,7 +434,10 @@ mod tests {
     fn unknown_keys_and_families_are_errors() {
         let mut c = builtin();
         let err = c
-            .add_str("[models.x]\nfamliy = 1\n", "typo.toml")
+            .add_str(
+                "[models.x]\ndescription='d'\nfamily='marian'\ntasks=['brief']\nrepo='a/b'\nfiles={model='m'}\nfamliy = 1\n",
+                "typo.toml",
+            )
             .unwrap_err()
             .to_string();
         assert!(err.contains("famliy"), "{err}");

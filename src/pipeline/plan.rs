@@ -146,11 +146,18 @@ pub fn plan(opts: &PlanOptions) -> Result<Plan, String> {
             found.push((root.clone(), out));
             continue;
         }
+        // Excluded folders are pruned, not walked.
+        let prune_root = root.clone();
+        let prune = exclude.clone();
         let walker = ignore::WalkBuilder::new(root)
             .standard_filters(false)
             .hidden(true)
             .follow_links(true)
             .sort_by_file_name(|a, b| a.cmp(b))
+            .filter_entry(move |e| {
+                let rel = e.path().strip_prefix(&prune_root).unwrap_or(e.path());
+                rel.as_os_str().is_empty() || !matches(&prune, rel)
+            })
             .build();
         for entry in walker {
             let entry = match entry {
@@ -168,14 +175,6 @@ pub fn plan(opts: &PlanOptions) -> Result<Plan, String> {
                 continue;
             }
             let rel = path.strip_prefix(root).unwrap_or(path);
-            if matches(&exclude, rel)
-                || rel
-                    .ancestors()
-                    .skip(1)
-                    .any(|a| !a.as_os_str().is_empty() && exclude.is_match(a))
-            {
-                continue;
-            }
             if !matches(&include, rel) {
                 continue;
             }
