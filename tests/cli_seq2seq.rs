@@ -78,13 +78,19 @@ fn report_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-#[test]
-fn run_translates_and_briefs_with_marian_and_bart_then_skips() {
+/// A temp dir with `docs/x.fr.txt` and the catalog; returns it, the docs folder and the catalog.
+fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let docs = tmp.path().join("docs");
     std::fs::create_dir(&docs).unwrap();
     std::fs::write(docs.join("x.fr.txt"), FRENCH).unwrap();
     let catalog = write_catalog(tmp.path());
+    (tmp, docs, catalog)
+}
+
+#[test]
+fn run_translates_and_briefs_with_marian_and_bart_then_skips() {
+    let (tmp, docs, catalog) = setup();
 
     let first = tmp.path().join("first.json");
     run(tmp.path(), &catalog, &first).success();
@@ -138,11 +144,7 @@ fn run_translates_and_briefs_with_marian_and_bart_then_skips() {
 
 #[test]
 fn a_marian_model_cannot_write_briefs() {
-    let tmp = tempfile::tempdir().unwrap();
-    let docs = tmp.path().join("docs");
-    std::fs::create_dir(&docs).unwrap();
-    std::fs::write(docs.join("x.fr.txt"), FRENCH).unwrap();
-    let catalog = write_catalog(tmp.path());
+    let (_tmp, docs, catalog) = setup();
     let out = Command::cargo_bin("transbrief")
         .unwrap()
         .arg("run")

@@ -208,28 +208,27 @@ mod tests {
         Loader::new(catalog, Access::Offline, Device::Cpu)
     }
 
+    /// One catalog entry serving both tasks; `extra` is appended (a `generation` line).
+    fn entry(name: &str, family: &str, fixture: &str, files: &str, extra: &str) -> String {
+        format!(
+            "[models.{name}]\ndescription = \"d\"\nfamily = \"{family}\"\n\
+             tasks = [\"translate\", \"brief\"]\npath = \"FIXTURES/{fixture}\"\n\
+             files = {files}\n{extra}\n"
+        )
+    }
+
     const MARIAN_FILES: &str = r#"{ config = "config.json", generation_config = "generation_config.json", model = "model.safetensors", source_spm = "source.spm", vocab = "vocab.json" }"#;
 
     #[test]
     fn entry_settings_override_generation_config_only_when_set() {
-        let entries = format!(
-            r#"
-[models.plain]
-description = "d"
-family = "marian"
-tasks = ["translate"]
-path = "FIXTURES/marian"
-files = {MARIAN_FILES}
-
-[models.tuned]
-description = "d"
-family = "marian"
-tasks = ["translate"]
-path = "FIXTURES/marian"
-files = {MARIAN_FILES}
-generation = {{ num_beams = 1, max_new_tokens = 7 }}
-"#
-        );
+        let entries = entry("plain", "marian", "marian", MARIAN_FILES, "")
+            + &entry(
+                "tuned",
+                "marian",
+                "marian",
+                MARIAN_FILES,
+                "generation = { num_beams = 1, max_new_tokens = 7 }",
+            );
         let loader = loader_with(&entries);
         let get = |name: &str| {
             let entry = loader.catalog().get(name).unwrap();
@@ -252,30 +251,11 @@ generation = {{ num_beams = 1, max_new_tokens = 7 }}
 
     #[test]
     fn families_serve_only_their_task() {
-        let entries = format!(
-            r#"
-[models.m]
-description = "d"
-family = "marian"
-tasks = ["translate", "brief"]
-path = "FIXTURES/marian"
-files = {MARIAN_FILES}
-
-[models.b]
-description = "d"
-family = "bart"
-tasks = ["translate", "brief"]
-path = "FIXTURES/bart"
-files = {{ config = "config.json", model = "model.safetensors", tokenizer = "tokenizer.json" }}
-
-[models.noconfig]
-description = "d"
-family = "t5"
-tasks = ["brief"]
-path = "FIXTURES/flan-t5"
-files = {{ model = "model.safetensors", tokenizer = "tokenizer.json" }}
-"#
-        );
+        let bart_files = r#"{ config = "config.json", model = "model.safetensors", tokenizer = "tokenizer.json" }"#;
+        let t5_files = r#"{ model = "model.safetensors", tokenizer = "tokenizer.json" }"#;
+        let entries = entry("m", "marian", "marian", MARIAN_FILES, "")
+            + &entry("b", "bart", "bart", bart_files, "")
+            + &entry("noconfig", "t5", "flan-t5", t5_files, "");
         let loader = loader_with(&entries);
         let entry = |name: &str| loader.catalog().get(name).unwrap().clone();
         assert!(loader.translator(&entry("m")).is_ok());

@@ -209,6 +209,13 @@ pub fn load_marian_translator(files: &ModelFiles, device: &Device) -> Result<Mar
             format!("not a Marian model ({})", cfg.model_type),
         ));
     }
+    if !cfg.share_encoder_decoder_embeddings || cfg.target_vocab() != cfg.vocab_size {
+        return Err(Error::model(
+            files.name(),
+            "this Marian model has a separate target vocabulary (target.spm with its own ids), \
+             which is not supported: only opus-mt models with one shared vocab.json load",
+        ));
+    }
     let tokenizer = MarianTokenizer::from_files(
         files.required(&files.source_spm, "source.spm")?,
         files.required(&files.vocab, "vocab.json")?,
@@ -391,6 +398,28 @@ mod tests {
         let got = sentences(text);
         assert_eq!(got.join(" "), text, "{got:?}");
         assert!(sentences(" \n ").is_empty());
+    }
+
+    #[test]
+    fn marian_with_a_separate_target_vocabulary_is_refused() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seq2seq/marian");
+        let tmp = tempfile::tempdir().unwrap();
+        for f in std::fs::read_dir(&src).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, tmp.path().join(f.file_name().unwrap())).unwrap();
+        }
+        let files = ModelFiles::from_dir(tmp.path());
+        assert!(load_marian_translator(&files, &Device::Cpu).is_ok());
+        let config = tmp.path().join("config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+        cfg["share_encoder_decoder_embeddings"] = false.into();
+        std::fs::write(&config, cfg.to_string()).unwrap();
+        let err = load_marian_translator(&files, &Device::Cpu).err().unwrap();
+        assert!(
+            err.to_string().contains("separate target vocabulary"),
+            "{err}"
+        );
     }
 
     #[test]
