@@ -10,8 +10,6 @@
 //! Not for: what the models do (the backends) or where files come from (`hub`).
 
 use std::collections::HashMap;
-#[cfg(test)]
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use candle_core::Device;
@@ -155,6 +153,7 @@ impl Loader {
                         override_generation(&mut m.generation, &entry.generation);
                         Loaded::Summarizer(Arc::new(m))
                     }
+                    // Family::T5, the only one left in this arm.
                     _ => {
                         let mut m = seq2seq::load_t5_summarizer(&model_files, &self.device)?;
                         override_generation(&mut m.generation, &entry.generation);
@@ -195,6 +194,8 @@ impl Loader {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn loader_with(entries: &str) -> Loader {
