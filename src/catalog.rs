@@ -401,6 +401,39 @@ mod tests {
     }
 
     #[test]
+    fn builtin_seq2seq_entries_name_their_files_and_a_revision() {
+        let c = builtin();
+        for (name, family, task) in [
+            ("opus-mt-fr-en", Family::Marian, Task::Translate),
+            ("opus-mt-tc-big-fr-en", Family::Marian, Task::Translate),
+            ("distilbart-cnn-12-6", Family::Bart, Task::Brief),
+            ("bart-large-cnn", Family::Bart, Task::Brief),
+            ("flan-t5-base", Family::T5, Task::Brief),
+        ] {
+            let e = c.for_task(task, Some(name)).unwrap();
+            assert_eq!(e.family, family, "{name}");
+            assert!(e.files.contains_key("config"), "{name}");
+            assert!(e.files["model"].ends_with(".safetensors"), "{name}");
+            let tokenizer = match family {
+                Family::Marian => ["source_spm", "vocab"]
+                    .iter()
+                    .all(|r| e.files.contains_key(*r)),
+                Family::Bart => {
+                    e.files.contains_key("tokenizer")
+                        || (e.files.contains_key("vocab") && e.files.contains_key("merges"))
+                }
+                _ => e.files.contains_key("tokenizer"),
+            };
+            assert!(tokenizer, "{name} names its tokenizer files");
+            let rev = e.source.revision.as_deref().unwrap_or_default();
+            assert!(
+                rev == "main" || (rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit())),
+                "{name}: {rev}"
+            );
+        }
+    }
+
+    #[test]
     fn pinned_entries_name_a_commit_and_a_hash() {
         let c = builtin();
         let e = c.get("qwen2.5-coder-0.5b").unwrap();

@@ -126,10 +126,16 @@ impl GenerationConfig {
         let mut config: Self = serde_json::from_str(text)
             .map_err(|e| Error::msg(format!("generation config: {e}")))?;
         if let Some(new) = config.max_new_tokens {
-            // The decoder prompt of an encoder-decoder model is its start token.
-            config.max_length = new + 1;
+            config.set_max_new_tokens(new);
         }
         Ok(config)
+    }
+
+    /// Generate at most `new` tokens after the start token (sets `max_length` to match).
+    pub fn set_max_new_tokens(&mut self, new: usize) {
+        self.max_new_tokens = Some(new);
+        // The decoder prompt of an encoder-decoder model is its start token.
+        self.max_length = new + 1;
     }
 
     /// The first decoder token: `decoder_start_token_id`, else `bos_token_id`.

@@ -64,7 +64,7 @@ impl Config {
         self.model_type == "mbart"
     }
 
-    fn target_vocab(&self) -> usize {
+    pub(crate) fn target_vocab(&self) -> usize {
         self.decoder_vocab_size.unwrap_or(self.vocab_size)
     }
 }

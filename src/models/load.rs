@@ -2,6 +2,11 @@
 //! family's loader, and keeps each model loaded once per process, so a model that both
 //! translates and writes briefs is in memory once.
 //!
+//! Seq2seq entries (`marian`, `bart`, `t5`) take their generation settings from the model's own
+//! `generation_config.json`; only what the entry itself sets (`num_beams`, `max_new_tokens`)
+//! overrides them. The catalog-wide `[generation]` table is for chat models and does not apply
+//! to them (its `max_new_tokens = 1024` would otherwise replace every model's tuned length).
+//!
 //! Not for: what the models do (the backends) or where files come from (`hub`).
 
 use std::collections::HashMap;
@@ -9,19 +14,37 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::Device;
 
-use crate::catalog::{Catalog, Entry, Family, Task};
+use crate::catalog::{Catalog, Entry, Family, Generation, Task};
 use crate::generate::sampling::SamplingConfig;
+use crate::generate::GenerationConfig;
 use crate::hub::{self, Access};
 use crate::models::gguf_chat::{ChatSettings, GgufChat};
+use crate::models::seq2seq::{self, MarianTranslator, ModelFiles, Seq2SeqSummarizer};
 use crate::models::{Summarizer, Translator};
 use crate::{Error, Result};
 
 /// Context used when neither the entry nor the catalog sets one.
 const DEFAULT_CONTEXT: usize = 8192;
 
+/// A loaded model, by backend.
 #[derive(Clone)]
 enum Loaded {
+    /// A GGUF chat model: translates and writes briefs.
     Chat(Arc<GgufChat>),
+    /// A Marian (opus-mt) model: translates only.
+    Marian(Arc<MarianTranslator>),
+    /// A BART or T5 model: writes briefs only.
+    Summarizer(Arc<Seq2SeqSummarizer>),
+}
+
+/// The settings an entry sets itself replace those of the model's `generation_config.json`.
+fn override_generation(config: &mut GenerationConfig, entry: &Generation) {
+    if let Some(beams) = entry.num_beams {
+        config.num_beams = beams;
+    }
+    if let Some(max) = entry.max_new_tokens {
+        config.set_max_new_tokens(max);
+    }
 }
 
 /// Loads models on first use and hands out shared backends.
@@ -115,11 +138,28 @@ impl Loader {
                     &self.device,
                 )?))
             }
-            family => {
-                return Err(Error::model(
-                    &entry.name,
-                    format!("the {family} family is not available in this build"),
-                ))
+            Family::Marian | Family::Bart | Family::T5 => {
+                let model_files = ModelFiles::from_roles(&files)
+                    .map_err(|e| Error::model(&entry.name, e.to_string()))?;
+                tracing::info!(model = %entry.name, path = %model_path.display(), "loading");
+                match entry.family {
+                    Family::Marian => {
+                        let mut m = seq2seq::load_marian_translator(&model_files, &self.device)?;
+                        override_generation(&mut m.generation, &entry.generation);
+                        Loaded::Marian(Arc::new(m))
+                    }
+                    Family::Bart => {
+                        let mut m = seq2seq::load_bart_summarizer(&model_files, &self.device)?;
+                        override_generation(&mut m.generation, &entry.generation);
+                        Loaded::Summarizer(Arc::new(m))
+                    }
+                    // Family::T5, the only one left in this arm.
+                    _ => {
+                        let mut m = seq2seq::load_t5_summarizer(&model_files, &self.device)?;
+                        override_generation(&mut m.generation, &entry.generation);
+                        Loaded::Summarizer(Arc::new(m))
+                    }
+                }
             }
         };
         loaded.insert(entry.name.clone(), l.clone());
@@ -129,12 +169,107 @@ impl Loader {
     pub fn translator(&self, entry: &Entry) -> Result<Arc<dyn Translator>> {
         match self.load(entry)? {
             Loaded::Chat(m) => Ok(m),
+            Loaded::Marian(m) => Ok(m),
+            Loaded::Summarizer(_) => Err(Error::model(
+                &entry.name,
+                format!(
+                    "a {} model writes briefs; it cannot translate",
+                    entry.family
+                ),
+            )),
         }
     }
 
     pub fn summarizer(&self, entry: &Entry) -> Result<Arc<dyn Summarizer>> {
         match self.load(entry)? {
             Loaded::Chat(m) => Ok(m),
+            Loaded::Summarizer(m) => Ok(m),
+            Loaded::Marian(_) => Err(Error::model(
+                &entry.name,
+                "a marian model translates; it cannot write briefs",
+            )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn loader_with(entries: &str) -> Loader {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seq2seq");
+        let mut catalog = Catalog::default();
+        catalog
+            .add_str(crate::catalog::BUILTIN, "built-in")
+            .unwrap();
+        let text = entries.replace("FIXTURES", &dir.display().to_string());
+        catalog.add_str(&text, "test").unwrap();
+        Loader::new(catalog, Access::Offline, Device::Cpu)
+    }
+
+    /// One catalog entry serving both tasks; `extra` is appended (a `generation` line).
+    fn entry(name: &str, family: &str, fixture: &str, files: &str, extra: &str) -> String {
+        format!(
+            "[models.{name}]\ndescription = \"d\"\nfamily = \"{family}\"\n\
+             tasks = [\"translate\", \"brief\"]\npath = \"FIXTURES/{fixture}\"\n\
+             files = {files}\n{extra}\n"
+        )
+    }
+
+    const MARIAN_FILES: &str = r#"{ config = "config.json", generation_config = "generation_config.json", model = "model.safetensors", source_spm = "source.spm", vocab = "vocab.json" }"#;
+
+    #[test]
+    fn entry_settings_override_generation_config_only_when_set() {
+        let entries = entry("plain", "marian", "marian", MARIAN_FILES, "")
+            + &entry(
+                "tuned",
+                "marian",
+                "marian",
+                MARIAN_FILES,
+                "generation = { num_beams = 1, max_new_tokens = 7 }",
+            );
+        let loader = loader_with(&entries);
+        let get = |name: &str| {
+            let entry = loader.catalog().get(name).unwrap();
+            match loader.load(entry).unwrap() {
+                Loaded::Marian(m) => m.generation.clone(),
+                _ => panic!("{name} is a Marian model"),
+            }
+        };
+        // The fixture's generation_config.json says beam 4 and no max_new_tokens; the
+        // catalog-wide max_new_tokens (for chat models) does not apply.
+        let plain = get("plain");
+        assert_eq!(plain.num_beams, 4);
+        assert_eq!(plain.max_new_tokens, None);
+        assert_eq!(plain.max_length, 64);
+        let tuned = get("tuned");
+        assert_eq!(tuned.num_beams, 1);
+        assert_eq!(tuned.max_new_tokens, Some(7));
+        assert_eq!(tuned.max_length, 8, "the start token plus 7");
+    }
+
+    #[test]
+    fn families_serve_only_their_task() {
+        let bart_files = r#"{ config = "config.json", model = "model.safetensors", tokenizer = "tokenizer.json" }"#;
+        let t5_files = r#"{ model = "model.safetensors", tokenizer = "tokenizer.json" }"#;
+        let entries = entry("m", "marian", "marian", MARIAN_FILES, "")
+            + &entry("b", "bart", "bart", bart_files, "")
+            + &entry("noconfig", "t5", "flan-t5", t5_files, "");
+        let loader = loader_with(&entries);
+        let entry = |name: &str| loader.catalog().get(name).unwrap().clone();
+        assert!(loader.translator(&entry("m")).is_ok());
+        let err = loader.summarizer(&entry("m")).err().unwrap().to_string();
+        assert!(err.contains("cannot write briefs"), "{err}");
+        assert!(loader.summarizer(&entry("b")).is_ok());
+        let err = loader.translator(&entry("b")).err().unwrap().to_string();
+        assert!(err.contains("cannot translate"), "{err}");
+        let err = loader
+            .summarizer(&entry("noconfig"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("config"), "{err}");
     }
 }

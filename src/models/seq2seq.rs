@@ -10,7 +10,6 @@
 //! Not for: finding or downloading files (`hub`, `catalog`), splitting documents into paragraphs
 //! or chunks (`text`), or shaping briefs (`pipeline`).
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -61,6 +60,27 @@ impl ModelFiles {
         }
     }
 
+    /// The files of a catalog entry, by the roles `hub` resolved: `config`, `generation_config`,
+    /// `model` (one `.safetensors` file), `source_spm`, `target_spm`, `vocab`, `merges` and
+    /// `tokenizer` (a `tokenizer.json`). `config` is required; the family's loader says which
+    /// others it needs.
+    pub fn from_roles(files: &crate::hub::ModelFiles) -> Result<Self> {
+        let role = |name: &str| files.get(name).map(Path::to_path_buf);
+        let config = role("config").ok_or_else(|| {
+            Error::msg("a seq2seq catalog entry needs a `config` file (config.json)")
+        })?;
+        Ok(Self {
+            config,
+            generation_config: role("generation_config"),
+            weights: role("model").into_iter().collect(),
+            source_spm: role("source_spm"),
+            target_spm: role("target_spm"),
+            vocab: role("vocab"),
+            merges: role("merges"),
+            tokenizer_json: role("tokenizer"),
+        })
+    }
+
     fn name(&self) -> String {
         self.config
             .parent()
@@ -95,45 +115,14 @@ impl ModelFiles {
     }
 }
 
-/// Splits a paragraph into sentences: a sentence ends after `.`, `!`, `?` or `…` (and any
-/// closing quotes or brackets, including a French `»` after a space) followed by whitespace or
-/// the end. Ranges exclude surrounding whitespace.
-fn sentences(text: &str) -> Vec<Range<usize>> {
-    let is_closer = |c: char| matches!(c, '»' | '"' | '”' | '\'' | ')' | ']');
-    let is_end = |c: char| matches!(c, '.' | '!' | '?' | '…');
-    let mut out = Vec::new();
-    let mut start: Option<usize> = None;
-    let mut i = 0;
-    while let Some(c) = text[i..].chars().next() {
-        if start.is_none() && !c.is_whitespace() {
-            start = Some(i);
-        }
-        i += c.len_utf8();
-        if start.is_none() || !is_end(c) {
-            continue;
-        }
-        // Swallow further terminal marks and closers, and a "»" separated by spaces.
-        loop {
-            let rest = &text[i..];
-            let trimmed = rest.trim_start();
-            match rest.chars().next() {
-                Some(n) if is_end(n) || is_closer(n) => i += n.len_utf8(),
-                Some(n) if n.is_whitespace() && trimmed.starts_with('»') => {
-                    i += rest.len() - trimmed.len() + '»'.len_utf8();
-                }
-                _ => break,
-            }
-        }
-        if text[i..].chars().next().is_none_or(char::is_whitespace) {
-            if let Some(s) = start.take() {
-                out.push(s..i);
-            }
-        }
-    }
-    if let Some(s) = start {
-        out.push(s..text.trim_end().len());
-    }
-    out
+/// The sentences of a paragraph, trimmed, as `text::segment` splits French text; blank ones
+/// are dropped.
+fn sentences(text: &str) -> Vec<&str> {
+    crate::text::segment::sentences(text)
+        .into_iter()
+        .map(|span| text[span].trim())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// One line of text: newlines and runs of whitespace become single spaces.
@@ -188,10 +177,7 @@ impl MarianTranslator {
 
 impl Translator for MarianTranslator {
     fn translate(&self, paragraphs: &[&str]) -> Result<Output<Vec<String>>> {
-        let split: Vec<Vec<&str>> = paragraphs
-            .iter()
-            .map(|p| sentences(p).into_iter().map(|r| &p[r]).collect())
-            .collect();
+        let split: Vec<Vec<&str>> = paragraphs.iter().copied().map(sentences).collect();
         let flat: Vec<&str> = split.iter().flatten().copied().collect();
         let translated = self.translate_sentences(&flat)?;
         let mut parts = translated.value.into_iter();
@@ -221,6 +207,13 @@ pub fn load_marian_translator(files: &ModelFiles, device: &Device) -> Result<Mar
         return Err(Error::model(
             files.name(),
             format!("not a Marian model ({})", cfg.model_type),
+        ));
+    }
+    if !cfg.share_encoder_decoder_embeddings || cfg.target_vocab() != cfg.vocab_size {
+        return Err(Error::model(
+            files.name(),
+            "this Marian model has a separate target vocabulary (target.spm with its own ids), \
+             which is not supported: only opus-mt models with one shared vocab.json load",
         ));
     }
     let tokenizer = MarianTokenizer::from_files(
@@ -360,7 +353,10 @@ pub fn load_bart_summarizer(files: &ModelFiles, device: &Device) -> Result<Seq2S
             &cfg,
             files.var_builder(device)?,
         )?),
-        tokenizer: load_tokenizer_json(files)?,
+        tokenizer: match (&files.tokenizer_json, &files.vocab, &files.merges) {
+            (None, Some(vocab), Some(merges)) => bart_bpe_tokenizer(vocab, merges)?,
+            _ => load_tokenizer_json(files)?,
+        },
         prefix: "",
         max_input_tokens: cfg.max_position_embeddings.min(1024),
         generation: files.generation()?,
@@ -391,25 +387,39 @@ pub fn load_t5_summarizer(files: &ModelFiles, device: &Device) -> Result<Seq2Seq
 mod tests {
     use super::*;
 
-    fn split(text: &str) -> Vec<&str> {
-        sentences(text).into_iter().map(|r| &text[r]).collect()
+    #[test]
+    fn sentences_are_trimmed_and_cover_every_word() {
+        let text = "  Il a dit « non. » Puis il est parti !  Et après ?\n";
+        assert_eq!(
+            sentences(text),
+            vec!["Il a dit « non. »", "Puis il est parti !", "Et après ?"]
+        );
+        let text = "M. Dupont a payé 3,5 euros. Le 12 mai, il est revenu.";
+        let got = sentences(text);
+        assert_eq!(got.join(" "), text, "{got:?}");
+        assert!(sentences(" \n ").is_empty());
     }
 
     #[test]
-    fn sentences_end_at_terminal_punctuation_before_whitespace() {
-        assert_eq!(
-            split("  Il a dit « non. » Puis il est parti !  Et après ?"),
-            vec!["Il a dit « non. »", "Puis il est parti !", "Et après ?"]
+    fn marian_with_a_separate_target_vocabulary_is_refused() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seq2seq/marian");
+        let tmp = tempfile::tempdir().unwrap();
+        for f in std::fs::read_dir(&src).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, tmp.path().join(f.file_name().unwrap())).unwrap();
+        }
+        let files = ModelFiles::from_dir(tmp.path());
+        assert!(load_marian_translator(&files, &Device::Cpu).is_ok());
+        let config = tmp.path().join("config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+        cfg["share_encoder_decoder_embeddings"] = false.into();
+        std::fs::write(&config, cfg.to_string()).unwrap();
+        let err = load_marian_translator(&files, &Device::Cpu).err().unwrap();
+        assert!(
+            err.to_string().contains("separate target vocabulary"),
+            "{err}"
         );
-        assert_eq!(
-            split("Prix : 3.5 euros. Fin"),
-            vec!["Prix : 3.5 euros.", "Fin"]
-        );
-        assert_eq!(
-            split("(Voir ci-dessus.) Suite…"),
-            vec!["(Voir ci-dessus.)", "Suite…"]
-        );
-        assert!(split("   ").is_empty());
     }
 
     #[test]

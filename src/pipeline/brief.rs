@@ -50,7 +50,15 @@ fn summarize_any(
     }
     let count = |t: &str| s.count_tokens(t).unwrap_or(t.len());
     let mut partials = Vec::new();
-    for span in crate::text::chunk::chunk(text, max, &count) {
+    let chunks = crate::text::chunk::chunk(text, max, &count);
+    tracing::debug!(
+        tokens = count(text),
+        max,
+        chunks = chunks.len(),
+        depth,
+        "summarizing in chunks"
+    );
+    for span in chunks {
         crate::cancel::check()?;
         let out = s.summarize(&text[span], SummaryInput::Chunk)?;
         *usage += out.usage;
@@ -78,16 +86,30 @@ fn bullet_body(line: &str) -> Option<&str> {
     None
 }
 
+/// Labels a model may put before its title line.
+const TITLE_LABELS: [&str; 5] = ["Title:", "Title :", "Titre :", "Titre:", "Headline:"];
+
+/// `t` without a leading title label, if it has one (case-insensitive).
+fn strip_label(t: &str) -> Option<&str> {
+    TITLE_LABELS.iter().find_map(|label| {
+        let head = t.get(..label.len())?;
+        head.eq_ignore_ascii_case(label)
+            .then(|| t[label.len()..].trim())
+    })
+}
+
+/// Whether `line` says it is a title: a Markdown heading or a labelled line ("Title: ...").
+fn is_marked_title(line: &str) -> bool {
+    let t = line.trim();
+    t.starts_with('#') || strip_label(t.trim_start_matches('*').trim_start()).is_some()
+}
+
 fn clean_title(line: &str) -> String {
     let mut t = line.trim().trim_start_matches('#').trim();
     for _ in 0..2 {
         t = t.trim_matches('*').trim();
-        for label in ["Title:", "Title :", "Titre :", "Titre:", "Headline:"] {
-            if let Some(head) = t.get(..label.len()) {
-                if head.eq_ignore_ascii_case(label) {
-                    t = t[label.len()..].trim();
-                }
-            }
+        if let Some(rest) = strip_label(t) {
+            t = rest;
         }
     }
     t.trim_matches(|c| c == '"' || c == '*' || c == '“' || c == '”')
@@ -120,6 +142,8 @@ pub fn shape(raw: &str, fallback_title: &str) -> String {
         .filter(|l| !l.is_empty() && !is_preamble(l))
         .collect();
     let mut title = None;
+    // The unmarked line taken as the title, in case it turns out to be the whole answer.
+    let mut title_prose = None;
     let mut bullets: Vec<String> = Vec::new();
     for line in &lines {
         match bullet_body(line) {
@@ -129,11 +153,18 @@ pub fn shape(raw: &str, fallback_title: &str) -> String {
                 let t = clean_title(line);
                 if !t.is_empty() {
                     title = Some(t);
+                    title_prose = (!is_marked_title(line)).then_some(*line);
                 }
             }
             // Prose after the title counts as points too.
             None => bullets.push(line.trim_start_matches('#').trim().to_string()),
         }
+    }
+    // An answer that is only prose (a seq2seq summary such as BART's or T5's) has no title: its
+    // sentences are the points, under the fallback title.
+    if let (true, Some(prose)) = (bullets.is_empty(), title_prose) {
+        bullets.push(prose.to_string());
+        title = None;
     }
     if bullets.len() < MIN_BULLETS {
         let split: Vec<String> = bullets.iter().flat_map(|b| sentences(b)).collect();
@@ -167,9 +198,28 @@ mod tests {
     }
 
     #[test]
-    fn titles_with_multibyte_characters_do_not_panic() {
-        assert_eq!(shape("ksancei\u{e9} de", "x"), "# ksanceié de\n\n");
-        assert_eq!(shape("Titré: été\n- a", "x"), "# Titré: été\n\n- a\n");
+    fn a_prose_only_summary_becomes_points_under_the_fallback_title() {
+        // distilbart-cnn writes one line of sentences, with spaces before the full stops.
+        let md = shape(
+            " The army entered Raqqa on Tuesday . Thousands of families fled north . The UN counted 500 people in the camps .",
+            "raqqa report",
+        );
+        assert!(md.starts_with("# raqqa report\n\n"), "{md}");
+        assert_eq!(md.matches("\n- ").count(), 3, "{md}");
+        assert!(
+            md.contains("- The army entered Raqqa on Tuesday .\n"),
+            "{md}"
+        );
+
+        // One sentence is still a point, not a title.
+        let md = shape("The army entered Raqqa.", "fallback");
+        assert_eq!(md, "# fallback\n\n- The army entered Raqqa.\n");
+
+        // A marked title alone stays a title.
+        assert_eq!(shape("Title: Raqqa", "x"), "# Raqqa\n\n");
+        assert_eq!(shape("## Raqqa", "x"), "# Raqqa\n\n");
+        // A label-length prefix that ends inside a character is not a label (and no panic).
+        assert!(shape("Titl€ rises", "f").starts_with("# f\n"));
     }
 
     #[test]
