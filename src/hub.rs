@@ -11,6 +11,10 @@
 //! `~/.cache/transbrief/verified.json`, keyed by path, size and modification time, so each file
 //! is hashed once.
 
+// `HubError` carries the repo, file, revision and cache path so that its message says how to get
+// the file; it is built at most once per model load, so its size on the stack does not matter.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};

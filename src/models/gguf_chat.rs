@@ -323,7 +323,7 @@ impl Translator for GgufChat {
                 .collect();
             let count = |t: &str| self.count(t).unwrap_or(t.len());
             let pieces = if count(paragraph) <= budget {
-                vec![0..paragraph.len()]
+                std::iter::once(0..paragraph.len()).collect()
             } else {
                 crate::text::chunk::chunk(paragraph, budget, &count)
             };
