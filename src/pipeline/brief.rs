@@ -83,8 +83,13 @@ fn clean_title(line: &str) -> String {
     for _ in 0..2 {
         t = t.trim_matches('*').trim();
         for label in ["Title:", "Title :", "Titre :", "Titre:", "Headline:"] {
-            if t.len() >= label.len() && t[..label.len()].eq_ignore_ascii_case(label) {
-                t = t[label.len()..].trim();
+            // `get`: the model's answer may have a multi-byte character where the label ends.
+            if let Some(rest) = t
+                .get(..label.len())
+                .filter(|head| head.eq_ignore_ascii_case(label))
+                .and_then(|_| t.get(label.len()..))
+            {
+                t = rest.trim();
             }
         }
     }
@@ -165,6 +170,22 @@ mod tests {
     }
 
     #[test]
+    fn titles_with_multibyte_characters_at_the_label_length_do_not_panic() {
+        // "Tit" then a 2-byte character across byte 6, where "Title:" would end.
+        for raw in [
+            "Titlé: x",
+            "TitreÉ",
+            "Ti\u{fffd}\u{fffd}",
+            "ééé",
+            "Headli\u{1f600}",
+        ] {
+            let md = shape(raw, "f");
+            assert!(md.starts_with("# "), "{md}");
+        }
+        assert_eq!(shape("TITLE: Été", "f"), "# Été\n\n");
+    }
+
+    #[test]
     fn caps_bullets_and_splits_prose() {
         let raw = (1..=9).map(|i| format!("- P{i}.\n")).collect::<String>();
         let md = shape(&raw, "Fallback");
@@ -195,7 +216,11 @@ mod tests {
         }
         fn summarize(&self, text: &str, input: SummaryInput) -> Result<Output<String>> {
             let n = self.count_tokens(text)?;
-            assert!(n <= self.max, "asked to summarize {n} > {} tokens", self.max);
+            assert!(
+                n <= self.max,
+                "asked to summarize {n} > {} tokens",
+                self.max
+            );
             self.calls.lock().unwrap().push((input, n));
             let first: Vec<&str> = text.split_whitespace().take(2).collect();
             Ok(Output {

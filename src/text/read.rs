@@ -43,7 +43,7 @@ pub enum ReadError {
     #[error("the file holds only whitespace: nothing to translate")]
     WhitespaceOnly,
     /// `size` is the size on disk, or for a file that grew while being read, the bytes read.
-    #[error("the file is {size} bytes, over the limit of {limit} bytes for one document; split it or raise the limit")]
+    #[error("the file is {size} bytes, over the limit of {limit} bytes for one document; split it, or raise the limit with --max-bytes")]
     TooLarge { size: u64, limit: u64 },
     #[error("not a regular file ({kind}); only regular files are read")]
     NotAFile { kind: &'static str },
