@@ -165,6 +165,8 @@ fn a_whitespace_only_file_is_refused() {
 }
 
 /// Peak resident memory (KiB) of `transbrief run <args>`, from wait4's rusage for that child.
+// The child is reaped by wait4 below, which std's `wait` cannot do while returning the rusage.
+#[allow(clippy::zombie_processes)]
 fn peak_rss_kib(env: &Env, args: &[&str]) -> (i64, i32) {
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("transbrief"))
         .arg("run")
