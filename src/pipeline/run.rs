@@ -125,14 +125,22 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
         .num_threads(opts.jobs.max(1))
         .build()
         .map_err(|e| Error::msg(format!("cannot start {} worker threads: {e}", opts.jobs)))?;
+    // Each error names its file, in the report as on stderr.
     let mut reports: Vec<DocReport> = plan
         .problems
         .iter()
-        .map(|p| DocReport::failed(p.path.clone(), p.message.clone()))
+        .map(|p| {
+            DocReport::failed(
+                p.path.clone(),
+                format!("{}: {}", p.path.display(), p.message),
+            )
+        })
         .collect();
     if opts.print_errors {
-        for p in &plan.problems {
-            bar.suspend(|| eprintln!("error: {}: {}", p.path.display(), p.message));
+        for r in &reports {
+            if let Some(e) = &r.error {
+                print_line(&bar, format!("error: {e}"));
+            }
         }
     }
     let done: Vec<DocReport> = pool.install(|| {
@@ -152,7 +160,7 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
                 bar.set_message(format!("{:.1} tokens/s", total as f64 / secs.max(1e-3)));
                 if opts.print_errors {
                     if let Some(e) = &report.error {
-                        bar.suspend(|| eprintln!("error: {e}"));
+                        print_line(&bar, format!("error: {e}"));
                     }
                 }
                 bar.inc(1);
@@ -170,6 +178,16 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
         reports,
         started.elapsed().as_secs_f64(),
     ))
+}
+
+/// Prints a line on stderr above the progress bar, or plainly when there is none (a hidden
+/// bar drops what it is asked to print, and errors must never be lost).
+fn print_line(bar: &indicatif::ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 fn progress_bar(len: usize, enabled: bool) -> indicatif::ProgressBar {
@@ -208,8 +226,16 @@ impl Decision {
 }
 
 fn decide(output: &Path, fingerprint: String) -> Result<Decision> {
-    let state = write::output_state(output, &fingerprint)
-        .map_err(|e| Error::input(output, format!("cannot read existing output: {e}")))?;
+    let state = write::output_state(output, &fingerprint).map_err(|e| {
+        let problem = if e.kind() == std::io::ErrorKind::NotADirectory {
+            "cannot be written: a file stands where one of its folders should be; move that \
+             file away, or choose another --out-dir"
+                .to_string()
+        } else {
+            format!("cannot read the existing output ({e}); check its permissions")
+        };
+        Error::input(output, problem)
+    })?;
     if state == OutputState::Foreign {
         return Err(Error::input(
             output,
@@ -224,7 +250,24 @@ fn decide(output: &Path, fingerprint: String) -> Result<Decision> {
 fn process(job: &Job, opts: &RunOptions, models: &Models) -> DocReport {
     let started = Instant::now();
     let mut report = DocReport::new(job.input.clone());
-    if let Err(e) = process_inner(job, opts, models, &mut report) {
+    // A bug (a panic) on one document's content must cost only that document, not the run and
+    // every other document in flight. `report` is only ever appended to, so after an unwind it
+    // holds what was known so far and is safe to read.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        process_inner(job, opts, models, &mut report)
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(Error::msg(format!(
+            "internal error, this is a bug in transbrief ({what}); the other documents are \
+             unaffected. Please report it with this document"
+        )))
+    });
+    if let Err(e) = outcome {
         report.status = match e {
             Error::Interrupted => DocStatus::Interrupted,
             _ => DocStatus::Failed,

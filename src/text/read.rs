@@ -43,7 +43,7 @@ pub enum ReadError {
     #[error("the file holds only whitespace: nothing to translate")]
     WhitespaceOnly,
     /// `size` is the size on disk, or for a file that grew while being read, the bytes read.
-    #[error("the file is {size} bytes, over the limit of {limit} bytes for one document; split it or raise the limit")]
+    #[error("the file is {size} bytes, over the limit of {limit} bytes for one document; split it, or raise the limit (`transbrief run --max-bytes`)")]
     TooLarge { size: u64, limit: u64 },
     #[error("not a regular file ({kind}); only regular files are read")]
     NotAFile { kind: &'static str },
@@ -73,7 +73,12 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, ReadError> {
         });
     }
     let (text, encoding, lossy) = decode_raw(bytes)?;
-    let text = normalize_newlines(text);
+    let mut text = normalize_newlines(text);
+    // A doubled BOM (files concatenated, or re-saved by a tool that adds one) leaves U+FEFF at
+    // the start once the first is removed: it is no text either.
+    if text.starts_with('\u{feff}') {
+        text = text.trim_start_matches('\u{feff}').to_string();
+    }
     if text.is_empty() {
         return Err(ReadError::Empty);
     }
@@ -300,6 +305,19 @@ fn check_controls(text: &str, lossy: bool) -> Result<(), ReadError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn doubled_boms_are_all_removed() {
+        // Found by the fuzz driver: UTF-16BE BOM twice.
+        let d = decode(b"\xFE\xFF\xFE\xFF\x00A\x00.").unwrap();
+        assert_eq!((d.text.as_str(), d.encoding), ("A.", "utf-16be"));
+        let d = decode("\u{feff}\u{feff}Été.".as_bytes()).unwrap();
+        assert_eq!(d.text, "Été.");
+        assert!(matches!(
+            decode(b"\xEF\xBB\xBF\xEF\xBB\xBF"),
+            Err(ReadError::Empty)
+        ));
+    }
+
     use super::*;
     use crate::text::testgen::for_each_case;
 

@@ -1,0 +1,131 @@
+//! The properties the fuzz targets check, one function per target, shared by the libFuzzer
+//! targets (`fuzz_targets/`, run with `cargo +nightly fuzz run NAME`), the stable driver
+//! (`src/bin/stable.rs`) and, by `#[path]`, the root crate's `tests/fuzz_stable.rs`. Each function panics when a property fails, which is what a fuzzer reports.
+//!
+//! Not for: the library's own unit and property tests (they live beside the code).
+
+use transbrief::text::{chunk, markdown, read, segment};
+
+/// The check of a target by name, taking the fuzzer's bytes: decode, segment, markdown, chunk.
+pub fn target(name: &str) -> Option<fn(&[u8])> {
+    Some(match name {
+        "decode" => check_decode,
+        "segment" => |d| {
+            if let Ok(t) = std::str::from_utf8(d) {
+                check_segment(t)
+            }
+        },
+        "markdown" => |d| {
+            if let Ok(t) = std::str::from_utf8(d) {
+                check_markdown(t)
+            }
+        },
+        "chunk" => check_chunk,
+        _ => return None,
+    })
+}
+
+/// `read::decode` never panics; what it accepts is text without BOM or `\r`, not blank.
+pub fn check_decode(data: &[u8]) {
+    if let Ok(d) = read::decode(data) {
+        assert!(!d.text.contains('\r'), "a \\r survived: {:?}", d.text);
+        assert!(!d.text.starts_with('\u{feff}'), "a BOM survived");
+        assert!(!d.text.trim().is_empty(), "blank text accepted");
+        assert!(
+            ["utf-8", "utf-8-bom", "utf-16le", "utf-16be", "windows-1252"].contains(&d.encoding),
+            "unknown encoding {}",
+            d.encoding
+        );
+    }
+}
+
+/// Spans are on char boundaries, in order and not overlapping.
+fn check_spans(text: &str, spans: &[std::ops::Range<usize>]) {
+    let mut end = 0;
+    for s in spans {
+        assert!(
+            s.start >= end && s.start <= s.end && s.end <= text.len(),
+            "{spans:?}"
+        );
+        assert!(
+            text.is_char_boundary(s.start) && text.is_char_boundary(s.end),
+            "{s:?}"
+        );
+        end = s.end;
+    }
+}
+
+/// Whether every non-whitespace char of `text` lies in one of `spans`.
+fn covers_non_whitespace(text: &str, spans: &[std::ops::Range<usize>]) -> bool {
+    let mut spans = spans.iter().peekable();
+    text.char_indices().all(|(i, c)| {
+        while spans.peek().is_some_and(|s| s.end <= i) {
+            spans.next();
+        }
+        c.is_whitespace() || spans.peek().is_some_and(|s| s.start <= i)
+    })
+}
+
+/// Sentences rebuild the text exactly; paragraphs are trimmed, non-empty and miss no text.
+pub fn check_segment(text: &str) {
+    let sentences = segment::sentences(text);
+    check_spans(text, &sentences);
+    let rebuilt: String = sentences.iter().map(|s| &text[s.clone()]).collect();
+    assert_eq!(rebuilt, text, "sentences do not rebuild the text");
+
+    let paragraphs = segment::paragraphs(text);
+    check_spans(text, &paragraphs);
+    for p in &paragraphs {
+        let body = &text[p.clone()];
+        assert!(
+            !body.is_empty() && body.trim() == body,
+            "untrimmed paragraph {body:?}"
+        );
+    }
+    assert!(
+        covers_non_whitespace(text, &paragraphs),
+        "paragraphs drop text"
+    );
+}
+
+/// Blocks rebuild the Markdown exactly; every prose body is non-empty and trimmed.
+pub fn check_markdown(md: &str) {
+    let blocks = markdown::blocks(md);
+    let mut rebuilt = String::with_capacity(md.len());
+    for b in &blocks {
+        match b {
+            markdown::Block::Text {
+                prefix,
+                body,
+                suffix,
+            } => {
+                assert!(!body.is_empty() && body.trim() == *body, "body {body:?}");
+                rebuilt.push_str(prefix);
+                rebuilt.push_str(body);
+                rebuilt.push_str(suffix);
+            }
+            markdown::Block::Verbatim(v) => rebuilt.push_str(v),
+        }
+    }
+    assert_eq!(rebuilt, md, "blocks do not rebuild the Markdown");
+}
+
+/// Chunks are in order, drop no text, and stay within the budget unless one char exceeds it.
+/// The first byte picks the budget; tokens are counted as chars.
+pub fn check_chunk(data: &[u8]) {
+    let Some((&b, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    let budget = usize::from(b % 64) + 1;
+    let count = |t: &str| t.chars().count();
+    let spans = chunk::chunk(text, budget, &count);
+    check_spans(text, &spans);
+    assert!(covers_non_whitespace(text, &spans), "chunks drop text");
+    for s in &spans {
+        let n = count(&text[s.clone()]);
+        assert!(n <= budget || n == 1, "chunk of {n} > {budget}: {s:?}");
+    }
+}

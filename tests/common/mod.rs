@@ -1,0 +1,144 @@
+//! Shared set-up for the CLI tests: a temp folder holding the tiny seeded GGUF model, a catalog
+//! that names it `tiny`, and helpers to run `transbrief` on it and read its JSON report.
+//!
+//! Not for: checking anything; each test file asserts what it is about.
+
+#![allow(dead_code)] // Each test binary uses its own subset of these helpers.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// A temp folder with the tiny model and its catalog.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub catalog: PathBuf,
+    pub model: PathBuf,
+}
+
+/// The catalog text for the tiny model in `model_dir`; `extra` is appended to its entry.
+pub fn catalog_text(model_dir: &Path, max_new_tokens: usize, extra: &str) -> String {
+    format!(
+        "[models.tiny]\ndescription = \"tiny seeded test model\"\nfamily = \"gguf-chat\"\ntasks = [\"translate\", \"brief\"]\n\
+         path = \"{}\"\nfiles = {{ model = \"tiny.gguf\" }}\nprompts = \"news-fr-en\"\n{extra}\n\
+         [models.tiny.generation]\nmax_new_tokens = {max_new_tokens}\ncontext = 512\n",
+        model_dir.display()
+    )
+}
+
+impl Env {
+    /// A fresh folder; the model is written with seed 7.
+    pub fn new(max_new_tokens: usize) -> Env {
+        Env::with_catalog_extra(max_new_tokens, "")
+    }
+
+    pub fn with_catalog_extra(max_new_tokens: usize, extra: &str) -> Env {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let model_dir = dir.path().join("model");
+        std::fs::create_dir_all(&model_dir).expect("model dir");
+        let model = model_dir.join("tiny.gguf");
+        transbrief::testkit::write_tiny_qwen2_gguf(&model, 7).expect("tiny model");
+        let catalog = dir.path().join("catalog.toml");
+        std::fs::write(&catalog, catalog_text(&model_dir, max_new_tokens, extra)).expect("catalog");
+        Env {
+            dir,
+            catalog,
+            model,
+        }
+    }
+
+    /// A folder under the temp dir, created.
+    pub fn folder(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::create_dir_all(&p).expect("folder");
+        p
+    }
+
+    /// The arguments that pick the tiny model, one worker, offline.
+    pub fn model_args(&self) -> Vec<String> {
+        vec![
+            "--catalog".into(),
+            self.catalog.display().to_string(),
+            "--translate-model".into(),
+            "tiny".into(),
+            "--brief-model".into(),
+            "tiny".into(),
+            "--offline".into(),
+            "--jobs".into(),
+            "1".into(),
+        ]
+    }
+
+    /// `transbrief run <args> <model args> --report <report>`, waited for.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let report = self.dir.path().join("report.json");
+        let _ = std::fs::remove_file(&report);
+        let output = assert_cmd::Command::cargo_bin("transbrief")
+            .expect("binary")
+            .arg("run")
+            .args(args)
+            .args(self.model_args())
+            .arg("--report")
+            .arg(&report)
+            .output()
+            .expect("run transbrief");
+        let report = std::fs::read(&report)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        Run { output, report }
+    }
+}
+
+/// What one run gave.
+pub struct Run {
+    pub output: Output,
+    pub report: Option<serde_json::Value>,
+}
+
+impl Run {
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    /// The report's entry for the document whose input path ends with `name`.
+    pub fn doc(&self, name: &str) -> &serde_json::Value {
+        let docs = self
+            .report
+            .as_ref()
+            .unwrap_or_else(|| panic!("no report; stderr:\n{}", self.stderr()))["documents"]
+            .as_array()
+            .expect("documents array");
+        docs.iter()
+            .find(|d| d["input"].as_str().is_some_and(|i| i.ends_with(name)))
+            .unwrap_or_else(|| panic!("{name} not in the report: {docs:#?}"))
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "exit {:?}\nstdout:\n{}\nstderr:\n{}\nreport:\n{:#?}",
+            self.code(),
+            self.stdout(),
+            self.stderr(),
+            self.report
+        )
+    }
+}
+
+/// Whether this process can read files whatever their permissions (root, CAP_DAC_OVERRIDE):
+/// tested, not guessed from the user id.
+pub fn permissions_are_bypassed(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let probe = dir.join(".perm-probe");
+    std::fs::write(&probe, b"x").expect("probe");
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let readable = std::fs::read(&probe).is_ok();
+    let _ = std::fs::remove_file(&probe);
+    readable
+}
