@@ -83,7 +83,10 @@ fn clean_title(line: &str) -> String {
     for _ in 0..2 {
         t = t.trim_matches('*').trim();
         for label in ["Title:", "Title :", "Titre :", "Titre:", "Headline:"] {
-            if t.len() >= label.len() && t[..label.len()].eq_ignore_ascii_case(label) {
+            // `get` is None when the label's length falls inside a multi-byte character.
+            if t.get(..label.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(label))
+            {
                 t = t[label.len()..].trim();
             }
         }
@@ -195,7 +198,11 @@ mod tests {
         }
         fn summarize(&self, text: &str, input: SummaryInput) -> Result<Output<String>> {
             let n = self.count_tokens(text)?;
-            assert!(n <= self.max, "asked to summarize {n} > {} tokens", self.max);
+            assert!(
+                n <= self.max,
+                "asked to summarize {n} > {} tokens",
+                self.max
+            );
             self.calls.lock().unwrap().push((input, n));
             let first: Vec<&str> = text.split_whitespace().take(2).collect();
             Ok(Output {
@@ -235,5 +242,12 @@ mod tests {
         };
         make_brief(&short, "Short text.", "T").unwrap();
         assert_eq!(short.calls.lock().unwrap()[0].0, SummaryInput::Document);
+    }
+
+    #[test]
+    fn title_with_multibyte_text_near_a_label_length_does_not_panic() {
+        // Byte 9 ("Headline:".len()) falls inside the 3-byte character.
+        assert_eq!(clean_title("abcdefg\u{2019}xyz"), "abcdefg\u{2019}xyz");
+        assert_eq!(clean_title("Titre : Le chat"), "Le chat");
     }
 }
