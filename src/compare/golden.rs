@@ -136,7 +136,7 @@ mod tests {
             (&c, "written"),
             (&failed, "not-written"),
         ]);
-        let checks = check(&report, &[out.clone()], &golden);
+        let checks = check(&report, std::slice::from_ref(&out), &golden);
         assert_eq!(checks.len(), 3);
         assert_eq!(checks[0].relative, Path::new("a.en.txt"));
         assert_eq!(checks[0].outcome, Golden::Same);

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Task;
 use crate::eval::{self, Metrics, Scores};
 use crate::models::load::Loader;
+use crate::pipeline::report::DocStatus;
 use crate::pipeline::{self, plan, PlanOptions, RunOptions};
 use crate::{Error, Result};
 
@@ -262,7 +263,12 @@ fn run_model(opts: &CompareOptions, loader: &Loader, name: &str) -> Result<Model
     let failures = report
         .documents
         .iter()
-        .filter_map(|d| d.error.clone())
+        .filter(|d| matches!(d.status, DocStatus::Failed | DocStatus::Interrupted))
+        .map(|d| {
+            d.error
+                .clone()
+                .unwrap_or_else(|| format!("{}: interrupted", d.input.display()))
+        })
         .collect();
     // The speed of the run that wrote the outputs is kept beside them, for cached comparisons.
     let speed_file = out_dir.join(".transbrief-speed.json");
