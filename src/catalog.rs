@@ -420,10 +420,7 @@ mod tests {
     fn malformed_toml_reports_line_and_column() {
         let mut c = builtin();
         let err = c
-            .add_str(
-                "[models.x]\nfamily = \"gguf-chat\"\ntasks = [\n",
-                "bad.toml",
-            )
+            .add_str("[models.x]\nfamily = \"gguf-chat\"\ntasks = [\n", "bad.toml")
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("bad.toml:"), "{err}");

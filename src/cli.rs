@@ -319,11 +319,7 @@ fn jobs(n: usize) -> usize {
 
 fn loader(catalog: Catalog, args: &DeviceArgs) -> anyhow::Result<Loader> {
     let device = args.device.open().map_err(usage)?;
-    Ok(Loader::new(
-        catalog,
-        Access::from_flag(args.offline),
-        device,
-    ))
+    Ok(Loader::new(catalog, Access::from_flag(args.offline), device))
 }
 
 fn cmd_run(cli: &Cli, catalog: Catalog, args: &RunArgs) -> anyhow::Result<ExitCode> {
@@ -533,27 +529,17 @@ fn cmd_one(catalog: Catalog, args: &OneArgs, brief: bool) -> anyhow::Result<Exit
         .num_threads(jobs(args.device.jobs))
         .build()?;
     let out = pool.install(|| -> anyhow::Result<String> {
-        let english =
-            pipeline::run::translate_document(&text, format, &*loader.translator(&translate)?)?
-                .value
-                .0;
+        let english = pipeline::run::translate_document(&text, format, &*loader.translator(&translate)?)?
+            .value
+            .0;
         match &brief_entry {
             None => Ok(english),
             Some(entry) => {
                 let title = path
                     .and_then(|p| p.file_name())
-                    .map(|n| {
-                        n.to_string_lossy()
-                            .split('.')
-                            .next()
-                            .unwrap_or("")
-                            .to_string()
-                    })
+                    .map(|n| n.to_string_lossy().split('.').next().unwrap_or("").to_string())
                     .unwrap_or_else(|| "Brief".into());
-                Ok(
-                    pipeline::brief::make_brief(&*loader.summarizer(entry)?, &english, &title)?
-                        .value,
-                )
+                Ok(pipeline::brief::make_brief(&*loader.summarizer(entry)?, &english, &title)?.value)
             }
         }
     })?;
@@ -567,18 +553,9 @@ fn cmd_models(catalog: &Catalog, cmd: &ModelsCommand) -> anyhow::Result<ExitCode
     let mut out = std::io::stdout().lock();
     match cmd {
         ModelsCommand::List => {
-            writeln!(
-                out,
-                "{:<24} {:<10} {:<18} {:<6} description",
-                "name", "family", "tasks", "local"
-            )?;
+            writeln!(out, "{:<24} {:<10} {:<18} {:<6} description", "name", "family", "tasks", "local")?;
             for e in catalog.entries() {
-                let tasks = e
-                    .tasks
-                    .iter()
-                    .map(Task::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let tasks = e.tasks.iter().map(Task::to_string).collect::<Vec<_>>().join(",");
                 let local = if hub::status(e).iter().all(|s| s.local.is_some()) {
                     "yes"
                 } else {
@@ -591,12 +568,7 @@ fn cmd_models(catalog: &Catalog, cmd: &ModelsCommand) -> anyhow::Result<ExitCode
                         break;
                     }
                 }
-                writeln!(
-                    out,
-                    "{name:<24} {:<10} {tasks:<18} {local:<6} {}",
-                    e.family.to_string(),
-                    e.description
-                )?;
+                writeln!(out, "{name:<24} {:<10} {tasks:<18} {local:<6} {}", e.family.to_string(), e.description)?;
             }
             writeln!(
                 out,
@@ -612,31 +584,15 @@ fn cmd_models(catalog: &Catalog, cmd: &ModelsCommand) -> anyhow::Result<ExitCode
             writeln!(out, "name:        {}", e.name)?;
             writeln!(out, "description: {}", e.description)?;
             writeln!(out, "family:      {}", e.family)?;
-            writeln!(
-                out,
-                "tasks:       {}",
-                e.tasks
-                    .iter()
-                    .map(Task::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )?;
+            writeln!(out, "tasks:       {}", e.tasks.iter().map(Task::to_string).collect::<Vec<_>>().join(", "))?;
             if let Some(r) = &e.source.repo {
-                writeln!(
-                    out,
-                    "repo:        {r} @ {}",
-                    e.source.revision.as_deref().unwrap_or("main")
-                )?;
+                writeln!(out, "repo:        {r} @ {}", e.source.revision.as_deref().unwrap_or("main"))?;
             }
             if let Some(p) = &e.source.path {
                 writeln!(out, "path:        {}", p.display())?;
             }
             for s in hub::status(e) {
-                let expected = e
-                    .sha256
-                    .get(&s.file)
-                    .map(String::as_str)
-                    .unwrap_or("(not pinned)");
+                let expected = e.sha256.get(&s.file).map(String::as_str).unwrap_or("(not pinned)");
                 writeln!(out, "file:        {} = {}", s.role, s.file)?;
                 writeln!(out, "  sha256:    {expected}")?;
                 match &s.local {
@@ -646,11 +602,7 @@ fn cmd_models(catalog: &Catalog, cmd: &ModelsCommand) -> anyhow::Result<ExitCode
                             writeln!(out, "  actual:    {}", hub::sha256_file(p)?)?;
                         }
                     }
-                    None => writeln!(
-                        out,
-                        "  local:     not downloaded (transbrief models fetch {})",
-                        e.name
-                    )?,
+                    None => writeln!(out, "  local:     not downloaded (transbrief models fetch {})", e.name)?,
                 }
             }
             let g = catalog.generation(e);

@@ -135,14 +135,8 @@ mod tests {
         assert_eq!("cuda".parse(), Ok(DeviceChoice::Cuda(0)));
         assert_eq!("cuda:3".parse(), Ok(DeviceChoice::Cuda(3)));
         assert_eq!("metal".parse(), Ok(DeviceChoice::Metal));
-        assert!("cuda:x"
-            .parse::<DeviceChoice>()
-            .unwrap_err()
-            .contains("ordinal"));
-        assert!("tpu"
-            .parse::<DeviceChoice>()
-            .unwrap_err()
-            .contains("auto, cpu"));
+        assert!("cuda:x".parse::<DeviceChoice>().unwrap_err().contains("ordinal"));
+        assert!("tpu".parse::<DeviceChoice>().unwrap_err().contains("auto, cpu"));
     }
 
     #[test]

@@ -77,12 +77,7 @@ impl Access {
     /// `Offline` when asked on the command line or by `HF_HUB_OFFLINE`.
     pub fn from_flag(offline: bool) -> Self {
         let env = std::env::var("HF_HUB_OFFLINE")
-            .map(|v| {
-                matches!(
-                    v.trim(),
-                    "1" | "true" | "TRUE" | "yes" | "YES" | "on" | "ON"
-                )
-            })
+            .map(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "yes" | "YES" | "on" | "ON"))
             .unwrap_or(false);
         if offline || env {
             Access::Offline
@@ -343,10 +338,7 @@ mod tests {
         let err = resolve(&local_entry(dir.path(), None), Access::Online)
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("m.bin") && err.contains("does not exist"),
-            "{err}"
-        );
+        assert!(err.contains("m.bin") && err.contains("does not exist"), "{err}");
     }
 
     #[test]

@@ -23,9 +23,9 @@ pub mod generate;
 pub mod hub;
 pub mod models;
 pub mod pipeline;
+pub mod text;
 /// Tiny models for tests and examples (not part of the public API).
 #[doc(hidden)]
 pub mod testkit;
-pub mod text;
 
 pub use error::{Error, Result};

@@ -9,10 +9,10 @@
 //! Not for: tokenization, sentence splitting, or prompts.
 
 mod beam;
+pub mod sampling;
 mod cache;
 mod config;
 mod logits;
-pub mod sampling;
 
 pub use cache::{additive_mask, DecoderState, KeyValue, LayerCache};
 pub use config::{EarlyStopping, GenerationConfig};

@@ -171,11 +171,7 @@ mod tests {
         }
         let keep = loop_cut(&ids).unwrap();
         assert_eq!(&ids[..keep], &[1, 2, 3, 7, 8, 9, 10, 11, 12]);
-        assert_eq!(
-            loop_cut(&[5; 31]),
-            None,
-            "31 repeats of one token are not yet a loop"
-        );
+        assert_eq!(loop_cut(&[5; 31]), None, "31 repeats of one token are not yet a loop");
         assert!(loop_cut(&[5; 32]).is_some());
         assert_eq!(loop_cut(&[1, 2, 3, 4, 5, 6, 7, 8]), None);
     }
@@ -243,16 +239,9 @@ mod tests {
             ..Default::default()
         };
         let flat = || Tensor::new(vec![0f32; 50], &Device::Cpu).unwrap();
-        let run = || {
-            generate(flat(), |_| Ok(flat()), &[], &cfg, 100)
-                .unwrap()
-                .ids
-        };
+        let run = || generate(flat(), |_| Ok(flat()), &[], &cfg, 100).unwrap().ids;
         let a = run();
         assert_eq!(a, run());
-        assert!(
-            a.iter().any(|&x| x != a[0]),
-            "sampling from a flat distribution varies"
-        );
+        assert!(a.iter().any(|&x| x != a[0]), "sampling from a flat distribution varies");
     }
 }

@@ -124,10 +124,7 @@ impl GgufChat {
             _ => {
                 return Err(Error::model(
                     name,
-                    format!(
-                        "{}: unsupported chat template (only ChatML)",
-                        path.display()
-                    ),
+                    format!("{}: unsupported chat template (only ChatML)", path.display()),
                 ))
             }
         };
@@ -188,7 +185,12 @@ impl GgufChat {
 
     /// Runs one conversation: `system`, then `turns` (user, assistant, ..., user), and returns
     /// the assistant's answer.
-    fn chat(&self, system: &str, turns: &[(Role, &str)], max_new: usize) -> Result<Output<String>> {
+    fn chat(
+        &self,
+        system: &str,
+        turns: &[(Role, &str)],
+        max_new: usize,
+    ) -> Result<Output<String>> {
         let mut head = Vec::new();
         self.turn(Role::System, system, &mut head)?;
         let mut rest = Vec::new();
@@ -317,11 +319,7 @@ impl Translator for GgufChat {
             let mut translated = Vec::with_capacity(pieces.len());
             for piece in pieces {
                 // Long paragraphs are cut into pieces; context is only given to whole ones.
-                let ctx = if translated.is_empty() {
-                    &context[..]
-                } else {
-                    &[]
-                };
+                let ctx = if translated.is_empty() { &context[..] } else { &[] };
                 let o = self.translate_one(&paragraph[piece], ctx)?;
                 usage += o.usage;
                 translated.push(o.value);

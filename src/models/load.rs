@@ -83,7 +83,8 @@ impl Loader {
         if let Some(l) = loaded.get(&entry.name) {
             return Ok(l.clone());
         }
-        let files = hub::resolve(entry, self.access).map_err(|e| Error::model(&entry.name, e))?;
+        let files =
+            hub::resolve(entry, self.access).map_err(|e| Error::model(&entry.name, e))?;
         let model_path = files
             .get("model")
             .ok_or_else(|| Error::model(&entry.name, "the catalog entry names no `model` file"))?;

@@ -254,10 +254,7 @@ impl Model {
                 head_dim: cfg.head_dim,
             };
             layers.push(Layer {
-                attn_norm: RmsNorm::from_qtensor(
-                    tensor(&format!("blk.{i}.attn_norm.weight"))?,
-                    eps,
-                )?,
+                attn_norm: RmsNorm::from_qtensor(tensor(&format!("blk.{i}.attn_norm.weight"))?, eps)?,
                 attn,
                 ffn_norm: RmsNorm::from_qtensor(tensor(&format!("blk.{i}.ffn_norm.weight"))?, eps)?,
                 mlp,
@@ -337,11 +334,7 @@ impl Model {
         // Only the last position is projected onto the (large) vocabulary.
         let last = xs.narrow(1, seq - 1, 1)?;
         let last = self.norm.forward(&last)?;
-        self.output
-            .forward(&last)?
-            .squeeze(0)?
-            .squeeze(0)?
-            .to_dtype(DType::F32)
+        self.output.forward(&last)?.squeeze(0)?.squeeze(0)?.to_dtype(DType::F32)
     }
 }
 
@@ -349,7 +342,15 @@ impl Model {
 fn causal_mask(seq: usize, past: usize, device: &Device) -> Result<Tensor> {
     let total = past + seq;
     let mask: Vec<f32> = (0..seq)
-        .flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
+        .flat_map(|i| {
+            (0..total).map(move |j| {
+                if j > past + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
         .collect();
     Tensor::from_vec(mask, (seq, total), device)
 }

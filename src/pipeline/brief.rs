@@ -84,9 +84,7 @@ fn clean_title(line: &str) -> String {
         t = t.trim_matches('*').trim();
         for label in ["Title:", "Title :", "Titre :", "Titre:", "Headline:"] {
             // `get` is None when the label's length falls inside a multi-byte character.
-            if t.get(..label.len())
-                .is_some_and(|p| p.eq_ignore_ascii_case(label))
-            {
+            if t.get(..label.len()).is_some_and(|p| p.eq_ignore_ascii_case(label)) {
                 t = t[label.len()..].trim();
             }
         }
@@ -198,11 +196,7 @@ mod tests {
         }
         fn summarize(&self, text: &str, input: SummaryInput) -> Result<Output<String>> {
             let n = self.count_tokens(text)?;
-            assert!(
-                n <= self.max,
-                "asked to summarize {n} > {} tokens",
-                self.max
-            );
+            assert!(n <= self.max, "asked to summarize {n} > {} tokens", self.max);
             self.calls.lock().unwrap().push((input, n));
             let first: Vec<&str> = text.split_whitespace().take(2).collect();
             Ok(Output {

@@ -112,12 +112,7 @@ fn matches(set: &GlobSet, rel: &Path) -> bool {
 /// Walks `opts.paths` and names every output. Errors in `include`/`exclude` are usage errors.
 pub fn plan(opts: &PlanOptions) -> Result<Plan, String> {
     let include = if opts.include.is_empty() {
-        globset(
-            &DEFAULT_INCLUDE
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-        )?
+        globset(&DEFAULT_INCLUDE.iter().map(|s| s.to_string()).collect::<Vec<_>>())?
     } else {
         globset(&opts.include)?
     };
@@ -168,12 +163,9 @@ pub fn plan(opts: &PlanOptions) -> Result<Plan, String> {
                 continue;
             }
             let rel = path.strip_prefix(root).unwrap_or(path);
-            if matches(&exclude, rel)
-                || rel
-                    .ancestors()
-                    .skip(1)
-                    .any(|a| !a.as_os_str().is_empty() && exclude.is_match(a))
-            {
+            if matches(&exclude, rel) || rel.ancestors().skip(1).any(|a| {
+                !a.as_os_str().is_empty() && exclude.is_match(a)
+            }) {
                 continue;
             }
             if !matches(&include, rel) {

@@ -328,7 +328,8 @@ fn process_inner(
         report.paragraphs = out.value.1;
         out.value.0
     } else {
-        std::fs::read_to_string(&job.translation).map_err(|e| Error::input(&job.translation, e))?
+        std::fs::read_to_string(&job.translation)
+            .map_err(|e| Error::input(&job.translation, e))?
     };
     if need_translation {
         crate::cancel::check()?;
