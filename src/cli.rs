@@ -70,6 +70,37 @@ pub enum Command {
     /// Score translations or briefs against references: BLEU, chrF and TER as sacrebleu
     /// computes them, ROUGE as rouge-score does.
     Eval(crate::eval::cli::EvalArgs),
+    /// Run several translation models on the same documents and write a side-by-side report
+    /// (HTML or Markdown) with word differences, BLEU/chrF and speed.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The folder of French documents. Each model's outputs are cached under
+    /// DOCS/.transbrief/compare/MODEL/ and reused while up to date.
+    #[arg(value_name = "DOCS")]
+    pub docs: PathBuf,
+
+    /// Catalog names of the translation models to compare, comma-separated (A,B[,C...]).
+    #[arg(long, required = true, value_delimiter = ',', value_name = "A,B")]
+    pub models: Vec<String>,
+
+    /// Folder of references (X.ref.en.txt for X.fr.txt, same subfolders); by default they are
+    /// looked for beside each document.
+    #[arg(long = "ref", value_name = "DIR")]
+    pub reference: Option<PathBuf>,
+
+    /// The report: Markdown when the name ends in .md, else one self-contained HTML page.
+    #[arg(long, default_value = "compare.html", value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// Refuse input files larger than this many bytes (default 8 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = text::read::DEFAULT_MAX_BYTES)]
+    pub max_bytes: u64,
+
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 /// Where models run and how their files may be obtained.
@@ -146,6 +177,12 @@ pub struct RunArgs {
     /// Refuse input files larger than this many bytes (default 8 MiB).
     #[arg(long, value_name = "BYTES", default_value_t = text::read::DEFAULT_MAX_BYTES)]
     pub max_bytes: u64,
+
+    /// After the run, compare each output with the file of the same relative path under DIR
+    /// (below --out-dir, or below the folder given), print a unified diff for each difference,
+    /// and exit 1 if any differs or is missing.
+    #[arg(long, value_name = "DIR")]
+    pub check_golden: Option<PathBuf>,
 
     #[command(flatten)]
     pub device: DeviceArgs,
@@ -268,6 +305,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Translate(args) => cmd_one(catalog, args, false),
         Command::Brief(args) => cmd_one(catalog, args, true),
         Command::Models(cmd) => cmd_models(&catalog, cmd),
+        Command::Compare(args) => cmd_compare(cli, catalog, args),
     }
 }
 
@@ -335,7 +373,91 @@ fn cmd_run(cli: &Cli, catalog: Catalog, args: &RunArgs) -> anyhow::Result<ExitCo
     if !cli.quiet {
         eprintln!("{}", report.summary_line());
     }
-    Ok(if report.all_ok() {
+    let golden_ok = match &args.check_golden {
+        Some(dir) if !args.dry_run => check_golden(&report, args, dir),
+        _ => true,
+    };
+    Ok(if report.all_ok() && golden_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Prints a diff for each output that differs from its golden file; whether all matched.
+fn check_golden(report: &pipeline::report::Report, args: &RunArgs, dir: &Path) -> bool {
+    use crate::compare::golden::{self, Golden};
+    let roots = match &args.out_dir {
+        Some(out) => vec![out.clone()],
+        None => args.paths.clone(),
+    };
+    let checks = golden::check(report, &roots, dir);
+    let mut out = std::io::stdout().lock();
+    let mut bad = 0;
+    for c in &checks {
+        let rel = c.relative.display();
+        match &c.outcome {
+            Golden::Same => continue,
+            Golden::Differs(diff) => {
+                let _ = write!(out, "{diff}");
+            }
+            Golden::Missing => {
+                let _ = writeln!(
+                    out,
+                    "golden file missing: {}",
+                    dir.join(&c.relative).display()
+                );
+            }
+            Golden::Unreadable(e) => {
+                let _ = writeln!(out, "cannot compare {rel}: {e}");
+            }
+        }
+        bad += 1;
+    }
+    eprintln!(
+        "golden check: {} of {} outputs match {}",
+        checks.len() - bad,
+        checks.len(),
+        dir.display()
+    );
+    bad == 0
+}
+
+fn cmd_compare(cli: &Cli, catalog: Catalog, args: &CompareArgs) -> anyhow::Result<ExitCode> {
+    let loader = loader(catalog, &args.device)?;
+    for m in &args.models {
+        loader.entry(Task::Translate, Some(m)).map_err(usage)?;
+    }
+    let opts = crate::compare::CompareOptions {
+        docs: args.docs.clone(),
+        models: args.models.clone(),
+        reference: args.reference.clone(),
+        jobs: jobs(args.device.jobs),
+        max_bytes: args.max_bytes,
+        progress: !cli.quiet && std::io::stderr().is_terminal(),
+    };
+    let comparison = crate::compare::compare(&opts, &loader)?;
+    let title = format!("transbrief compare: {}", args.docs.display());
+    let is_md = args
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"));
+    let page = if is_md {
+        crate::compare::render::markdown(&comparison, &title)
+    } else {
+        crate::compare::render::html(&comparison, &title)
+    };
+    pipeline::write::atomic_write(&args.out, page.as_bytes())
+        .with_context(|| format!("writing the report {}", args.out.display()))?;
+    if !cli.quiet {
+        eprintln!(
+            "{} documents, {} models: {}",
+            comparison.documents.len(),
+            comparison.models.len(),
+            args.out.display()
+        );
+    }
+    Ok(if comparison.all_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -15,6 +15,7 @@
 pub mod cancel;
 pub mod catalog;
 pub mod cli;
+pub mod compare;
 pub mod device;
 pub mod error;
 pub mod eval;

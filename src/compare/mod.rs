@@ -1,0 +1,303 @@
+//! `transbrief compare`: runs several translation models on the same documents and lays their
+//! outputs side by side, paragraph by paragraph, with the reference when there is one, word
+//! differences marked, BLEU/chrF per document and over the corpus, and each model's speed.
+//!
+//! Each model's outputs are cached under `DOCS/.transbrief/compare/<model>/` (an ordinary
+//! `--out-dir` run, so up-to-date outputs are not redone); [`render`] writes the report as one
+//! self-contained HTML file or as Markdown. [`golden`] is the `run --check-golden` gate.
+//!
+//! Not for: the metrics themselves (`eval`), running documents (`pipeline`).
+
+pub mod golden;
+pub mod render;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Task;
+use crate::eval::{self, Metrics, Scores};
+use crate::models::load::Loader;
+use crate::pipeline::report::DocStatus;
+use crate::pipeline::{self, plan, PlanOptions, RunOptions};
+use crate::{Error, Result};
+
+/// What `transbrief compare` was asked.
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    /// The folder of French documents.
+    pub docs: PathBuf,
+    /// Catalog names of the translation models, in report order.
+    pub models: Vec<String>,
+    /// A folder of references (`X.ref.en.txt`, same relative folders as the documents); by
+    /// default references are looked for beside each document.
+    pub reference: Option<PathBuf>,
+    pub jobs: usize,
+    pub max_bytes: u64,
+    pub progress: bool,
+}
+
+/// One model's speed, from the run that produced its outputs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Speed {
+    pub output_tokens: u64,
+    pub output_tokens_per_s: f64,
+    pub elapsed_s: f64,
+    /// The outputs were all up to date in this comparison: these numbers are from the run that
+    /// wrote them.
+    pub cached: bool,
+}
+
+/// One model over the corpus.
+#[derive(Debug, Clone)]
+pub struct ModelSummary {
+    pub name: String,
+    pub speed: Speed,
+    /// BLEU and chrF over every paragraph of every document that has a reference.
+    pub scores: Option<Scores>,
+    /// Documents this model failed on (their errors).
+    pub failures: Vec<String>,
+}
+
+/// One paragraph across models.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub source: String,
+    /// One per model, in model order; empty when the model gave nothing for this paragraph.
+    pub outputs: Vec<String>,
+    pub reference: Option<String>,
+}
+
+/// One document across models.
+#[derive(Debug, Clone)]
+pub struct DocComparison {
+    /// The document's path below the documents folder.
+    pub name: String,
+    pub rows: Vec<Row>,
+    /// Per model, when the document has a reference.
+    pub scores: Vec<Option<Scores>>,
+    /// Set when paragraphs could not be aligned one to one (the scores then treat the
+    /// document as one segment).
+    pub note: Option<String>,
+}
+
+/// The whole comparison.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    pub models: Vec<ModelSummary>,
+    pub documents: Vec<DocComparison>,
+}
+
+impl Comparison {
+    /// Whether every model produced every document.
+    pub fn all_ok(&self) -> bool {
+        self.models.iter().all(|m| m.failures.is_empty())
+    }
+}
+
+const METRICS: Metrics = Metrics {
+    bleu: true,
+    chrf: true,
+    ter: false,
+    rouge: false,
+};
+
+/// The cache folder of one model's outputs.
+pub fn cache_dir(docs: &Path, model: &str) -> PathBuf {
+    docs.join(".transbrief").join("compare").join(model)
+}
+
+/// Runs each model (reusing up-to-date outputs) and gathers the comparison.
+pub fn compare(opts: &CompareOptions, loader: &Loader) -> Result<Comparison> {
+    if !opts.docs.is_dir() {
+        return Err(Error::input(&opts.docs, "is not a folder of documents"));
+    }
+    if opts.models.is_empty() {
+        return Err(Error::msg("no model to compare"));
+    }
+    let plan = plan::plan(&PlanOptions {
+        paths: vec![opts.docs.clone()],
+        ..Default::default()
+    })
+    .map_err(Error::msg)?;
+
+    let mut models = Vec::new();
+    for name in &opts.models {
+        models.push(run_model(opts, loader, name)?);
+    }
+
+    let mut documents = Vec::new();
+    for job in &plan.jobs {
+        let rel = job.input.strip_prefix(&opts.docs).unwrap_or(&job.input);
+        let source = eval::pairing::read_text(&job.input)?;
+        let source = eval::pairing::paragraphs(&source);
+        let out_rel = job
+            .translation
+            .strip_prefix(&opts.docs)
+            .unwrap_or(&job.translation);
+        let outputs: Vec<Vec<String>> = opts
+            .models
+            .iter()
+            .map(|m| {
+                let path = cache_dir(&opts.docs, m).join(out_rel);
+                std::fs::read_to_string(&path)
+                    .map(|t| eval::pairing::paragraphs(&t))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let reference = find_reference(opts, &job.input, rel)
+            .map(|p| eval::pairing::read_text(&p).map(|t| eval::pairing::paragraphs(&t)))
+            .transpose()?;
+        documents.push(align(rel, source, outputs, reference)?);
+    }
+
+    for (i, m) in models.iter_mut().enumerate() {
+        let (mut hyps, mut refs) = (Vec::new(), Vec::new());
+        for d in &documents {
+            if d.scores[i].is_some() {
+                let (h, r) = segments(d, i);
+                hyps.extend(h);
+                refs.extend(r);
+            }
+        }
+        if !refs.is_empty() {
+            m.scores = Some(eval::score_corpus(&hyps, &refs, &METRICS)?);
+        }
+    }
+    Ok(Comparison { models, documents })
+}
+
+/// The aligned segments of a document for model `i`: its paragraphs, or the whole document as
+/// one segment when they do not align.
+fn segments(d: &DocComparison, i: usize) -> (Vec<String>, Vec<String>) {
+    let pairs = d.rows.iter().filter_map(|r| {
+        r.reference
+            .as_ref()
+            .map(|reference| (r.outputs[i].clone(), reference.clone()))
+    });
+    let (h, r): (Vec<String>, Vec<String>) = pairs.unzip();
+    if d.note.is_some() {
+        (vec![h.join(" ")], vec![r.join(" ")])
+    } else {
+        (h, r)
+    }
+}
+
+fn align(
+    rel: &Path,
+    source: Vec<String>,
+    outputs: Vec<Vec<String>>,
+    reference: Option<Vec<String>>,
+) -> Result<DocComparison> {
+    let n = std::iter::once(source.len())
+        .chain(outputs.iter().map(Vec::len))
+        .chain(reference.iter().map(Vec::len))
+        .max()
+        .unwrap_or(0);
+    let aligned = reference
+        .as_ref()
+        .is_none_or(|r| outputs.iter().all(|o| o.len() == r.len() || o.is_empty()));
+    let at = |v: &[String], i: usize| v.get(i).cloned().unwrap_or_default();
+    let rows = (0..n)
+        .map(|i| Row {
+            source: at(&source, i),
+            outputs: outputs.iter().map(|o| at(o, i)).collect(),
+            reference: reference.as_ref().map(|r| at(r, i)),
+        })
+        .collect();
+    let mut d = DocComparison {
+        name: rel.display().to_string(),
+        rows,
+        scores: Vec::new(),
+        note: (!aligned).then(|| {
+            "paragraph counts differ from the reference; scored as one segment".to_string()
+        }),
+    };
+    for (i, o) in outputs.iter().enumerate() {
+        let score = if reference.is_some() && !o.is_empty() {
+            let (h, r) = segments(&d, i);
+            Some(eval::score_document(&h, &r, &METRICS)?)
+        } else {
+            None
+        };
+        d.scores.push(score);
+    }
+    Ok(d)
+}
+
+/// `X.ref.en.txt` (or `.md`) for document `X.fr.txt`: under `--ref` at the same relative folder,
+/// else beside the document.
+fn find_reference(opts: &CompareOptions, input: &Path, rel: &Path) -> Option<PathBuf> {
+    let name = input.file_name()?.to_string_lossy().into_owned();
+    let (stem, _) = name.rsplit_once('.')?;
+    let base = stem.strip_suffix(".fr").unwrap_or(stem);
+    let dir = match &opts.reference {
+        Some(r) => r.join(rel.parent().unwrap_or(Path::new(""))),
+        None => input.parent()?.to_path_buf(),
+    };
+    ["ref.en.txt", "ref.en.md", "ref.txt"]
+        .iter()
+        .map(|ext| dir.join(format!("{base}.{ext}")))
+        .find(|p| p.is_file())
+}
+
+fn run_model(opts: &CompareOptions, loader: &Loader, name: &str) -> Result<ModelSummary> {
+    let out_dir = cache_dir(&opts.docs, name);
+    let run = RunOptions {
+        plan: PlanOptions {
+            paths: vec![opts.docs.clone()],
+            out_dir: Some(out_dir.clone()),
+            ..Default::default()
+        },
+        only: Some(Task::Translate),
+        force: false,
+        dry_run: false,
+        jobs: opts.jobs,
+        max_bytes: opts.max_bytes,
+        translate_model: Some(name.to_string()),
+        brief_model: None,
+        progress: opts.progress,
+        print_errors: true,
+    };
+    let report = pipeline::run(&run, loader)?;
+    let failures = report
+        .documents
+        .iter()
+        .filter(|d| matches!(d.status, DocStatus::Failed | DocStatus::Interrupted))
+        .map(|d| {
+            d.error
+                .clone()
+                .unwrap_or_else(|| format!("{}: interrupted", d.input.display()))
+        })
+        .collect();
+    // The speed of the run that wrote the outputs is kept beside them, for cached comparisons.
+    let speed_file = out_dir.join(".transbrief-speed.json");
+    let speed = if report.totals.done > 0 {
+        let speed = Speed {
+            output_tokens: report.totals.tokens.output_tokens,
+            output_tokens_per_s: report.totals.output_tokens_per_s,
+            elapsed_s: report.elapsed_s,
+            cached: false,
+        };
+        if let Ok(json) = serde_json::to_vec_pretty(&speed) {
+            // A lost speed record only costs the next cached report its speed column.
+            let _ = pipeline::write::atomic_write(&speed_file, &json);
+        }
+        speed
+    } else {
+        std::fs::read(&speed_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Speed>(&b).ok())
+            .map(|s| Speed { cached: true, ..s })
+            .unwrap_or(Speed {
+                cached: true,
+                ..Speed::default()
+            })
+    };
+    Ok(ModelSummary {
+        name: name.to_string(),
+        speed,
+        scores: None,
+        failures,
+    })
+}
