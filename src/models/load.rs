@@ -106,7 +106,8 @@ impl Loader {
         if let Some(l) = loaded.get(&entry.name) {
             return Ok(l.clone());
         }
-        let files = hub::resolve(entry, self.access).map_err(|e| Error::model(&entry.name, e))?;
+        // A hub error already names the model.
+        let files = hub::resolve(entry, self.access).map_err(Error::msg)?;
         let model_path = files
             .get("model")
             .ok_or_else(|| Error::model(&entry.name, "the catalog entry names no `model` file"))?;
