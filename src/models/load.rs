@@ -52,7 +52,8 @@ pub struct Loader {
     catalog: Catalog,
     access: Access,
     device: Device,
-    loaded: Mutex<HashMap<String, Loaded>>,
+    /// Opened models, and the error of those that failed to open.
+    loaded: Mutex<HashMap<String, std::result::Result<Loaded, String>>>,
 }
 
 impl Loader {
@@ -98,14 +99,27 @@ impl Loader {
         .to_string()
     }
 
+    /// The model of `entry`, opened on first use. A model that failed to open is not tried
+    /// again for every document (which would re-read, and re-hash, its files each time): the
+    /// first failure is remembered and returned to every later caller.
     fn load(&self, entry: &Entry) -> Result<Loaded> {
         let mut loaded = self
             .loaded
             .lock()
             .map_err(|_| Error::msg("model loader poisoned by an earlier panic"))?;
         if let Some(l) = loaded.get(&entry.name) {
-            return Ok(l.clone());
+            return l.clone().map_err(Error::msg);
         }
+        let opened = self.open(entry);
+        let remembered = match &opened {
+            Ok(l) => Ok(l.clone()),
+            Err(e) => Err(e.to_string()),
+        };
+        loaded.insert(entry.name.clone(), remembered);
+        opened
+    }
+
+    fn open(&self, entry: &Entry) -> Result<Loaded> {
         // A hub error already names the model.
         let files = hub::resolve(entry, self.access).map_err(Error::msg)?;
         let model_path = files
@@ -163,7 +177,6 @@ impl Loader {
                 }
             }
         };
-        loaded.insert(entry.name.clone(), l.clone());
         Ok(l)
     }
 
@@ -220,6 +233,23 @@ mod tests {
     }
 
     const MARIAN_FILES: &str = r#"{ config = "config.json", generation_config = "generation_config.json", model = "model.safetensors", source_spm = "source.spm", vocab = "vocab.json" }"#;
+
+    #[test]
+    fn a_model_that_fails_to_open_is_not_tried_again() {
+        let loader = loader_with(&entry(
+            "gone",
+            "marian",
+            "no-such-fixture",
+            MARIAN_FILES,
+            "",
+        ));
+        let e = loader.catalog().get("gone").unwrap();
+        let first = loader.translator(e).err().unwrap().to_string();
+        assert!(first.contains("no-such-fixture"), "{first}");
+        // Asked again (by the next document), it is not retried: the first failure comes back.
+        let second = loader.translator(e).err().unwrap().to_string();
+        assert_eq!(first, second);
+    }
 
     #[test]
     fn entry_settings_override_generation_config_only_when_set() {

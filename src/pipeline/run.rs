@@ -14,7 +14,7 @@
 //!
 //! Not for: walking and naming (`plan`), the JSON shape (`report`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -508,15 +508,4 @@ fn check_count(sent: usize, got: usize) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// The paths of the outputs a report says were written, for messages and tests.
-pub fn written(report: &Report) -> Vec<PathBuf> {
-    report
-        .documents
-        .iter()
-        .flat_map(|d| d.outputs.iter())
-        .filter(|o| o.action == "written")
-        .map(|o| o.path.clone())
-        .collect()
 }
