@@ -71,6 +71,8 @@ pub struct GgufChat {
     pool: Mutex<Vec<(qwen2::Cache, Vec<u32>)>>,
     /// How many earlier paragraphs (source and translation) are shown as context.
     context_paragraphs: usize,
+    /// Prompt tokens of a brief request, besides the text (see `load`).
+    brief_overhead: usize,
 }
 
 /// Settings of a [`GgufChat`] beyond the model file.
@@ -133,6 +135,22 @@ impl GgufChat {
         };
         let model = qwen2::Model::from_gguf(&content, &mut file, settings.context, device)
             .map_err(|e| err("cannot load the weights", &e))?;
+        // Tokens a brief prompt takes besides the text: the system prompt and the longest of the
+        // templates, counted once here rather than at every call.
+        let count = |t: &str| tokenizer.encode(t).map(|ids| ids.len());
+        let brief_overhead = count(&settings.prompts.brief_system)?
+            + [
+                &settings.prompts.brief_user,
+                &settings.prompts.chunk_user,
+                &settings.prompts.reduce_user,
+            ]
+            .into_iter()
+            .map(|t| count(t))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .max()
+            .unwrap_or(0)
+            + 32;
         let mut stop_ids = tokenizer.stop_ids();
         if let Some(end) = tokenizer.special("<|im_end|>") {
             if !stop_ids.contains(&end) {
@@ -149,6 +167,7 @@ impl GgufChat {
             stop_ids,
             pool: Mutex::new(Vec::new()),
             context_paragraphs: settings.context_paragraphs,
+            brief_overhead,
         })
     }
 
@@ -347,12 +366,9 @@ impl Translator for GgufChat {
 
 impl Summarizer for GgufChat {
     fn max_input_tokens(&self) -> usize {
-        let overhead = self.count(&self.prompts.brief_system).unwrap_or(128)
-            + self.count(&self.prompts.reduce_user).unwrap_or(256)
-            + 32;
         self.model
             .max_len()
-            .saturating_sub(overhead + BRIEF_TOKENS)
+            .saturating_sub(self.brief_overhead + BRIEF_TOKENS)
             .max(64)
     }
 
