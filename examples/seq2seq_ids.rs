@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use candle_nn::VarBuilder;
 use transbrief::generate::{generate, pad_batch, EncoderDecoder, GenerationConfig};
 use transbrief::models::bart::{BartForConditionalGeneration, Config};
 
@@ -24,10 +23,7 @@ fn main() -> Result<()> {
     let dir = std::path::Path::new(dir);
     let cfg: Config = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
     let weights = dir.join("model.safetensors");
-    // SAFETY: the weights file is not modified while this example runs.
-    let vb = unsafe {
-        VarBuilder::from_mmaped_safetensors(&[weights], candle_core::DType::F32, &Device::Cpu)?
-    };
+    let vb = transbrief::models::weights::var_builder_f32(&weights)?;
     let model = BartForConditionalGeneration::new(&cfg, vb)?;
     let request: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(request)?)?;
     let inputs: Vec<Vec<u32>> = serde_json::from_value(request["inputs"].clone())?;

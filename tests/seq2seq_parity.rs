@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 use transbrief::generate::{generate, EncoderDecoder, GenerationConfig};
@@ -33,16 +33,10 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> T {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The fixture's weights through the loader the pipeline uses.
 fn var_builder(dir: &Path) -> VarBuilder<'static> {
-    // SAFETY: the fixture file is not modified while the test runs.
-    unsafe {
-        VarBuilder::from_mmaped_safetensors(
-            &[dir.join("model.safetensors")],
-            DType::F32,
-            &Device::Cpu,
-        )
+    transbrief::models::weights::var_builder_f32(&dir.join("model.safetensors"))
         .expect("safetensors")
-    }
 }
 
 /// The model's generation config with a case's overrides, as `model.generate(**overrides)`.

@@ -11,7 +11,7 @@
 use std::cmp::Ordering;
 
 use super::GenerationConfig;
-use super::{logits, row_index, step, DecoderState, EarlyStopping, EncoderDecoder, Sequence};
+use super::{logits, step, DecoderState, EarlyStopping, EncoderDecoder, Sequence};
 use crate::Result;
 
 /// transformers' stand-in for "impossible" scores.
@@ -71,10 +71,7 @@ pub(crate) fn beam_search(
     let length_norm = |len: usize| (len as f64).powf(lp) as f32;
 
     // Expand each input to num_beams rows.
-    let expand: Vec<u32> = (0..batch as u32)
-        .flat_map(|i| std::iter::repeat_n(i, num_beams))
-        .collect();
-    state.select(&row_index(&expand, model.device())?)?;
+    state.expand(num_beams)?;
 
     let mut items: Vec<Item> = (0..batch)
         .map(|input| Item {
@@ -199,7 +196,7 @@ pub(crate) fn beam_search(
         items = still;
         cur_len += 1;
         if !items.is_empty() {
-            state.select(&row_index(&next_rows, model.device())?)?;
+            state.select(&next_rows)?;
         }
     }
     Ok(results)

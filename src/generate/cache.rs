@@ -43,14 +43,20 @@ pub struct LayerCache {
 }
 
 /// Everything a decoder step needs besides the new tokens.
+///
+/// Rows are grouped: `group` consecutive rows (the beams of one input) share one input's
+/// cross-attention keys/values and encoder mask, which are stored once per input, not once per
+/// row. Beam search then reorders only the self-attention caches each step.
 #[derive(Debug, Clone)]
 pub struct DecoderState {
     pub layers: Vec<LayerCache>,
-    /// Additive mask over encoder positions, `(rows, 1, 1, source_len)`: 0 for tokens, a very
+    /// Additive mask over encoder positions, `(inputs, 1, 1, source_len)`: 0 for tokens, a very
     /// large negative number for padding.
     pub encoder_mask: Tensor,
     /// How many decoder positions are already in the self-attention cache.
     pub position: usize,
+    /// Rows per input (1 for greedy search, the beam width for beam search).
+    pub group: usize,
 }
 
 impl DecoderState {
@@ -67,26 +73,72 @@ impl DecoderState {
                 .collect(),
             encoder_mask,
             position: 0,
+            group: 1,
         }
     }
 
-    /// Keeps the rows named by `rows` (u32 indices, repeats allowed), in that order: expands a
-    /// batch into beams, reorders beams after a step, or drops finished inputs.
-    pub fn select(&mut self, rows: &Tensor) -> Result<()> {
-        for layer in self.layers.iter_mut() {
-            layer.self_attn = match &layer.self_attn {
-                Some(kv) => Some(kv.select(rows)?),
-                None => None,
-            };
-            layer.cross_attn = layer.cross_attn.select(rows)?;
+    /// Gives each input `rows_per_input` rows (its beams), copies of its single row. Only
+    /// the self-attention caches are copied; the encoder side stays shared.
+    pub fn expand(&mut self, rows_per_input: usize) -> Result<()> {
+        if self.group != 1 {
+            candle_core::bail!("decoder state already expanded");
         }
-        self.encoder_mask = self.encoder_mask.index_select(rows, 0)?;
+        if rows_per_input > 1 {
+            let inputs = self.encoder_mask.dim(0)? as u32;
+            let rows: Vec<u32> = (0..inputs)
+                .flat_map(|i| std::iter::repeat_n(i, rows_per_input))
+                .collect();
+            self.select_self_attn(&rows)?;
+            self.group = rows_per_input;
+        }
+        Ok(())
+    }
+
+    /// Keeps the rows named by `rows` (indices into the current rows, repeats allowed), in that
+    /// order: reorders beams after a step, or drops finished inputs. Each run of `group` new
+    /// rows must come from one input (as beam search guarantees); the encoder side is then
+    /// re-indexed only when the set of inputs changes.
+    pub fn select(&mut self, rows: &[u32]) -> Result<()> {
+        let group = self.group;
+        if rows.len() % group != 0 {
+            candle_core::bail!("{} rows do not form groups of {group}", rows.len());
+        }
+        let inputs: Vec<u32> = rows
+            .chunks(group)
+            .map(|g| {
+                let input = g[0] / group as u32;
+                if g.iter().any(|&r| r / group as u32 != input) {
+                    candle_core::bail!("a group of rows mixes inputs: {g:?}");
+                }
+                Ok(input)
+            })
+            .collect::<Result<_>>()?;
+        self.select_self_attn(rows)?;
+        let unchanged = inputs.len() == self.encoder_mask.dim(0)?
+            && inputs.iter().enumerate().all(|(i, &x)| x as usize == i);
+        if !unchanged {
+            let index = Tensor::from_slice(&inputs, inputs.len(), self.encoder_mask.device())?;
+            for layer in self.layers.iter_mut() {
+                layer.cross_attn = layer.cross_attn.select(&index)?;
+            }
+            self.encoder_mask = self.encoder_mask.index_select(&index, 0)?;
+        }
+        Ok(())
+    }
+
+    fn select_self_attn(&mut self, rows: &[u32]) -> Result<()> {
+        let index = Tensor::from_slice(rows, rows.len(), self.encoder_mask.device())?;
+        for layer in self.layers.iter_mut() {
+            if let Some(kv) = &layer.self_attn {
+                layer.self_attn = Some(kv.select(&index)?);
+            }
+        }
         Ok(())
     }
 
     /// Number of rows (hypotheses) in the state.
     pub fn rows(&self) -> Result<usize> {
-        self.encoder_mask.dim(0)
+        Ok(self.encoder_mask.dim(0)? * self.group)
     }
 }
 

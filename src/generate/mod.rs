@@ -83,11 +83,6 @@ pub fn pad_batch(inputs: &[Vec<u32>], pad: u32, device: &Device) -> Result<(Tens
     ))
 }
 
-/// Index tensor for [`DecoderState::select`].
-fn row_index(rows: &[u32], device: &Device) -> Result<Tensor> {
-    Ok(Tensor::from_slice(rows, rows.len(), device)?)
-}
-
 /// Feeds `tokens` (one per live row) and returns the logits as one `Vec<f32>` per row.
 fn step(
     model: &dyn EncoderDecoder,
@@ -131,7 +126,7 @@ fn greedy(
         }
         if keep.len() != live.len() && !keep.is_empty() {
             let rows: Vec<u32> = keep.iter().map(|&(row, _)| row as u32).collect();
-            state.select(&row_index(&rows, model.device())?)?;
+            state.select(&rows)?;
         }
         live = keep.into_iter().map(|(_, i)| i).collect();
     }

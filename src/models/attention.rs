@@ -4,7 +4,9 @@
 //! schemes or masks, which each family computes and passes in as an additive bias.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{linear_b, Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use super::linear::{linear_b, LinearKind, QLinear};
 
 use crate::generate::KeyValue;
 
@@ -18,14 +20,16 @@ pub(crate) struct Spec<'a> {
     pub names: [&'a str; 4],
     /// Factor applied to the queries (`head_dim ** -0.5` for BART, 1 for T5).
     pub scaling: f64,
+    /// How the projection weights are held.
+    pub kind: LinearKind,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct MultiHead {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
+    q: QLinear,
+    k: QLinear,
+    v: QLinear,
+    o: QLinear,
     heads: usize,
     head_dim: usize,
     scaling: f64,
@@ -36,10 +40,10 @@ impl MultiHead {
         let inner = spec.heads * spec.head_dim;
         let [q, k, v, o] = spec.names;
         Ok(Self {
-            q: linear_b(spec.d_model, inner, spec.bias, vb.pp(q))?,
-            k: linear_b(spec.d_model, inner, spec.bias, vb.pp(k))?,
-            v: linear_b(spec.d_model, inner, spec.bias, vb.pp(v))?,
-            o: linear_b(inner, spec.d_model, spec.bias, vb.pp(o))?,
+            q: linear_b(spec.d_model, inner, spec.bias, spec.kind, vb.pp(q))?,
+            k: linear_b(spec.d_model, inner, spec.bias, spec.kind, vb.pp(k))?,
+            v: linear_b(spec.d_model, inner, spec.bias, spec.kind, vb.pp(v))?,
+            o: linear_b(inner, spec.d_model, spec.bias, spec.kind, vb.pp(o))?,
             heads: spec.heads,
             head_dim: spec.head_dim,
             scaling: spec.scaling,
@@ -63,14 +67,27 @@ impl MultiHead {
     }
 
     /// Attends from `xs` to `kv`, with an optional additive bias broadcastable to
-    /// `(b, heads, q_len, k_len)` (padding mask, relative positions).
+    /// `(kv_b, heads, q_len, k_len)` (padding mask, relative positions).
+    ///
+    /// `kv` may have fewer rows than `xs` when consecutive rows of `xs` share one row of `kv`
+    /// (the beams of one input attending to its encoder output): `xs` is then viewed as
+    /// `(kv_b, group * len, d)`, the shared rows' queries side by side.
     pub(crate) fn attend(
         &self,
         xs: &Tensor,
         kv: &KeyValue,
         bias: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let (b, len, _) = xs.dims3()?;
+        let (rows, len, d) = xs.dims3()?;
+        let kv_rows = kv.key.dim(0)?;
+        if kv_rows != rows {
+            if kv_rows == 0 || rows % kv_rows != 0 {
+                candle_core::bail!("{rows} query rows cannot share {kv_rows} key/value rows");
+            }
+            let grouped = xs.reshape((kv_rows, rows / kv_rows * len, d))?;
+            return self.attend(&grouped, kv, bias)?.reshape((rows, len, d));
+        }
+        let (b, len, _) = (rows, len, d);
         let q = xs.apply(&self.q)?;
         let q = if self.scaling == 1.0 {
             q

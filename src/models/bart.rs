@@ -10,11 +10,14 @@
 //!
 //! Not for: generation loops (`crate::generate`) or tokenizers (`super::marian`, `super::seq2seq`).
 
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Result, Tensor};
-use candle_nn::{layer_norm, linear, Activation, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{layer_norm, Activation, Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 use super::attention::{MultiHead, Spec};
+pub use super::linear::LinearKind;
+use super::linear::{linear_b, QLinear};
 use crate::generate::{additive_mask, DecoderState, EncoderDecoder, KeyValue, LayerCache};
 
 fn default_true() -> bool {
@@ -52,6 +55,10 @@ pub struct Config {
     pub share_encoder_decoder_embeddings: bool,
     #[serde(default = "default_true")]
     pub tie_word_embeddings: bool,
+    /// How linear weights are held in memory (not read from the file; set by
+    /// [`BartForConditionalGeneration::new_with`]).
+    #[serde(skip)]
+    pub linear_kind: LinearKind,
 }
 
 impl Config {
@@ -119,7 +126,8 @@ fn sinusoidal(positions: usize, dim: usize, device: &Device) -> Result<Tensor> {
 
 /// BART's attention: biased `q_proj`/`k_proj`/`v_proj`/`out_proj`, queries scaled by
 /// `head_dim ** -0.5`.
-fn attention(d_model: usize, heads: usize, vb: VarBuilder) -> Result<MultiHead> {
+fn attention(cfg: &Config, heads: usize, vb: VarBuilder) -> Result<MultiHead> {
+    let d_model = cfg.d_model;
     let head_dim = d_model / heads;
     let spec = Spec {
         d_model,
@@ -128,6 +136,7 @@ fn attention(d_model: usize, heads: usize, vb: VarBuilder) -> Result<MultiHead> 
         bias: true,
         names: ["q_proj", "k_proj", "v_proj", "out_proj"],
         scaling: (head_dim as f64).powf(-0.5),
+        kind: cfg.linear_kind,
     };
     MultiHead::new(spec, &vb)
 }
@@ -135,16 +144,16 @@ fn attention(d_model: usize, heads: usize, vb: VarBuilder) -> Result<MultiHead> 
 /// Feed-forward block: fc1, activation, fc2.
 #[derive(Debug, Clone)]
 struct FeedForward {
-    fc1: Linear,
-    fc2: Linear,
+    fc1: QLinear,
+    fc2: QLinear,
     activation: Activation,
 }
 
 impl FeedForward {
     fn new(cfg: &Config, ffn_dim: usize, vb: &VarBuilder) -> Result<Self> {
         Ok(Self {
-            fc1: linear(cfg.d_model, ffn_dim, vb.pp("fc1"))?,
-            fc2: linear(ffn_dim, cfg.d_model, vb.pp("fc2"))?,
+            fc1: linear_b(cfg.d_model, ffn_dim, true, cfg.linear_kind, vb.pp("fc1"))?,
+            fc2: linear_b(ffn_dim, cfg.d_model, true, cfg.linear_kind, vb.pp("fc2"))?,
             activation: cfg.activation_function,
         })
     }
@@ -181,7 +190,7 @@ struct EncoderLayer {
 impl EncoderLayer {
     fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            self_attn: attention(cfg.d_model, cfg.encoder_attention_heads, vb.pp("self_attn"))?,
+            self_attn: attention(cfg, cfg.encoder_attention_heads, vb.pp("self_attn"))?,
             self_attn_layer_norm: layer_norm(cfg.d_model, 1e-5, vb.pp("self_attn_layer_norm"))?,
             ffn: FeedForward::new(cfg, cfg.encoder_ffn_dim, &vb)?,
             final_layer_norm: layer_norm(cfg.d_model, 1e-5, vb.pp("final_layer_norm"))?,
@@ -213,9 +222,9 @@ impl DecoderLayer {
     fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let heads = cfg.decoder_attention_heads;
         Ok(Self {
-            self_attn: attention(cfg.d_model, heads, vb.pp("self_attn"))?,
+            self_attn: attention(cfg, heads, vb.pp("self_attn"))?,
             self_attn_layer_norm: layer_norm(cfg.d_model, 1e-5, vb.pp("self_attn_layer_norm"))?,
-            encoder_attn: attention(cfg.d_model, heads, vb.pp("encoder_attn"))?,
+            encoder_attn: attention(cfg, heads, vb.pp("encoder_attn"))?,
             encoder_attn_layer_norm: layer_norm(
                 cfg.d_model,
                 1e-5,
@@ -310,6 +319,8 @@ pub struct BartForConditionalGeneration {
     decoder_layers: Vec<DecoderLayer>,
     decoder_layer_norm: Option<LayerNorm>,
     lm_head: Tensor,
+    /// The LM head as int8 blocks, when the linear layers are quantized.
+    lm_head_q8: Option<QMatMul>,
     final_logits_bias: Option<Tensor>,
     pre_norm: bool,
     device: Device,
@@ -318,6 +329,7 @@ pub struct BartForConditionalGeneration {
 impl BartForConditionalGeneration {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let model = vb.pp("model");
+        let lm_head_q8 = None;
         let d = cfg.d_model;
         let src_shape = (cfg.vocab_size, d);
         let tgt_shape = (cfg.target_vocab(), d);
@@ -326,7 +338,10 @@ impl BartForConditionalGeneration {
             src_shape,
             &["encoder.embed_tokens.weight", "shared.weight"],
         )?;
-        let decoder_tokens = if cfg.share_encoder_decoder_embeddings {
+        // Shared embeddings are one matrix: keep one copy in memory, not one per stack.
+        let decoder_tokens = if cfg.share_encoder_decoder_embeddings && src_shape == tgt_shape {
+            encoder_tokens.clone()
+        } else if cfg.share_encoder_decoder_embeddings {
             get_first(
                 &model,
                 tgt_shape,
@@ -340,8 +355,12 @@ impl BartForConditionalGeneration {
         } else {
             vb.get(tgt_shape, "lm_head.weight")?
         };
+        // Marian and BART checkpoints store an all-zero bias; adding it would only cost a pass
+        // over the logits at every step.
         let final_logits_bias = if vb.contains_tensor("final_logits_bias") {
-            Some(vb.get((1, cfg.target_vocab()), "final_logits_bias")?)
+            let bias = vb.get((1, cfg.target_vocab()), "final_logits_bias")?;
+            let nonzero = bias.abs()?.max_all()?.to_scalar::<f32>()? != 0.0;
+            nonzero.then_some(bias)
         } else {
             None
         };
@@ -367,10 +386,26 @@ impl BartForConditionalGeneration {
                 .collect::<Result<_>>()?,
             decoder_layer_norm: stack_norm(dec.clone())?,
             lm_head,
+            lm_head_q8,
             final_logits_bias,
             pre_norm,
             device: vb.device().clone(),
         })
+    }
+
+    /// [`Self::new`] with the linear layers (attention projections, feed-forward, LM head) held
+    /// as `kind`.
+    pub fn new_with(cfg: &Config, vb: VarBuilder, kind: LinearKind) -> Result<Self> {
+        let cfg = Config {
+            linear_kind: kind,
+            ..cfg.clone()
+        };
+        let mut model = Self::new(&cfg, vb)?;
+        if kind == LinearKind::Q8_0 && model.lm_head.dim(1)? % 32 == 0 {
+            let q = QTensor::quantize(&model.lm_head, GgmlDType::Q8_0)?;
+            model.lm_head_q8 = Some(QMatMul::from_qtensor(q)?);
+        }
+        Ok(model)
     }
 
     /// Encoder output for a padded batch, `(b, len, d_model)`.
@@ -396,7 +431,10 @@ impl BartForConditionalGeneration {
             xs = xs.apply(norm)?;
         }
         state.position += len;
-        let logits = xs.broadcast_matmul(&self.lm_head.t()?)?;
+        let logits = match &self.lm_head_q8 {
+            Some(q) => xs.contiguous()?.apply(q)?,
+            None => xs.broadcast_matmul(&self.lm_head.t()?)?,
+        };
         match &self.final_logits_bias {
             Some(bias) => logits.broadcast_add(bias),
             None => Ok(logits),

@@ -11,10 +11,12 @@
 
 mod attention;
 pub mod bart;
+pub mod linear;
 pub mod marian;
 pub mod seq2seq;
 pub mod spm;
 pub mod t5;
+pub mod weights;
 
 use serde::Serialize;
 

@@ -104,10 +104,8 @@ impl ModelFiles {
         if self.weights.is_empty() {
             return Err(Error::model(self.name(), "no weight files"));
         }
-        // SAFETY: the weight files are memory-mapped read-only; like every mmap-based loader we
-        // rely on nobody truncating them while the model is loaded.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&self.weights, DType::F32, device)? };
-        Ok(vb)
+        super::weights::var_builder(&self.weights, DType::F32, device)
+            .map_err(|e| Error::model(self.name(), e.to_string()))
     }
 
     fn generation(&self) -> Result<GenerationConfig> {

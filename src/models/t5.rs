@@ -126,6 +126,7 @@ impl Attention {
             bias: false,
             names: ["q", "k", "v", "o"],
             scaling: 1.0,
+            kind: super::linear::LinearKind::F32,
         };
         Ok(Self {
             proj: MultiHead::new(spec, &vb)?,

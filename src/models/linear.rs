@@ -1,0 +1,107 @@
+//! Linear layers of the encoder-decoder families whose weights are either f32 (candle-nn's
+//! `Linear`) or int8: blocks of 32 weights with one f16 scale (GGML's Q8_0), multiplied through
+//! candle's quantized matmul, which quantizes the activations to int8 blocks too. int8 is what
+//! CTranslate2's `int8` compute type does for the same layers. Not for: embeddings, layer norms
+//! or the attention arithmetic itself, which stay f32.
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder};
+
+/// How the weights of linear layers are held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LinearKind {
+    /// As stored: f32 (the parity tests' reference).
+    #[default]
+    F32,
+    /// Quantized to Q8_0 blocks at load time.
+    Q8_0,
+}
+
+/// A linear layer, `y = x W^T + b`, in one of the [`LinearKind`]s.
+#[derive(Debug, Clone)]
+pub enum QLinear {
+    F32(Linear),
+    Q8 {
+        weight: QMatMul,
+        bias: Option<Tensor>,
+    },
+}
+
+impl QLinear {
+    /// Wraps `weight` (`(out, in)`) and `bias` (`(out,)`) as `kind`. Q8_0 needs `in` to be a
+    /// multiple of 32; other shapes stay f32.
+    pub fn new(weight: Tensor, bias: Option<Tensor>, kind: LinearKind) -> Result<Self> {
+        let in_dim = weight.dim(1)?;
+        match kind {
+            LinearKind::Q8_0 if in_dim % 32 == 0 => {
+                let q = QTensor::quantize(&weight, GgmlDType::Q8_0)?;
+                Ok(Self::Q8 {
+                    weight: QMatMul::from_qtensor(q)?,
+                    bias,
+                })
+            }
+            _ => Ok(Self::F32(Linear::new(weight, bias))),
+        }
+    }
+}
+
+impl Module for QLinear {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::F32(linear) => linear.forward(xs),
+            Self::Q8 { weight, bias } => {
+                let ys = weight.forward(&xs.contiguous()?)?;
+                match bias {
+                    Some(b) => ys.broadcast_add(b),
+                    None => Ok(ys),
+                }
+            }
+        }
+    }
+}
+
+/// Reads `weight` (and `bias` when `bias` is true) under `vb`, as candle-nn's `linear_b` does.
+pub fn linear_b(
+    in_dim: usize,
+    out_dim: usize,
+    bias: bool,
+    kind: LinearKind,
+    vb: VarBuilder,
+) -> Result<QLinear> {
+    let weight = vb.get((out_dim, in_dim), "weight")?;
+    let bias = if bias {
+        Some(vb.get(out_dim, "bias")?)
+    } else {
+        None
+    };
+    QLinear::new(weight, bias, kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    #[test]
+    fn int8_weights_stay_close_to_f32() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.05, (48, 64), &dev).unwrap();
+        let b = Tensor::randn(0f32, 0.05, 48, &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (3, 5, 64), &dev).unwrap();
+        let f = QLinear::new(w.clone(), Some(b.clone()), LinearKind::F32).unwrap();
+        let q = QLinear::new(w, Some(b), LinearKind::Q8_0).unwrap();
+        assert!(matches!(q, QLinear::Q8 { .. }));
+        let yf = f.forward(&x).unwrap();
+        let yq = q.forward(&x).unwrap();
+        assert_eq!(yf.dims(), yq.dims());
+        let err = (yf - yq).unwrap().abs().unwrap().max_all().unwrap();
+        let err = err.to_scalar::<f32>().unwrap();
+        // Two int8 roundings of 64-term dot products of magnitude ~0.4: well under 0.02.
+        assert!(err < 0.02, "max error {err}");
+        assert!(
+            err > 0.0,
+            "int8 path gave f32's exact result: not quantized?"
+        );
+    }
+}
