@@ -116,10 +116,17 @@ pub struct DeviceArgs {
     #[arg(long)]
     pub offline: bool,
 
-    /// Worker threads; 0 means one per CPU core. Documents are processed in parallel and
-    /// their tensor operations share the same threads, so the cores are never oversubscribed.
+    /// Worker threads; 0 means one per CPU core. Documents (and, for seq2seq models, batches
+    /// of sentences) are processed in parallel on these threads.
     #[arg(short, long, default_value_t = 0, value_name = "N")]
     pub jobs: usize,
+
+    /// Threads one tensor operation may use inside candle's kernels (matrix products,
+    /// quantized kernels); 0 means one per CPU core (or RAYON_NUM_THREADS / CANDLE_NUM_THREADS
+    /// when set). Kernels of concurrent documents take turns on these threads, so the default
+    /// does not oversubscribe the cores; lower it to leave cores to other programs.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
 }
 
 /// Which kind of output to produce.
@@ -318,6 +325,10 @@ fn jobs(n: usize) -> usize {
 }
 
 fn loader(catalog: Catalog, args: &DeviceArgs) -> anyhow::Result<Loader> {
+    if args.threads > 0 {
+        // No model has run yet, and no other thread reads the environment.
+        crate::device::set_kernel_threads(args.threads);
+    }
     let device = args.device.open().map_err(usage)?;
     Ok(Loader::new(
         catalog,

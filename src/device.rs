@@ -1,7 +1,7 @@
-//! Choosing where tensors live (`--device auto|cpu|cuda[:N]|metal`) and checking that this CPU
-//! can run the binary's kernels.
+//! Choosing where tensors live (`--device auto|cpu|cuda[:N]|metal`), checking that this CPU
+//! can run the binary's kernels, and sizing candle's CPU kernel threads.
 //!
-//! Not for: thread counts (the pipeline sizes its rayon pool) or model loading.
+//! Not for: the pipeline's own worker pool (`--jobs`, sized in `pipeline::run`) or model loading.
 
 use candle_core::Device;
 
@@ -122,6 +122,32 @@ pub fn check_cpu() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The environment variables candle reads, once, to size its CPU kernel threads.
+const THREAD_VARS: [&str; 2] = ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"];
+
+/// Makes candle's CPU kernels use `n` threads (`--threads N`). Must run before the first tensor
+/// operation of the process, since candle sizes its pools then.
+pub fn set_kernel_threads(n: usize) {
+    for var in THREAD_VARS {
+        std::env::set_var(var, n.max(1).to_string());
+    }
+}
+
+/// When neither `--threads` nor the environment chose, gives candle's kernels the cores left per
+/// concurrent document: with as many documents in flight as cores, each kernel runs on its
+/// document's own thread. Several documents' kernels sharing candle's pool instead made
+/// the pool's spin-waiting threads fight over the cores (decoding ran ~6x slower on 2 cores).
+/// Returns the count in effect (`None` when the environment decides).
+pub fn default_kernel_threads(concurrent_documents: usize) -> Option<usize> {
+    if THREAD_VARS.iter().any(|v| std::env::var_os(v).is_some()) {
+        return None;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = (cores / concurrent_documents.max(1)).max(1);
+    set_kernel_threads(n);
+    Some(n)
 }
 
 #[cfg(test)]

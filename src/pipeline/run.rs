@@ -119,6 +119,12 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
         }
     }
 
+    if !opts.dry_run {
+        let in_flight = opts.jobs.max(1).min(plan.jobs.len().max(1));
+        if let Some(n) = crate::device::default_kernel_threads(in_flight) {
+            tracing::debug!(threads = n, documents = in_flight, "kernel threads");
+        }
+    }
     let bar = progress_bar(plan.jobs.len(), opts.progress);
     let generated = AtomicU64::new(0);
     let pool = rayon::ThreadPoolBuilder::new()
