@@ -73,6 +73,9 @@ pub enum Command {
     /// Run several translation models on the same documents and write a side-by-side report
     /// (HTML or Markdown) with word differences, BLEU/chrF and speed.
     Compare(CompareArgs),
+    /// Bench aid for scripts/bench: the engine on token ids with a fixed amount of work.
+    #[command(subcommand, hide = true)]
+    Bench(crate::bench::BenchCommand),
 }
 
 #[derive(Debug, Args)]
@@ -305,9 +308,13 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
     if let Command::Eval(args) = &cli.command {
         return crate::eval::cli::run(args);
     }
+    if let Command::Bench(cmd) = &cli.command {
+        crate::bench::run(cmd)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let catalog = Catalog::load(&cli.catalog).map_err(usage)?;
     match &cli.command {
-        Command::Eval(_) => unreachable!("handled above"),
+        Command::Eval(_) | Command::Bench(_) => unreachable!("handled above"),
         Command::Run(args) => cmd_run(cli, catalog, args),
         Command::Translate(args) => cmd_one(catalog, args, false),
         Command::Brief(args) => cmd_one(catalog, args, true),

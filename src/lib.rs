@@ -12,6 +12,8 @@
 //!   ([`pipeline::write`]), over a rayon pool, with a report ([`pipeline::report`]);
 //! - [`models`] holds the architectures and backends, [`generate`] the decoding loops.
 
+/// Bench aids for `scripts/bench` (hidden subcommands).
+pub mod bench;
 pub mod cancel;
 pub mod catalog;
 pub mod cli;

@@ -1,0 +1,213 @@
+//! Bench aids: the hidden `transbrief bench …` subcommands that `scripts/bench` runs beside
+//! CTranslate2, transformers and llama.cpp. Each one runs the same engine as `transbrief run`
+//! on token ids with a fixed amount of work (a forced output length, EOS ignored), so that the
+//! peers and transbrief do identical work whatever the weights say, and prints one JSON line:
+//! load time, token counts, seconds and tokens/s.
+//!
+//! Not for: users' documents (use `run`), or correctness checks (the parity tests do that).
+//! These commands are hidden from `--help` and their flags may change with the bench.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::generate::{generate, GenerationConfig};
+use crate::models::bart::{BartForConditionalGeneration, Config, LinearKind};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Encoder-decoder (Marian/BART) generation on token ids, forced to a fixed output length.
+    Seq2seq(Seq2seqArgs),
+    /// GGUF chat model: one prompt of given ids, then greedy decode steps.
+    Gguf(GgufArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Seq2seqArgs {
+    /// Model folder with config.json and model.safetensors (a Marian or BART model).
+    pub model: PathBuf,
+    /// JSON file: a list of source sentences, each a list of token ids (EOS included).
+    #[arg(long)]
+    pub ids: PathBuf,
+    #[arg(long, default_value_t = 4)]
+    pub beams: usize,
+    /// Sentences per generate call.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Every output is exactly this many tokens (EOS banned before, as `min_new_tokens` =
+    /// `max_new_tokens`).
+    #[arg(long, default_value_t = 32)]
+    pub new_tokens: usize,
+    /// Weights of the linear layers: f32, or int8 (Q8_0 blocks through candle's quantized
+    /// matmul; embeddings, norms and attention arithmetic stay f32).
+    #[arg(long, default_value = "f32")]
+    pub weights: String,
+    /// Threads for the tensor operations (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Also write the generated ids to this JSON file (for agreement checks between weights).
+    #[arg(long)]
+    pub out_ids: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GgufArgs {
+    /// The .gguf file (Qwen2 architecture).
+    pub model: PathBuf,
+    /// Text file of whitespace-separated prompt token ids.
+    #[arg(long)]
+    pub ids: PathBuf,
+    /// Tokens generated after the prompt; the first comes from the prompt's logits, so
+    /// `decode - 1` decoder steps are timed.
+    #[arg(long, default_value_t = 129)]
+    pub decode: usize,
+    /// Threads for the tensor operations (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// Runs one bench subcommand.
+pub fn run(cmd: &BenchCommand) -> Result<()> {
+    let threads = match cmd {
+        BenchCommand::Seq2seq(a) => a.threads,
+        BenchCommand::Gguf(a) => a.threads,
+    };
+    if threads > 0 {
+        crate::device::set_kernel_threads(threads);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("thread pool")?;
+    pool.install(|| match cmd {
+        BenchCommand::Seq2seq(a) => seq2seq(a),
+        BenchCommand::Gguf(a) => gguf(a),
+    })
+}
+
+fn seq2seq(a: &Seq2seqArgs) -> Result<()> {
+    let kind = match a.weights.as_str() {
+        "f32" => LinearKind::F32,
+        "int8" => LinearKind::Q8_0,
+        other => bail!("--weights must be f32 or int8, not {other:?}"),
+    };
+    let inputs: Vec<Vec<u32>> = serde_json::from_str(
+        &std::fs::read_to_string(&a.ids).with_context(|| a.ids.display().to_string())?,
+    )?;
+    let t = Instant::now();
+    let model = load_seq2seq(&a.model, kind)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let load_peak = peak_rss_mib();
+
+    let generation_config = a.model.join("generation_config.json");
+    let mut config = GenerationConfig::from_files(
+        Some(generation_config.as_path()).filter(|p| p.exists()),
+        &a.model.join("config.json"),
+    )?;
+    config.num_beams = a.beams;
+    config.set_max_new_tokens(a.new_tokens);
+    config.min_length = config.max_length;
+    config.forced_eos_token_id.clear();
+    config.no_repeat_ngram_size = 0;
+    config.repetition_penalty = 1.0;
+    config.bad_words_ids = None;
+
+    let t = Instant::now();
+    let mut out = Vec::with_capacity(inputs.len());
+    for chunk in inputs.chunks(a.batch.max(1)) {
+        out.extend(generate(&model, chunk, &config)?);
+    }
+    let seconds = t.elapsed().as_secs_f64();
+    let tokens: usize = out.iter().map(Vec::len).sum();
+    if let Some(path) = &a.out_ids {
+        std::fs::write(path, serde_json::to_string(&out)?)?;
+    }
+    println!(
+        "{}",
+        json!({
+            "system": "transbrief",
+            "workload": "seq2seq",
+            "weights": a.weights,
+            "beams": a.beams,
+            "batch": a.batch,
+            "sentences": inputs.len(),
+            "tokens": tokens,
+            "seconds": seconds,
+            "tok_s": tokens as f64 / seconds,
+            "load_s": load_s,
+            "load_peak_rss_mib": load_peak,
+        })
+    );
+    Ok(())
+}
+
+/// The process' peak resident memory so far (Linux `VmHWM`), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn load_seq2seq(dir: &Path, kind: LinearKind) -> Result<BartForConditionalGeneration> {
+    let cfg: Config = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)
+        .context("config.json")?;
+    let vb = crate::models::weights::var_builder_f32(&dir.join("model.safetensors"))?;
+    Ok(BartForConditionalGeneration::new_with(&cfg, vb, kind)?)
+}
+
+fn gguf(a: &GgufArgs) -> Result<()> {
+    let ids: Vec<u32> = std::fs::read_to_string(&a.ids)
+        .with_context(|| a.ids.display().to_string())?
+        .split_whitespace()
+        .map(|s| s.parse().context("token id"))
+        .collect::<Result<_>>()?;
+    if ids.is_empty() || a.decode == 0 {
+        bail!("need at least one prompt id and one decode step");
+    }
+    let device = Device::Cpu;
+    let t = Instant::now();
+    let mut f = std::fs::File::open(&a.model).with_context(|| a.model.display().to_string())?;
+    let ct = candle_core::quantized::gguf_file::Content::read(&mut f)?;
+    let model =
+        crate::models::qwen2::Model::from_gguf(&ct, &mut f, ids.len() + a.decode + 1, &device)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let load_peak = peak_rss_mib();
+
+    let mut cache = model.new_cache();
+    let t = Instant::now();
+    let mut logits = model.forward(&ids, &mut cache)?;
+    let prompt_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut out = Vec::with_capacity(a.decode);
+    for i in 0..a.decode {
+        let next = logits.argmax(0)?.to_scalar::<u32>()?;
+        out.push(next);
+        if i + 1 < a.decode {
+            logits = model.forward(&[next], &mut cache)?;
+        }
+    }
+    let decode_s = t.elapsed().as_secs_f64();
+    let steps = a.decode - 1;
+    println!(
+        "{}",
+        json!({
+            "system": "transbrief",
+            "workload": "gguf",
+            "prompt_tokens": ids.len(),
+            "prompt_s": prompt_s,
+            "prompt_tok_s": ids.len() as f64 / prompt_s,
+            "decode_steps": steps,
+            "decode_s": decode_s,
+            "decode_tok_s": steps as f64 / decode_s,
+            "load_s": load_s,
+            "load_peak_rss_mib": load_peak,
+            "first_ids": &out[..out.len().min(16)],
+        })
+    );
+    Ok(())
+}
