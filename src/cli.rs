@@ -216,6 +216,11 @@ pub struct OneArgs {
     #[arg(long)]
     pub markdown: bool,
 
+    /// brief only: the input is already English, so brief it as it is instead of translating
+    /// it first (for English sources, and for scoring briefs on English data sets).
+    #[arg(long)]
+    pub english: bool,
+
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -526,6 +531,11 @@ fn read_stdin() -> anyhow::Result<(String, Option<&'static Path>)> {
 }
 
 fn cmd_one(catalog: Catalog, args: &OneArgs, brief: bool) -> anyhow::Result<ExitCode> {
+    if args.english && !brief {
+        return Err(usage(
+            "--english applies to `brief` only: `translate` takes French input",
+        ));
+    }
     let loader = loader(catalog, &args.device)?;
     let translate = loader
         .entry(Task::Translate, args.translate_model.as_deref())
@@ -551,10 +561,13 @@ fn cmd_one(catalog: Catalog, args: &OneArgs, brief: bool) -> anyhow::Result<Exit
         .num_threads(jobs(args.device.jobs))
         .build()?;
     let out = pool.install(|| -> anyhow::Result<String> {
-        let english =
+        let english = if args.english && brief_entry.is_some() {
+            text.clone()
+        } else {
             pipeline::run::translate_document(&text, format, &*loader.translator(&translate)?)?
                 .value
-                .0;
+                .0
+        };
         match &brief_entry {
             None => Ok(english),
             Some(entry) => {
