@@ -111,6 +111,10 @@ pub struct Generation {
     pub context: Option<usize>,
     /// Beam width for seq2seq models.
     pub num_beams: Option<usize>,
+    /// Chat models: how many earlier paragraphs of the document (French source and its
+    /// translation) are shown before the paragraph being translated. 0 translates each
+    /// paragraph alone.
+    pub context_paragraphs: Option<usize>,
 }
 
 impl Generation {
@@ -126,6 +130,7 @@ impl Generation {
             repeat_guard: self.repeat_guard.or(base.repeat_guard),
             context: self.context.or(base.context),
             num_beams: self.num_beams.or(base.num_beams),
+            context_paragraphs: self.context_paragraphs.or(base.context_paragraphs),
         }
     }
 }

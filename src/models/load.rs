@@ -143,7 +143,7 @@ impl Loader {
                         max_new_tokens: generation.max_new_tokens.unwrap_or(1024),
                     },
                     context: generation.context.unwrap_or(DEFAULT_CONTEXT),
-                    context_paragraphs: 1,
+                    context_paragraphs: generation.context_paragraphs.unwrap_or(1),
                 };
                 tracing::info!(model = %entry.name, path = %model_path.display(), "loading");
                 Loaded::Chat(Arc::new(GgufChat::load(
