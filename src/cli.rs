@@ -119,8 +119,7 @@ pub struct DeviceArgs {
     #[arg(long)]
     pub offline: bool,
 
-    /// Worker threads; 0 means one per CPU core. Documents (and, for seq2seq models, batches
-    /// of sentences) are processed in parallel on these threads.
+    /// Documents processed at once (worker threads); 0 means one per CPU core.
     #[arg(short, long, default_value_t = 0, value_name = "N")]
     pub jobs: usize,
 

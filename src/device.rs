@@ -135,13 +135,14 @@ pub fn set_kernel_threads(n: usize) {
     }
 }
 
-/// When neither `--threads` nor the environment chose, gives candle's kernels the cores left per
-/// concurrent document: with as many documents in flight as cores, each kernel runs on its
+/// When several documents run at once and neither `--threads` nor the environment chose, gives
+/// candle's kernels the cores left per concurrent document: with as many documents in flight as cores, each kernel runs on its
 /// document's own thread. Several documents' kernels sharing candle's pool instead made
 /// the pool's spin-waiting threads fight over the cores (decoding ran ~6x slower on 2 cores).
 /// Returns the count in effect (`None` when the environment decides).
 pub fn default_kernel_threads(concurrent_documents: usize) -> Option<usize> {
-    if THREAD_VARS.iter().any(|v| std::env::var_os(v).is_some()) {
+    // One document at a time: candle's own default (its physical cores) is right.
+    if concurrent_documents <= 1 || THREAD_VARS.iter().any(|v| std::env::var_os(v).is_some()) {
         return None;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -22,7 +22,8 @@ use serde::Deserialize;
 #[derive(Debug)]
 struct Entry {
     file: usize,
-    dtype: DType,
+    /// The dtype, or the name of one this crate does not read.
+    dtype: std::result::Result<DType, String>,
     shape: Vec<usize>,
     /// Absolute byte range in the file.
     start: u64,
@@ -86,22 +87,34 @@ impl SafetensorsFiles {
                 }
                 let entry: HeaderEntry = serde_json::from_value(value)
                     .map_err(|e| bad(format!("tensor {name}: {e}")))?;
-                let dtype = dtype_of(&entry.dtype).ok_or_else(|| {
-                    bad(format!("tensor {name}: unsupported dtype {}", entry.dtype))
-                })?;
                 let [from, to] = entry.data_offsets;
-                let (start, end) = (data_start + from, data_start + to);
-                let want = entry.shape.iter().product::<usize>() * dtype.size_in_bytes();
-                if from > to || end > size || (to - from) as usize != want {
-                    return Err(bad(format!(
+                let bounds = || {
+                    bad(format!(
                         "tensor {name}: data out of bounds (truncated file?)"
-                    )));
+                    ))
+                };
+                let start = data_start.checked_add(from).ok_or_else(bounds)?;
+                let end = data_start.checked_add(to).ok_or_else(bounds)?;
+                if from > to || end > size {
+                    return Err(bounds());
+                }
+                // A dtype this crate cannot convert is an error only if the model reads the
+                // tensor (see `read`).
+                let dtype = dtype_of(&entry.dtype);
+                if let Some(dtype) = dtype {
+                    let want = entry
+                        .shape
+                        .iter()
+                        .try_fold(dtype.size_in_bytes(), |acc, &d| acc.checked_mul(d));
+                    if want != Some((to - from) as usize) {
+                        return Err(bounds());
+                    }
                 }
                 tensors.insert(
                     name,
                     Entry {
                         file: index,
-                        dtype,
+                        dtype: dtype.ok_or(entry.dtype),
                         shape: entry.shape,
                         start,
                         end,
@@ -126,20 +139,25 @@ impl SafetensorsFiles {
             .bt()
         })?;
         let (path, file) = &self.files[entry.file];
+        let stored = entry.dtype.clone().map_err(|d| {
+            candle_core::Error::Msg(format!(
+                "{}: tensor {name} has dtype {d}, which transbrief does not read",
+                path.display()
+            ))
+        })?;
         let io =
             |e: std::io::Error| candle_core::Error::Msg(format!("{}: {name}: {e}", path.display()));
-        let tensor =
-            if entry.dtype == DType::F32 && device.is_cpu() && cfg!(target_endian = "little") {
-                // Straight into the tensor's own buffer: no second copy of the weights.
-                let mut data = vec![0f32; entry.shape.iter().product()];
-                file.read_exact_at(bytemuck::cast_slice_mut(&mut data), entry.start)
-                    .map_err(io)?;
-                Tensor::from_vec(data, entry.shape.as_slice(), device)?
-            } else {
-                let mut bytes = vec![0u8; (entry.end - entry.start) as usize];
-                file.read_exact_at(&mut bytes, entry.start).map_err(io)?;
-                Tensor::from_raw_buffer(&bytes, entry.dtype, &entry.shape, device)?
-            };
+        let tensor = if stored == DType::F32 && device.is_cpu() && cfg!(target_endian = "little") {
+            // Straight into the tensor's own buffer: no second copy of the weights.
+            let mut data = vec![0f32; entry.shape.iter().product()];
+            file.read_exact_at(bytemuck::cast_slice_mut(&mut data), entry.start)
+                .map_err(io)?;
+            Tensor::from_vec(data, entry.shape.as_slice(), device)?
+        } else {
+            let mut bytes = vec![0u8; (entry.end - entry.start) as usize];
+            file.read_exact_at(&mut bytes, entry.start).map_err(io)?;
+            Tensor::from_raw_buffer(&bytes, stored, &entry.shape, device)?
+        };
         if tensor.dtype() == dtype {
             Ok(tensor)
         } else {
@@ -207,7 +225,11 @@ mod tests {
             .unwrap();
         let b = Tensor::new(&[1u32, 2, 3], &dev).unwrap();
         candle_core::safetensors::save(
-            &HashMap::from([("a".to_string(), a.clone()), ("b".to_string(), b)]),
+            &HashMap::from([
+                ("a".to_string(), a.clone()),
+                ("b".to_string(), b),
+                ("odd".to_string(), Tensor::new(&[1i16, 2], &dev).unwrap()),
+            ]),
             &path,
         )
         .unwrap();
@@ -217,6 +239,12 @@ mod tests {
         assert_eq!(got.to_vec2::<f32>().unwrap(), a.to_vec2::<f32>().unwrap());
         assert!(vb.get((4, 3), "a").is_err());
         assert!(vb.get(3, "missing").is_err());
+        // A tensor of a dtype this loader does not read fails only when it is read.
+        let err = vb.get(2, "odd").unwrap_err().to_string();
+        assert!(
+            err.contains("I16") && err.contains("w.safetensors"),
+            "{err}"
+        );
 
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
