@@ -196,14 +196,28 @@ fn html_document(h: &mut String, c: &Comparison, d: &DocComparison) {
             match baseline(row, i) {
                 _ if out.is_empty() => h.push_str("<span class=\"empty\">(nothing)</span>"),
                 Some(base) => {
+                    // A removed word directly followed by its replacement gets a space
+                    // between them, so that the two do not read as one word.
+                    let mut after_change: Option<bool> = None;
                     for p in word_diff(base, out) {
                         match p {
-                            Piece::Same(t) => h.push_str(&escape(&t)),
+                            Piece::Same(t) => {
+                                h.push_str(&escape(&t));
+                                after_change = None;
+                            }
                             Piece::Added(t) => {
+                                if after_change == Some(false) {
+                                    h.push(' ');
+                                }
                                 let _ = write!(h, "<ins>{}</ins>", escape(&t));
+                                after_change = Some(true);
                             }
                             Piece::Removed(t) => {
+                                if after_change == Some(true) {
+                                    h.push(' ');
+                                }
                                 let _ = write!(h, "<del>{}</del>", escape(&t));
+                                after_change = Some(false);
                             }
                         }
                     }
@@ -352,5 +366,29 @@ mod tests {
         assert!(page.contains("m&lt;1&gt;"));
         let md = markdown(&c, "t");
         assert!(md.contains("\\<script\\>") && md.contains("a & b"), "{md}");
+    }
+
+    #[test]
+    fn html_keeps_a_replaced_word_apart_from_its_replacement() {
+        let c = Comparison {
+            models: vec![ModelSummary {
+                name: "m".into(),
+                speed: Default::default(),
+                scores: None,
+                failures: vec![],
+            }],
+            documents: vec![DocComparison {
+                name: "a.fr.txt".into(),
+                rows: vec![Row {
+                    source: "le chat dort".into(),
+                    outputs: vec!["the dog sleeps".into()],
+                    reference: Some("the cat sleeps".into()),
+                }],
+                scores: vec![None],
+                note: None,
+            }],
+        };
+        let page = html(&c, "t");
+        assert!(page.contains("<del>cat</del> <ins>dog</ins>"), "{page}");
     }
 }
