@@ -112,14 +112,10 @@ fn compare_rejects_unknown_models_as_usage_errors() {
         .code(2);
 }
 
-fn run_golden(
-    catalog: &Path,
-    docs: &Path,
-    out: &Path,
-    golden: &Path,
-) -> assert_cmd::assert::Assert {
-    transbrief(catalog)
-        .arg("run")
+/// `transbrief run` with the tiny model for both tasks, writing into `out`.
+fn run_into(catalog: &Path, docs: &Path, out: &Path) -> Command {
+    let mut c = transbrief(catalog);
+    c.arg("run")
         .arg(docs)
         .args([
             "--translate-model",
@@ -129,7 +125,17 @@ fn run_golden(
             "--offline",
         ])
         .args(["--device", "cpu", "--out-dir"])
-        .arg(out)
+        .arg(out);
+    c
+}
+
+fn run_golden(
+    catalog: &Path,
+    docs: &Path,
+    out: &Path,
+    golden: &Path,
+) -> assert_cmd::assert::Assert {
+    run_into(catalog, docs, out)
         .arg("--check-golden")
         .arg(golden)
         .assert()
@@ -143,20 +149,7 @@ fn check_golden_passes_on_identical_outputs_and_fails_with_a_diff() {
     common::write_docs(&docs, &common::DOCS[..2]);
     // The golden files are a first run's outputs.
     let golden = tmp.path().join("golden");
-    transbrief(&catalog)
-        .arg("run")
-        .arg(&docs)
-        .args([
-            "--translate-model",
-            "tiny-a",
-            "--brief-model",
-            "tiny-a",
-            "--offline",
-        ])
-        .args(["--device", "cpu", "--out-dir"])
-        .arg(&golden)
-        .assert()
-        .success();
+    run_into(&catalog, &docs, &golden).assert().success();
     let out = tmp.path().join("out");
     run_golden(&catalog, &docs, &out, &golden).success();
 

@@ -340,11 +340,11 @@ mod tests {
         assert_eq!(d.first(), Some(&Piece::Same("the".into())));
     }
 
-    #[test]
-    fn html_escapes_model_text() {
-        let c = Comparison {
+    /// One model, one document of one row.
+    fn one_row(model: &str, source: &str, output: &str, reference: Option<&str>) -> Comparison {
+        Comparison {
             models: vec![ModelSummary {
-                name: "m<1>".into(),
+                name: model.into(),
                 speed: Default::default(),
                 scores: None,
                 failures: vec![],
@@ -352,14 +352,19 @@ mod tests {
             documents: vec![DocComparison {
                 name: "a.fr.txt".into(),
                 rows: vec![Row {
-                    source: "<script>x</script>".into(),
-                    outputs: vec!["a & b".into()],
-                    reference: None,
+                    source: source.into(),
+                    outputs: vec![output.into()],
+                    reference: reference.map(Into::into),
                 }],
                 scores: vec![None],
                 note: None,
             }],
-        };
+        }
+    }
+
+    #[test]
+    fn html_escapes_model_text() {
+        let c = one_row("m<1>", "<script>x</script>", "a & b", None);
         let page = html(&c, "t");
         assert!(!page.contains("<script>"));
         assert!(page.contains("&lt;script&gt;") && page.contains("a &amp; b"));
@@ -370,24 +375,12 @@ mod tests {
 
     #[test]
     fn html_keeps_a_replaced_word_apart_from_its_replacement() {
-        let c = Comparison {
-            models: vec![ModelSummary {
-                name: "m".into(),
-                speed: Default::default(),
-                scores: None,
-                failures: vec![],
-            }],
-            documents: vec![DocComparison {
-                name: "a.fr.txt".into(),
-                rows: vec![Row {
-                    source: "le chat dort".into(),
-                    outputs: vec!["the dog sleeps".into()],
-                    reference: Some("the cat sleeps".into()),
-                }],
-                scores: vec![None],
-                note: None,
-            }],
-        };
+        let c = one_row(
+            "m",
+            "le chat dort",
+            "the dog sleeps",
+            Some("the cat sleeps"),
+        );
         let page = html(&c, "t");
         assert!(page.contains("<del>cat</del> <ins>dog</ins>"), "{page}");
     }
