@@ -11,23 +11,34 @@
 //!   [`models::Summarizer`] ([`pipeline::brief`]), and writes both atomically
 //!   ([`pipeline::write`]), over a rayon pool, with a report ([`pipeline::report`]);
 //! - [`models`] holds the architectures and backends, [`generate`] the decoding loops.
+//!
+//! Without the default `engine` feature only [`text`] is built (no candle): that is what the fuzz
+//! targets in `fuzz/` link against.
 
-/// Bench aids for `scripts/bench` (hidden subcommands).
-pub mod bench;
-pub mod cancel;
-pub mod catalog;
-pub mod cli;
-pub mod compare;
-pub mod device;
-pub mod error;
-pub mod eval;
-pub mod generate;
-pub mod hub;
-pub mod models;
-pub mod pipeline;
-/// Tiny models for tests and examples (not part of the public API).
-#[doc(hidden)]
-pub mod testkit;
+/// Marks each module it wraps `#[cfg(feature = "engine")]`.
+macro_rules! engine {
+    ($($module:item)*) => { $(#[cfg(feature = "engine")] $module)* };
+}
+
+engine! {
+    /// Bench aids for `scripts/bench` (hidden subcommands).
+    pub mod bench;
+    pub mod cancel;
+    pub mod catalog;
+    pub mod cli;
+    pub mod compare;
+    pub mod device;
+    pub mod error;
+    pub mod eval;
+    pub mod generate;
+    pub mod hub;
+    pub mod models;
+    pub mod pipeline;
+    /// Tiny models for tests and examples (not part of the public API).
+    #[doc(hidden)]
+    pub mod testkit;
+}
 pub mod text;
 
+#[cfg(feature = "engine")]
 pub use error::{Error, Result};

@@ -249,21 +249,32 @@ fn one_100_kb_line_without_punctuation_is_chunked_and_translated() {
     assert_eq!(run.code(), Some(0), "{}", run.describe());
 }
 
+/// Runs on `docs` so that file permissions hold: as this user, or as `nobody` when this process
+/// reads through them (root). `None`, with a SKIP line, when neither is possible.
+fn run_honouring_permissions(env: &Env, docs: &Path) -> Option<Run> {
+    if !common::permissions_are_bypassed(docs) {
+        return Some(env.run(&[docs.to_str().unwrap()]));
+    }
+    let run = env.run_as_nobody(&[docs.to_str().unwrap()]);
+    if run.is_none() {
+        eprintln!("SKIP: permissions are bypassed here (root) and `nobody` cannot be used");
+    }
+    run
+}
+
 #[test]
 fn an_unreadable_file_is_reported() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new(8);
     let docs = docs_with(&env, "secret.txt", b"Ceci est secret.\n");
-    if common::permissions_are_bypassed(&docs) {
-        eprintln!("SKIP: running with permission checks bypassed (root): chmod 000 stays readable");
-        return;
-    }
     std::fs::set_permissions(
         docs.join("secret.txt"),
         std::fs::Permissions::from_mode(0o000),
     )
     .unwrap();
-    let run = env.run(&[docs.to_str().unwrap()]);
+    let Some(run) = run_honouring_permissions(&env, &docs) else {
+        return;
+    };
     assert_fails_alone(&run, &docs, "secret.txt", "ermission denied");
 }
 
@@ -375,13 +386,15 @@ fn a_read_only_output_folder_is_reported() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new(8);
     let docs = docs_with(&env, "ro/x.fr.txt", b"Un texte.\n");
-    if common::permissions_are_bypassed(&docs) {
-        eprintln!("SKIP: running with permission checks bypassed (root): chmod 555 stays writable");
-        return;
-    }
     let ro = docs.join("ro");
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
-    let run = env.run(&[docs.to_str().unwrap()]);
+    let run = run_honouring_permissions(&env, &docs);
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
-    assert_fails_alone(&run, &docs, "x.fr.txt", "ermission denied");
+    let Some(run) = run else {
+        return;
+    };
+    // The document fails, naming the output that cannot be written there, and what to do.
+    assert_doc_fails(&run, &docs, "x.fr.txt", "ro/x.en.txt", "ermission denied");
+    let error = run.doc("x.fr.txt")["error"].as_str().unwrap_or_default();
+    assert!(error.contains("--out-dir"), "{error}");
 }

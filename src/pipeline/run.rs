@@ -423,8 +423,14 @@ fn commit(output: &Path, content: &[u8], fp: &str, job: &Job, model: &str) -> Re
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::input(dir, format!("cannot create output folder: {e}")))?;
     }
-    write::commit_output(output, content, fp, &job.input, model)
-        .map_err(|e| Error::input(output, format!("cannot write: {e}")))
+    write::commit_output(output, content, fp, &job.input, model).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            "; make its folder writable, or write elsewhere with --out-dir"
+        } else {
+            ""
+        };
+        Error::input(output, format!("cannot write: {e}{hint}"))
+    })
 }
 
 fn mark_written(report: &mut DocReport, kind: &str) {

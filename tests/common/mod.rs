@@ -70,22 +70,53 @@ impl Env {
 
     /// `transbrief run <args> <model args> --report <report>`, waited for.
     pub fn run(&self, args: &[&str]) -> Run {
+        self.run_as(args, None).expect("run transbrief")
+    }
+
+    /// [`Env::run`] as the unprivileged user `nobody`, for the permission cases when this process
+    /// reads through permissions (root): the temp folder is handed to `nobody` first, so its
+    /// chmods mean what they say. `None` when the process cannot be started as `nobody` (no
+    /// CAP_SETUID), which the caller reports as a skip.
+    pub fn run_as_nobody(&self, args: &[&str]) -> Option<Run> {
+        chown_tree(self.dir.path(), NOBODY)?;
+        self.run_as(args, Some(NOBODY))
+    }
+
+    fn run_as(&self, args: &[&str], user: Option<u32>) -> Option<Run> {
+        use std::os::unix::process::CommandExt;
         let report = self.dir.path().join("report.json");
         let _ = std::fs::remove_file(&report);
-        let output = assert_cmd::Command::cargo_bin("transbrief")
-            .expect("binary")
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("transbrief"));
+        command
             .arg("run")
             .args(args)
             .args(self.model_args())
             .arg("--report")
-            .arg(&report)
-            .output()
-            .expect("run transbrief");
+            .arg(&report);
+        if let Some(id) = user {
+            command.uid(id).gid(id).env("HOME", self.dir.path());
+        }
+        let output = command.output().ok()?;
         let report = std::fs::read(&report)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
-        Run { output, report }
+        Some(Run { output, report })
     }
+}
+
+/// The user and group id of `nobody`.
+pub const NOBODY: u32 = 65534;
+
+/// Gives `dir` and everything under it (links not followed) to user and group `id`; `None` if
+/// that is not allowed.
+fn chown_tree(dir: &Path, id: u32) -> Option<()> {
+    std::os::unix::fs::lchown(dir, Some(id), Some(id)).ok()?;
+    if std::fs::symlink_metadata(dir).ok()?.is_dir() {
+        for entry in std::fs::read_dir(dir).ok()? {
+            chown_tree(&entry.ok()?.path(), id)?;
+        }
+    }
+    Some(())
 }
 
 /// What one run gave.
