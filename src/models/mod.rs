@@ -84,4 +84,5 @@ pub trait Summarizer: Send + Sync {
 pub mod gguf_chat;
 pub mod gguf_tokenizer;
 pub mod load;
+pub mod q5_linear;
 pub mod qwen2;
