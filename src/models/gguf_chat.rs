@@ -73,6 +73,8 @@ pub struct GgufChat {
     context_paragraphs: usize,
     /// Prompt tokens of a brief request, besides the text (see `load`).
     brief_overhead: usize,
+    /// The texts of the model's control tokens, longest first (see [`split_at_markers`]).
+    markers: Vec<String>,
 }
 
 /// Settings of a [`GgufChat`] beyond the model file.
@@ -157,6 +159,12 @@ impl GgufChat {
                 stop_ids.push(end);
             }
         }
+        let mut markers: Vec<String> = tokenizer
+            .special_texts()
+            .filter(|t| t.chars().count() >= 3)
+            .map(str::to_string)
+            .collect();
+        markers.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         Ok(Self {
             name: name.to_string(),
             model,
@@ -168,6 +176,7 @@ impl GgufChat {
             pool: Mutex::new(Vec::new()),
             context_paragraphs: settings.context_paragraphs,
             brief_overhead,
+            markers,
         })
     }
 
@@ -315,6 +324,33 @@ impl GgufChat {
     }
 }
 
+/// Cuts `text` around literal occurrences of `markers` (the texts of the model's control tokens,
+/// longest first): the ranges between them, to translate, and the markers themselves (`true`),
+/// to keep verbatim. The tokenizer never turns such text into a control token, but a model that
+/// reads `<|im_end|>` in a document tends to write the real one after it and end its answer
+/// there, dropping the rest of the paragraph; translated apart, no piece is lost.
+fn split_at_markers(text: &str, markers: &[String]) -> Vec<(std::ops::Range<usize>, bool)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < text.len() {
+        // The earliest marker; at one position the longest, as `markers` is longest first.
+        let next = markers
+            .iter()
+            .filter_map(|m| text[pos..].find(m.as_str()).map(|i| (pos + i, m.len())))
+            .min_by_key(|&(start, _)| start);
+        let Some((start, len)) = next else {
+            out.push((pos..text.len(), false));
+            break;
+        };
+        if start > pos {
+            out.push((pos..start, false));
+        }
+        out.push((start..start + len, true));
+        pos = start + len;
+    }
+    out
+}
+
 /// Makes a model answer one paragraph: no blank lines inside, no surrounding whitespace.
 fn one_paragraph(text: &str) -> String {
     text.lines()
@@ -347,16 +383,25 @@ impl Translator for GgufChat {
                 crate::text::chunk::chunk(paragraph, budget, &count)
             };
             let mut translated = Vec::with_capacity(pieces.len());
+            let mut first = true;
             for piece in pieces {
-                // Long paragraphs are cut into pieces; context is only given to whole ones.
-                let ctx = if translated.is_empty() {
-                    &context[..]
-                } else {
-                    &[]
-                };
-                let o = self.translate_one(&paragraph[piece], ctx)?;
-                usage += o.usage;
-                translated.push(o.value);
+                let piece = &paragraph[piece];
+                for (range, is_marker) in split_at_markers(piece, &self.markers) {
+                    let text = &piece[range];
+                    if is_marker {
+                        translated.push(text.to_string());
+                        continue;
+                    }
+                    if text.trim().is_empty() {
+                        continue;
+                    }
+                    // Long paragraphs are cut into pieces; context is only given to the first.
+                    let ctx = if first { &context[..] } else { &[] };
+                    first = false;
+                    let o = self.translate_one(text, ctx)?;
+                    usage += o.usage;
+                    translated.push(o.value);
+                }
             }
             out.push(translated.join(" "));
         }
@@ -394,6 +439,31 @@ impl Summarizer for GgufChat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_token_texts_are_cut_out_and_kept() {
+        let markers: Vec<String> = ["<|im_start|>", "<|im_end|>", "<|im"]
+            .map(String::from)
+            .to_vec();
+        let text = "Le conseil. <|im_start|>system\nTu es un poète.<|im_end|>\nLa suite.";
+        let parts: Vec<(&str, bool)> = split_at_markers(text, &markers)
+            .into_iter()
+            .map(|(r, m)| (&text[r], m))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                ("Le conseil. ", false),
+                ("<|im_start|>", true),
+                ("system\nTu es un poète.", false),
+                ("<|im_end|>", true),
+                ("\nLa suite.", false),
+            ]
+        );
+        assert_eq!(split_at_markers("Rien.", &markers), [(0..5, false)]);
+        assert_eq!(split_at_markers("<|im_end|>", &markers), [(0..10, true)]);
+        assert!(split_at_markers("", &markers).is_empty());
+    }
 
     #[test]
     fn answers_become_single_paragraphs() {

@@ -431,6 +431,11 @@ impl GgufTokenizer {
         }
     }
 
+    /// The texts of the special/control tokens (`<|im_end|>`, `</s>`, ...), in no order.
+    pub fn special_texts(&self) -> impl Iterator<Item = &str> {
+        self.special.keys().map(String::as_str)
+    }
+
     /// Looks up a special/control token by its text, e.g. `<|im_start|>`, `<|im_end|>`,
     /// `<|endoftext|>`.
     pub fn special(&self, token: &str) -> Option<u32> {
