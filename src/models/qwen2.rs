@@ -5,8 +5,9 @@
 //! decoding loops (see `gguf_tokenizer`, `gguf_chat` and `generate`).
 //!
 //! Why not candle-transformers' `quantized_qwen2`: it is the reference we follow (same tensors,
-//! same maths, same kernels: `QMatMul`, `rms_norm`, `rope`), but it keeps the KV cache *inside* the
-//! weights and grows it with `Tensor::cat` at every step. A batch tool wants the opposite:
+//! same maths, same kernels: `QMatMul`, `rms_norm`, `rope`, bar our own for Q5_0 weights in
+//! `q5_linear`), but it keeps the KV cache *inside* the weights and grows it with `Tensor::cat`
+//! at every step. A batch tool wants the opposite:
 //! - one copy of the weights shared by every worker thread (`Model` is immutable, `Sync`), with
 //!   the per-sequence state in a separate [`Cache`] that each worker owns;
 //! - a cache preallocated once and written in place, that can be cut back to a shared prompt
@@ -240,7 +241,8 @@ pub struct Model {
 /// multiple of 256, such as every 896-wide matrix of Qwen2.5-0.5B) have no SIMD kernel in
 /// candle, and ran ~4x slower than the rest. Every Q5_0 value is a 5-bit integer times its
 /// block's scale, which a Q8_0 block (same 32 values, same f16 scale, 8-bit integers) holds
-/// exactly: converting costs 12 more bytes per 32 weights and changes no weight.
+/// exactly: converting costs 12 more bytes per 32 weights and changes no weight. Used where
+/// [`Q5Linear`] does not run (no AVX2/FMA, GPUs) and for a Q5_0 embedding table.
 fn fast_kernels(t: QTensor) -> candle_core::Result<QTensor> {
     if t.dtype() != GgmlDType::Q5_0 {
         return Ok(t);
