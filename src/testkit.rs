@@ -151,19 +151,35 @@ enum Init {
     Ones,
     /// Uniform in [-scale, scale), F32 (biases).
     Bias(f32),
-    /// Uniform in [-scale, scale), quantized to Q8_0 (matrices).
+    /// Uniform in [-scale, scale), quantized to the layout's matrix type (matrices).
     Matrix(f32),
 }
 
-fn make_qtensor(rng: &mut SplitMix64, shape: &[usize], init: Init) -> Result<QTensor> {
+/// How the tiny model's matrices are stored.
+#[derive(Clone, Copy)]
+struct Layout {
+    /// Block type of every matrix (Q8_0 by default; Q5_0 to exercise `q5_linear`).
+    matrices: GgmlDType,
+    /// No `output.weight`: the output projection is the embedding table, as in small Qwens.
+    tied: bool,
+}
+
+const DEFAULT_LAYOUT: Layout = Layout {
+    matrices: GgmlDType::Q8_0,
+    tied: false,
+};
+
+fn make_qtensor(
+    rng: &mut SplitMix64,
+    shape: &[usize],
+    init: Init,
+    matrices: GgmlDType,
+) -> Result<QTensor> {
     let n: usize = shape.iter().product();
     let (data, dtype): (Vec<f32>, _) = match init {
         Init::Ones => (vec![1.0; n], GgmlDType::F32),
         Init::Bias(scale) => ((0..n).map(|_| rng.uniform(scale)).collect(), GgmlDType::F32),
-        Init::Matrix(scale) => (
-            (0..n).map(|_| rng.uniform(scale)).collect(),
-            GgmlDType::Q8_0,
-        ),
+        Init::Matrix(scale) => ((0..n).map(|_| rng.uniform(scale)).collect(), matrices),
     };
     let t = Tensor::from_vec(data, shape, &Device::Cpu)?;
     Ok(QTensor::quantize(&t, dtype)?)
@@ -171,7 +187,7 @@ fn make_qtensor(rng: &mut SplitMix64, shape: &[usize], init: Init) -> Result<QTe
 
 /// The weights, named as llama.cpp names qwen2 tensors. Shapes are candle's (rows = outputs);
 /// GGUF stores the dimensions reversed, which `gguf_file::write` does.
-fn tiny_weights(seed: u64, vocab_size: usize) -> Result<Vec<(String, QTensor)>> {
+fn tiny_weights(seed: u64, vocab_size: usize, layout: Layout) -> Result<Vec<(String, QTensor)>> {
     let (h, ffn) = (TINY_HIDDEN, TINY_FFN);
     let kv = TINY_KV_HEADS * (h / TINY_HEADS);
     // Scales near 1/sqrt(fan_in) keep activations in a sane range through both layers.
@@ -203,12 +219,17 @@ fn tiny_weights(seed: u64, vocab_size: usize) -> Result<Vec<(String, QTensor)>> 
         );
     }
     specs.push(("output_norm.weight".into(), &norm, Init::Ones));
-    specs.push(("output.weight".into(), &embd, w));
+    if !layout.tied {
+        specs.push(("output.weight".into(), &embd, w));
+    }
 
     let mut rng = SplitMix64(seed);
     specs
         .into_iter()
-        .map(|(name, shape, init)| Ok((name, make_qtensor(&mut rng, shape, init)?)))
+        .map(|(name, shape, init)| {
+            let t = make_qtensor(&mut rng, shape, init, layout.matrices)?;
+            Ok((name, t))
+        })
         .collect()
 }
 
@@ -310,6 +331,21 @@ pub fn write_tiny_qwen2_gguf(path: &Path, seed: u64) -> Result<()> {
 /// [`crate::models::gguf_tokenizer::SUPPORTED_PRE`]); the merges are learned with that
 /// pre-tokenizer's splitting. For testing the other pre-tokenizers against llama.cpp.
 pub fn write_tiny_qwen2_gguf_with_pre(path: &Path, seed: u64, pre: &str) -> Result<()> {
+    write_tiny_qwen2(path, seed, pre, DEFAULT_LAYOUT)
+}
+
+/// [`write_tiny_qwen2_gguf`] with every matrix stored as Q5_0 and no `output.weight` (the output
+/// projection tied to the embeddings), as in llama.cpp's Q4_K_M files of small Qwen models. For
+/// checking our Q5_0 kernel and the tied projection against candle-transformers' qwen2.
+pub fn write_tiny_qwen2_gguf_q5_tied(path: &Path, seed: u64) -> Result<()> {
+    let layout = Layout {
+        matrices: GgmlDType::Q5_0,
+        tied: true,
+    };
+    write_tiny_qwen2(path, seed, "qwen2", layout)
+}
+
+fn write_tiny_qwen2(path: &Path, seed: u64, pre: &str, layout: Layout) -> Result<()> {
     let vocab = learn_vocab(pre)?;
     let n_tokens = vocab.tokens.len();
     let first_special = n_tokens - TINY_SPECIAL_TOKENS.len();
@@ -328,7 +364,11 @@ pub fn write_tiny_qwen2_gguf_with_pre(path: &Path, seed: u64, pre: &str) -> Resu
     let mut metadata = shape_metadata("qwen2", "transbrief tiny qwen2 (random weights)")?;
     metadata.extend(
         [
-            ("general.file_type", Value::U32(7)), // llama.cpp's MOSTLY_Q8_0
+            // llama.cpp's MOSTLY_Q8_0 and MOSTLY_Q5_0.
+            (
+                "general.file_type",
+                Value::U32(if layout.matrices == GgmlDType::Q5_0 { 8 } else { 7 }),
+            ),
             ("general.quantization_version", Value::U32(2)),
             ("qwen2.rope.freq_base", Value::F32(1_000_000.0)),
             ("qwen2.attention.layer_norm_rms_epsilon", Value::F32(1e-6)),
@@ -360,7 +400,7 @@ pub fn write_tiny_qwen2_gguf_with_pre(path: &Path, seed: u64, pre: &str) -> Resu
         ]
         .map(|(k, v)| (k.to_string(), v)),
     );
-    let tensors = tiny_weights(seed, n_tokens)?;
+    let tensors = tiny_weights(seed, n_tokens, layout)?;
 
     write_gguf(path, &metadata, &tensors)
 }

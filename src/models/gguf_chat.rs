@@ -377,25 +377,25 @@ impl Translator for GgufChat {
                 .map(|j| (paragraphs[j], out[j].as_str()))
                 .collect();
             let count = |t: &str| self.count(t).unwrap_or(t.len());
-            let pieces = if count(paragraph) <= budget {
-                std::iter::once(0..paragraph.len()).collect()
-            } else {
-                crate::text::chunk::chunk(paragraph, budget, &count)
-            };
-            let mut translated = Vec::with_capacity(pieces.len());
+            let mut translated = Vec::new();
             let mut first = true;
-            for piece in pieces {
-                let piece = &paragraph[piece];
-                for (range, is_marker) in split_at_markers(piece, &self.markers) {
-                    let text = &piece[range];
-                    if is_marker {
-                        translated.push(text.to_string());
-                        continue;
-                    }
+            for (range, is_marker) in split_at_markers(paragraph, &self.markers) {
+                let part = &paragraph[range];
+                if is_marker {
+                    translated.push(part.to_string());
+                    continue;
+                }
+                // Long paragraphs are cut into pieces; context is only given to the first.
+                let pieces = if count(part) <= budget {
+                    std::iter::once(0..part.len()).collect()
+                } else {
+                    crate::text::chunk::chunk(part, budget, &count)
+                };
+                for piece in pieces {
+                    let text = &part[piece];
                     if text.trim().is_empty() {
                         continue;
                     }
-                    // Long paragraphs are cut into pieces; context is only given to the first.
                     let ctx = if first { &context[..] } else { &[] };
                     first = false;
                     let o = self.translate_one(text, ctx)?;

@@ -1,9 +1,8 @@
 //! Linear layers whose weights are Q5_0 blocks, multiplied on the CPU with AVX2 without
 //! widening the weights first.
 //!
-//! What it is for: llama.cpp's Q4_K_M and Q5 mixes store every matrix whose rows are not a
-//! multiple of 256 values as Q5_0 (for Qwen2.5-0.5B that is every 896-wide matrix, most of the
-//! model). candle 0.11 has no SIMD Q5_0 kernel, so these were held as Q8_0 (see
+//! What it is for: llama.cpp's Q4_K_M files store most matrices whose rows are not a multiple
+//! of 256 values as Q5_0 (for Qwen2.5-0.5B, most of its 896-wide matrices: most of the model). candle 0.11 has no SIMD Q5_0 kernel, so these were held as Q8_0 (see
 //! `qwen2::fast_kernels`), which is exact but reads 34 bytes per 32 weights instead of 22.
 //! Decoding one token reads every weight once, so it is bound by memory traffic: this kernel
 //! reads the 22-byte blocks as they are in the file and unpacks them in registers.

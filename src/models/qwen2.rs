@@ -17,7 +17,6 @@
 
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::q5_linear::Q5Linear;
@@ -237,8 +236,8 @@ pub struct Model {
     device: Device,
 }
 
-/// Q5_0 weights (which llama.cpp's Q4_K_M and Q5 mixes use for matrices whose rows are not a
-/// multiple of 256, such as every 896-wide matrix of Qwen2.5-0.5B) have no SIMD kernel in
+/// Q5_0 weights (which llama.cpp's Q4_K_M files use for most matrices whose rows are not a
+/// multiple of 256, such as the 896-wide matrices of Qwen2.5-0.5B) have no SIMD kernel in
 /// candle, and ran ~4x slower than the rest. Every Q5_0 value is a 5-bit integer times its
 /// block's scale, which a Q8_0 block (same 32 values, same f16 scale, 8-bit integers) holds
 /// exactly: converting costs 12 more bytes per 32 weights and changes no weight. Used where
@@ -268,59 +267,25 @@ fn fast_kernels(t: QTensor) -> candle_core::Result<QTensor> {
     candle_core::quantized::ggml_file::qtensor_from_ggml(GgmlDType::Q8_0, &out, dims, &device)
 }
 
-/// The token embedding table. On the CPU it stays quantized, as in the file, and only the rows
-/// of the tokens being read are dequantized: the f32 table of a 150k-token vocabulary is 545 MB
-/// for Qwen2.5-0.5B, against 145 MB as Q8_0, and with tied weights the output projection reads
-/// the very same bytes. On a GPU (whose quantized storage is not addressable from the host) it
-/// is dequantized once at load.
+/// The token embedding table, kept quantized as in the file: only the rows of the tokens being
+/// read are expanded (candle's `QTensor::embedding`, on every device). The f32 table of a
+/// 150k-token vocabulary would be 545 MB for Qwen2.5-0.5B, against 145 MB as Q8_0, and with tied
+/// weights the output projection reads the very same bytes.
 #[derive(Debug)]
-enum TokenEmbedding {
-    Quantized(Arc<QTensor>),
-    Dense(Embedding),
-}
+struct TokenEmbedding(Arc<QTensor>);
 
 impl TokenEmbedding {
-    fn new(table: Arc<QTensor>, hidden: usize, device: &Device) -> Result<Self> {
+    fn new(table: Arc<QTensor>, hidden: usize) -> Result<Self> {
         let (rows, cols) = table.shape().dims2()?;
-        if cols != hidden || cols % table.dtype().block_size() != 0 || rows == 0 {
-            candle_core::bail!(
-                "token_embd.weight is {rows}x{cols} ({:?}), expected rows of {hidden} whole blocks",
-                table.dtype()
-            );
+        if cols != hidden || rows == 0 {
+            candle_core::bail!("token_embd.weight is {rows}x{cols}, expected rows of {hidden}");
         }
-        Ok(match device {
-            Device::Cpu => Self::Quantized(table),
-            _ => Self::Dense(Embedding::new(table.dequantize(device)?, hidden)),
-        })
+        Ok(Self(table))
     }
 
-    /// The embeddings of `ids`: (1, ids.len(), hidden), f32.
+    /// The embeddings of `ids`: (1, ids.len(), hidden), f32. An id outside the table is an error.
     fn forward(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
-        match self {
-            Self::Dense(e) => e.forward(&Tensor::new(ids, device)?.unsqueeze(0)?),
-            Self::Quantized(table) => {
-                let (rows, cols) = table.shape().dims2()?;
-                let dtype = table.dtype();
-                let row_bytes = cols / dtype.block_size() * dtype.type_size();
-                let data = table.data()?;
-                let mut gathered = Vec::with_capacity(ids.len() * row_bytes);
-                for &id in ids {
-                    let id = id as usize;
-                    if id >= rows {
-                        candle_core::bail!("token id {id} is outside the vocabulary of {rows}");
-                    }
-                    gathered.extend_from_slice(&data[id * row_bytes..(id + 1) * row_bytes]);
-                }
-                candle_core::quantized::ggml_file::qtensor_from_ggml(
-                    dtype,
-                    &gathered,
-                    vec![ids.len(), cols],
-                    &Device::Cpu,
-                )?
-                .dequantize(&Device::Cpu)?
-                .unsqueeze(0)
-            }
-        }
+        self.0.embedding(&Tensor::new(ids, device)?.unsqueeze(0)?)
     }
 }
 
@@ -345,7 +310,7 @@ impl Model {
             // Small Qwen models tie the output projection to the embeddings: one copy serves both.
             Err(_) => Linear::Candle(QMatMul::from_arc(embed.clone())?),
         };
-        let embed = TokenEmbedding::new(embed, cfg.hidden_size, device)?;
+        let embed = TokenEmbedding::new(embed, cfg.hidden_size)?;
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
@@ -554,22 +519,17 @@ mod tests {
     /// each block type the table can have; an id outside the vocabulary is an error.
     #[test]
     fn quantized_embedding_rows_equal_the_dequantized_table() {
+        use candle_nn::Embedding;
         let dev = Device::Cpu;
         let w = Tensor::randn(0f32, 1.0, (7, 256), &dev).unwrap();
         let ids = [6u32, 0, 3, 3];
-        for dtype in [
-            GgmlDType::Q8_0,
-            GgmlDType::Q4K,
-            GgmlDType::Q6K,
-            GgmlDType::F16,
-        ] {
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::F16] {
             let table = Arc::new(QTensor::quantize(&w, dtype).unwrap());
             let dense = Embedding::new(table.dequantize(&dev).unwrap(), 256);
             let want = dense
                 .forward(&Tensor::new(&ids[..], &dev).unwrap().unsqueeze(0).unwrap())
                 .unwrap();
-            let quantized = TokenEmbedding::new(table, 256, &dev).unwrap();
-            assert!(matches!(quantized, TokenEmbedding::Quantized(_)));
+            let quantized = TokenEmbedding::new(table, 256).unwrap();
             let got = quantized.forward(&ids, &dev).unwrap();
             assert_eq!(
                 got.to_vec3::<f32>().unwrap(),
@@ -577,6 +537,59 @@ mod tests {
                 "{dtype:?}"
             );
             assert!(quantized.forward(&[7], &dev).is_err());
+        }
+    }
+
+    /// Our decoder against candle-transformers' `quantized_qwen2` (the reference this file
+    /// follows) on a tiny model whose matrices are all Q5_0 and whose output projection is the
+    /// embedding table: the prompt's logits and one cached decode step. On an AVX2 CPU this runs
+    /// our Q5_0 kernel; elsewhere the Q8_0 widening.
+    #[test]
+    fn matches_candle_transformers_with_q5_0_weights_and_tied_output() {
+        use candle_transformers::models::quantized_qwen2::ModelWeights;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q5.gguf");
+        crate::testkit::write_tiny_qwen2_gguf_q5_tied(&path, 9).unwrap();
+        let read = || {
+            let mut file = std::fs::File::open(&path).unwrap();
+            let content = gguf_file::Content::read(&mut file).unwrap();
+            (file, content)
+        };
+        let (mut file, content) = read();
+        assert!(!content.tensor_infos.contains_key("output.weight"));
+        assert_eq!(
+            content.tensor_infos["blk.0.ffn_up.weight"].ggml_dtype,
+            GgmlDType::Q5_0
+        );
+        let dev = Device::Cpu;
+        let ours = Model::from_gguf(&content, &mut file, 64, &dev).unwrap();
+        let (mut file, content) = read();
+        let mut stock = ModelWeights::from_gguf(content, &mut file, &dev).unwrap();
+
+        let prompt = [3u32, 100, 200, 300, 17];
+        let mut cache = ours.new_cache();
+        let steps = [
+            (
+                ours.forward(&prompt, &mut cache).unwrap(),
+                stock
+                    .forward(&Tensor::new(&[prompt], &dev).unwrap(), 0)
+                    .unwrap(),
+            ),
+            (
+                ours.forward(&[5], &mut cache).unwrap(),
+                stock
+                    .forward(&Tensor::new(&[[5u32]], &dev).unwrap(), prompt.len())
+                    .unwrap(),
+            ),
+        ];
+        for (step, (a, b)) in steps.iter().enumerate() {
+            let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(a.len(), b.len());
+            let range = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let diff = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(range > 1e-3, "step {step}: flat logits");
+            assert!(diff <= 1e-3 * range, "step {step}: differ by {diff} (range {range})");
         }
     }
 

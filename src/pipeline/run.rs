@@ -420,17 +420,23 @@ fn process_inner(
 
 fn commit(output: &Path, content: &[u8], fp: &str, job: &Job, model: &str) -> Result<()> {
     if let Some(dir) = output.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::input(dir, format!("cannot create output folder: {e}")))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::input(dir, format!("cannot create output folder: {e}{}", hint(&e)))
+        })?;
     }
-    write::commit_output(output, content, fp, &job.input, model).map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
-            "; make its folder writable, or write elsewhere with --out-dir"
-        } else {
-            ""
-        };
-        Error::input(output, format!("cannot write: {e}{hint}"))
-    })
+    write::commit_output(output, content, fp, &job.input, model)
+        .map_err(|e| Error::input(output, format!("cannot write: {e}{}", hint(&e))))
+}
+
+/// What to do about a write that the file system refused, if there is something to say.
+fn hint(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem};
+    match e.kind() {
+        PermissionDenied | ReadOnlyFilesystem => {
+            "; make the folder writable, or write elsewhere with --out-dir"
+        }
+        _ => "",
+    }
 }
 
 fn mark_written(report: &mut DocReport, kind: &str) {

@@ -78,6 +78,12 @@ impl Env {
     /// chmods mean what they say. `None` when the process cannot be started as `nobody` (no
     /// CAP_SETUID), which the caller reports as a skip.
     pub fn run_as_nobody(&self, args: &[&str]) -> Option<Run> {
+        let binary = assert_cmd::cargo::cargo_bin("transbrief");
+        // `nobody` must be able to reach the temp folder (given to it below) and run the binary.
+        let runnable = mode(&binary) & 0o005 == 0o005 && ancestors_passable(&binary);
+        if !runnable || !ancestors_passable(self.dir.path()) {
+            return None;
+        }
         chown_tree(self.dir.path(), NOBODY)?;
         self.run_as(args, Some(NOBODY))
     }
@@ -106,6 +112,16 @@ impl Env {
 
 /// The user and group id of `nobody`.
 pub const NOBODY: u32 = 65534;
+
+/// Whether every folder above `path` lets other users through (o+x).
+fn ancestors_passable(path: &Path) -> bool {
+    path.ancestors().skip(1).all(|a| mode(a) & 0o001 != 0)
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).map_or(0, |m| m.permissions().mode())
+}
 
 /// Gives `dir` and everything under it (links not followed) to user and group `id`; `None` if
 /// that is not allowed.
