@@ -138,11 +138,20 @@ fn run_writes_translations_and_briefs_then_skips_then_forces() {
     assert_eq!(statuses(&report(&rep)), ["done", "done"]);
     assert_eq!(std::fs::read_to_string(docs.join("a.en.txt")).unwrap(), en);
 
-    // Editing the input makes its outputs stale.
+    // Editing the input makes its outputs stale. Only that document needs the model, so it runs
+    // alone (the kernel threads are sized for one document in flight, not for --jobs 2).
     std::fs::write(docs.join("a.fr.txt"), "Un autre texte.\n").unwrap();
-    f.run(&[docs.to_str().unwrap(), "--report", rep.to_str().unwrap()])
+    let rerun = f
+        .cmd()
+        .env("TRANSBRIEF_LOG", "transbrief=debug")
+        .arg("run")
+        .arg(&docs)
+        .args(["--report", rep.to_str().unwrap(), "--jobs", "2", "-q"])
+        .assert()
         .success();
     assert_eq!(statuses(&report(&rep)), ["done", "skipped"]);
+    let log = String::from_utf8_lossy(&rerun.get_output().stderr).into_owned();
+    assert!(log.contains("to_run=1 in_flight=1"), "{log}");
 }
 
 #[test]

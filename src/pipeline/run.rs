@@ -119,18 +119,38 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
         }
     }
 
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .build()
+        .map_err(|e| Error::msg(format!("cannot start {} worker threads: {e}", opts.jobs)))?;
+    // Documents whose outputs are up to date are settled first by a dry pass (it reads each
+    // input and checks its outputs' records, and loads no model), so that candle's kernel
+    // threads are sized by the documents that will really run at once: a re-run after one file
+    // of many changed gives that file every core, not one.
+    let settled: Vec<Option<DocReport>> = if opts.dry_run {
+        plan.jobs.iter().map(|_| None).collect()
+    } else {
+        let dry = RunOptions {
+            dry_run: true,
+            ..opts.clone()
+        };
+        pool.install(|| {
+            plan.jobs
+                .par_iter()
+                .map(|job| Some(process(job, &dry, &models)).filter(|r| r.status == DocStatus::Skipped))
+                .collect()
+        })
+    };
     if !opts.dry_run {
-        let in_flight = opts.jobs.max(1).min(plan.jobs.len().max(1));
+        let to_run = settled.iter().filter(|s| s.is_none()).count();
+        let in_flight = opts.jobs.max(1).min(to_run.max(1));
+        tracing::debug!(to_run, in_flight, "documents needing a model");
         if let Some(n) = crate::device::default_kernel_threads(in_flight) {
             tracing::debug!(threads = n, documents = in_flight, "kernel threads");
         }
     }
     let bar = progress_bar(plan.jobs.len(), opts.progress);
     let generated = AtomicU64::new(0);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
-        .build()
-        .map_err(|e| Error::msg(format!("cannot start {} worker threads: {e}", opts.jobs)))?;
     // Each error names its file, in the report as on stderr.
     let mut reports: Vec<DocReport> = plan
         .problems
@@ -152,8 +172,11 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
     let done: Vec<DocReport> = pool.install(|| {
         plan.jobs
             .par_iter()
-            .map(|job| {
-                let report = if crate::cancel::requested() {
+            .zip(settled)
+            .map(|(job, settled)| {
+                let report = if let Some(report) = settled {
+                    report
+                } else if crate::cancel::requested() {
                     let mut r = DocReport::new(job.input.clone());
                     r.status = DocStatus::Interrupted;
                     r
