@@ -20,7 +20,7 @@ use half::f16;
 /// Values per block.
 const QK: usize = 32;
 /// Bytes per Q5_0 block: f16 scale, 32 high bits, 16 bytes of low nibbles.
-const BLOCK_BYTES: usize = 22;
+pub(crate) const BLOCK_BYTES: usize = 22;
 
 /// A Q5_0 weight matrix of `n` rows (outputs) by `k` columns (inputs), raw blocks row by row.
 #[derive(Debug)]
@@ -193,8 +193,8 @@ impl Unpacked {
 
 /// A Q5_0 block's scale and its 32 values: value j takes its low 4 bits from byte 6 + j % 16
 /// (low nibble for j < 16, high nibble after) and its fifth bit from bit j of the 32-bit `qh`,
-/// minus 16.
-fn unpack_block(b: &[u8]) -> (f32, [i8; QK]) {
+/// minus 16. The one definition of the layout in this crate (`qwen2::fast_kernels` uses it too).
+pub(crate) fn unpack_block(b: &[u8]) -> (f32, [i8; QK]) {
     let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
     let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
     let mut q = [0i8; QK];

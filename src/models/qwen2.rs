@@ -19,7 +19,7 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-use super::q5_linear::Q5Linear;
+use super::q5_linear::{self, Q5Linear};
 use std::sync::Arc;
 
 /// Hyper-parameters, read from the GGUF metadata (`qwen2.*` keys, as llama.cpp writes them).
@@ -247,20 +247,13 @@ fn fast_kernels(t: QTensor) -> candle_core::Result<QTensor> {
         return Ok(t);
     }
     let raw = t.data()?;
-    let blocks = raw.len() / 22;
+    let blocks = raw.len() / q5_linear::BLOCK_BYTES;
     let mut out = Vec::with_capacity(blocks * 34);
-    for b in raw.chunks_exact(22) {
+    for b in raw.chunks_exact(q5_linear::BLOCK_BYTES) {
+        // The same f16 scale, then the 32 values as signed bytes.
         out.extend_from_slice(&b[0..2]);
-        let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
-        let qs = &b[6..22];
-        let mut q = [0u8; 32];
-        for j in 0..16 {
-            let h0 = (((qh >> j) << 4) & 0x10) as u8;
-            let h1 = ((qh >> (j + 12)) & 0x10) as u8;
-            q[j] = (((qs[j] & 0x0F) | h0) as i8 - 16) as u8;
-            q[j + 16] = (((qs[j] >> 4) | h1) as i8 - 16) as u8;
-        }
-        out.extend_from_slice(&q);
+        let (_, q) = q5_linear::unpack_block(b);
+        out.extend(q.map(|v| v as u8));
     }
     let dims = t.shape().dims().to_vec();
     let device = t.device();

@@ -127,7 +127,9 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
     // input and checks its outputs' records, and loads no model), so that candle's kernel
     // threads are sized by the documents that will really run at once: a re-run after one file
     // of many changed gives that file every core, not one.
-    let settled: Vec<Option<DocReport>> = if opts.dry_run {
+    // With one worker (or one document) the sizing cannot change, and the pass is skipped.
+    let sizing_matters = opts.jobs > 1 && plan.jobs.len() > 1;
+    let settled: Vec<Option<DocReport>> = if opts.dry_run || !sizing_matters {
         plan.jobs.iter().map(|_| None).collect()
     } else {
         let dry = RunOptions {
