@@ -94,7 +94,28 @@ pub(crate) fn beam_search(
             .iter()
             .flat_map(|item| item.beams.iter().map(|b| *b.seq.last().unwrap_or(&start)))
             .collect();
-        let mut rows = step(model, &tokens, &mut state)?.into_iter();
+        // Each row's best `keep` continuations, rows in parallel: the best `keep` of an input
+        // are among the union of its rows' bests, since the order does not depend on the row.
+        let row_beams: Vec<(&[u32], f32)> = items
+            .iter()
+            .flat_map(|item| item.beams.iter().map(|b| (b.seq.as_slice(), b.score)))
+            .collect();
+        let (row_tops, vocab) = step(model, &tokens, &mut state, |flat, vocab| {
+            let tops = super::par_map(row_beams.len(), |row| {
+                let (seq, beam_score) = row_beams[row];
+                let mut scores = flat[row * vocab..(row + 1) * vocab].to_vec();
+                logits::log_softmax(&mut scores);
+                processors.apply(seq, &mut scores);
+                let base = (row % num_beams) * vocab;
+                let mut top: Vec<Candidate> = Vec::with_capacity(keep + 1);
+                for (token, &s) in scores.iter().enumerate() {
+                    push_top(&mut top, (s + beam_score, base + token), keep);
+                }
+                top
+            });
+            Ok((tops, vocab))
+        })?;
+        let mut row_tops = row_tops.into_iter();
         let hits_max = cur_len + 1 >= max_length;
 
         let mut next_rows: Vec<u32> = Vec::new();
@@ -103,16 +124,12 @@ pub(crate) fn beam_search(
             let row_base = (item_index * num_beams) as u32;
             // Top `keep` continuations over all beams of this input.
             let mut top: Vec<Candidate> = Vec::with_capacity(keep + 1);
-            let mut vocab = 0;
-            for (b, beam) in item.beams.iter().enumerate() {
-                let Some(mut scores) = rows.next() else {
+            for _ in 0..num_beams {
+                let Some(row_top) = row_tops.next() else {
                     return Err(crate::Error::msg("decoder returned fewer rows than beams"));
                 };
-                vocab = scores.len();
-                logits::log_softmax(&mut scores);
-                processors.apply(&beam.seq, &mut scores);
-                for (token, &s) in scores.iter().enumerate() {
-                    push_top(&mut top, (s + beam.score, b * vocab + token), keep);
+                for c in row_top {
+                    push_top(&mut top, c, keep);
                 }
             }
             let ended: Vec<bool> = top

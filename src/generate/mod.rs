@@ -83,15 +83,62 @@ pub fn pad_batch(inputs: &[Vec<u32>], pad: u32, device: &Device) -> Result<(Tens
     ))
 }
 
-/// Feeds `tokens` (one per live row) and returns the logits as one `Vec<f32>` per row.
-fn step(
+/// Feeds `tokens` (one per live row) and hands `f` the logits, row after row in one slice of
+/// `rows * vocab` values, with the vocabulary size. On the CPU the slice is the decoder's own
+/// output, read in place; from a GPU it is copied to the host once.
+fn step<R>(
     model: &dyn EncoderDecoder,
     tokens: &[u32],
     state: &mut DecoderState,
-) -> Result<Vec<Vec<f32>>> {
+    f: impl FnOnce(&[f32], usize) -> Result<R>,
+) -> Result<R> {
     let input = Tensor::from_slice(tokens, (tokens.len(), 1), model.device())?;
-    let logits = model.decode_step(&input, state)?;
-    Ok(logits.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?)
+    let logits = model
+        .decode_step(&input, state)?
+        .to_dtype(candle_core::DType::F32)?
+        .contiguous()?;
+    let (rows, vocab) = logits.dims2()?;
+    if rows != tokens.len() {
+        return Err(crate::Error::msg(format!(
+            "decoder returned {rows} rows for {} tokens",
+            tokens.len()
+        )));
+    }
+    {
+        let (storage, layout) = logits.storage_and_layout();
+        if let (candle_core::Storage::Cpu(cpu), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return f(&cpu.as_slice::<f32>()?[start..end], vocab);
+        }
+    }
+    let flat = logits.flatten_all()?.to_vec1::<f32>()?;
+    f(&flat, vocab)
+}
+
+/// `f(0..n)` in parallel on candle's kernel threads (idle between the decoder's matmuls), in
+/// input order. Each item is computed by one thread alone, so results do not depend on the
+/// number of threads.
+fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let slots: Vec<std::sync::Mutex<Option<T>>> =
+        (0..n).map(|_| std::sync::Mutex::new(None)).collect();
+    candle_core::utils::barrier_pool().execute_chunked(n, |range| {
+        for i in range {
+            let value = f(i);
+            if let Ok(mut slot) = slots[i].lock() {
+                *slot = Some(value);
+            }
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| unreachable!("every index was computed"))
+        })
+        .collect()
 }
 
 /// Greedy search: each input keeps the argmax of its processed logits until EOS or max length;
@@ -114,11 +161,15 @@ fn greedy(
             .iter()
             .map(|&i| *seqs[i].last().unwrap_or(&start))
             .collect();
-        let rows = step(model, &tokens, &mut state)?;
+        let next: Vec<u32> = step(model, &tokens, &mut state, |flat, vocab| {
+            Ok(par_map(live.len(), |row| {
+                let mut scores = flat[row * vocab..(row + 1) * vocab].to_vec();
+                processors.apply(&seqs[live[row]], &mut scores);
+                logits::argmax(&scores)
+            }))
+        })?;
         let mut keep = Vec::with_capacity(live.len());
-        for (row, (&i, mut scores)) in live.iter().zip(rows).enumerate() {
-            processors.apply(&seqs[i], &mut scores);
-            let next = logits::argmax(&scores);
+        for (row, (&i, next)) in live.iter().zip(next).enumerate() {
             seqs[i].push(next);
             if !config.is_eos(next) {
                 keep.push((row, i));

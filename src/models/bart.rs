@@ -10,14 +10,16 @@
 //!
 //! Not for: generation loops (`crate::generate`) or tokenizers (`super::marian`, `super::seq2seq`).
 
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Device, Result, Tensor};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{layer_norm, Activation, Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 use super::attention::{MultiHead, Spec};
 pub use super::linear::LinearKind;
 use super::linear::{linear_b, QLinear};
+use super::packed_f32::PackedF32;
 use crate::generate::{additive_mask, DecoderState, EncoderDecoder, KeyValue, LayerCache};
 
 fn default_true() -> bool {
@@ -259,17 +261,34 @@ impl DecoderLayer {
     }
 }
 
+/// A token embedding table: its own, or the rows of a tied LM head packed for
+/// [`PackedF32`] (one copy of the matrix in memory, not two).
+#[derive(Debug, Clone)]
+enum TokenTable {
+    Table(Embedding),
+    Packed(Arc<PackedF32>),
+}
+
+impl TokenTable {
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Table(table) => ids.apply(table),
+            Self::Packed(packed) => packed.rows(ids),
+        }
+    }
+}
+
 /// Token embeddings, positions and the optional embedding layer norm of one stack.
 #[derive(Debug, Clone)]
 struct Embeddings {
-    tokens: Embedding,
+    tokens: TokenTable,
     positions: Positions,
     layernorm_embedding: Option<LayerNorm>,
     scale: f64,
 }
 
 impl Embeddings {
-    fn new(cfg: &Config, tokens: Embedding, vb: &VarBuilder) -> Result<Self> {
+    fn new(cfg: &Config, tokens: TokenTable, vb: &VarBuilder) -> Result<Self> {
         let layernorm_embedding = if cfg.is_marian() {
             None
         } else {
@@ -289,7 +308,7 @@ impl Embeddings {
 
     fn forward(&self, ids: &Tensor, start: usize) -> Result<Tensor> {
         let (_, len) = ids.dims2()?;
-        let xs = (ids.apply(&self.tokens)? * self.scale)?;
+        let xs = (self.tokens.forward(ids)? * self.scale)?;
         let xs = xs.broadcast_add(&self.positions.get(start, len)?)?;
         match &self.layernorm_embedding {
             Some(norm) => xs.apply(norm),
@@ -318,10 +337,8 @@ pub struct BartForConditionalGeneration {
     decoder_embeddings: Embeddings,
     decoder_layers: Vec<DecoderLayer>,
     decoder_layer_norm: Option<LayerNorm>,
-    lm_head: Tensor,
-    /// The LM head as int8 blocks, when the linear layers are quantized.
-    lm_head_q8: Option<QMatMul>,
-    final_logits_bias: Option<Tensor>,
+    /// The LM head (with the final logits bias, if any), held as the other linear layers are.
+    lm_head: QLinear,
     pre_norm: bool,
     device: Device,
 }
@@ -329,7 +346,6 @@ pub struct BartForConditionalGeneration {
 impl BartForConditionalGeneration {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let model = vb.pp("model");
-        let lm_head_q8 = None;
         let d = cfg.d_model;
         let src_shape = (cfg.vocab_size, d);
         let tgt_shape = (cfg.target_vocab(), d);
@@ -350,7 +366,9 @@ impl BartForConditionalGeneration {
         } else {
             model.get(tgt_shape, "decoder.embed_tokens.weight")?
         };
-        let lm_head = if cfg.tie_word_embeddings || !vb.contains_tensor("lm_head.weight") {
+        let tied = cfg.tie_word_embeddings || !vb.contains_tensor("lm_head.weight");
+        let encoder_is_decoder = cfg.share_encoder_decoder_embeddings && src_shape == tgt_shape;
+        let lm_head = if tied {
             decoder_tokens.clone()
         } else {
             vb.get(tgt_shape, "lm_head.weight")?
@@ -360,7 +378,7 @@ impl BartForConditionalGeneration {
         let final_logits_bias = if vb.contains_tensor("final_logits_bias") {
             let bias = vb.get((1, cfg.target_vocab()), "final_logits_bias")?;
             let nonzero = bias.abs()?.max_all()?.to_scalar::<f32>()? != 0.0;
-            nonzero.then_some(bias)
+            nonzero.then(|| bias.squeeze(0)).transpose()?
         } else {
             None
         };
@@ -372,22 +390,28 @@ impl BartForConditionalGeneration {
                 Ok(None)
             }
         };
+        let lm_head = QLinear::new(lm_head, final_logits_bias, cfg.linear_kind)?;
+        // A table tied to a packed LM head reads its rows from the packed copy.
+        let table = |tokens: Tensor, is_lm_head: bool| match &lm_head {
+            QLinear::Packed(packed) if is_lm_head => TokenTable::Packed(packed.clone()),
+            _ => TokenTable::Table(Embedding::new(tokens, d)),
+        };
+        let encoder_tokens = table(encoder_tokens, tied && encoder_is_decoder);
+        let decoder_tokens = table(decoder_tokens, tied);
         let enc = model.pp("encoder");
         let dec = model.pp("decoder");
         Ok(Self {
-            encoder_embeddings: Embeddings::new(cfg, Embedding::new(encoder_tokens, d), &enc)?,
+            encoder_embeddings: Embeddings::new(cfg, encoder_tokens, &enc)?,
             encoder_layers: (0..cfg.encoder_layers)
                 .map(|i| EncoderLayer::new(cfg, enc.pp(format!("layers.{i}"))))
                 .collect::<Result<_>>()?,
             encoder_layer_norm: stack_norm(enc.clone())?,
-            decoder_embeddings: Embeddings::new(cfg, Embedding::new(decoder_tokens, d), &dec)?,
+            decoder_embeddings: Embeddings::new(cfg, decoder_tokens, &dec)?,
             decoder_layers: (0..cfg.decoder_layers)
                 .map(|i| DecoderLayer::new(cfg, dec.pp(format!("layers.{i}"))))
                 .collect::<Result<_>>()?,
             decoder_layer_norm: stack_norm(dec.clone())?,
             lm_head,
-            lm_head_q8,
-            final_logits_bias,
             pre_norm,
             device: vb.device().clone(),
         })
@@ -400,12 +424,7 @@ impl BartForConditionalGeneration {
             linear_kind: kind,
             ..cfg.clone()
         };
-        let mut model = Self::new(&cfg, vb)?;
-        if kind == LinearKind::Q8_0 && model.lm_head.dim(1)? % 32 == 0 {
-            let q = QTensor::quantize(&model.lm_head, GgmlDType::Q8_0)?;
-            model.lm_head_q8 = Some(QMatMul::from_qtensor(q)?);
-        }
-        Ok(model)
+        Self::new(&cfg, vb)
     }
 
     /// Encoder output for a padded batch, `(b, len, d_model)`.
@@ -431,14 +450,7 @@ impl BartForConditionalGeneration {
             xs = xs.apply(norm)?;
         }
         state.position += len;
-        let logits = match &self.lm_head_q8 {
-            Some(q) => xs.contiguous()?.apply(q)?,
-            None => xs.broadcast_matmul(&self.lm_head.t()?)?,
-        };
-        match &self.final_logits_bias {
-            Some(bias) => logits.broadcast_add(bias),
-            None => Ok(logits),
-        }
+        self.lm_head.forward(&xs)
     }
 }
 

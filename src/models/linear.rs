@@ -1,5 +1,5 @@
-//! Linear layers of the encoder-decoder families whose weights are either f32 (candle-nn's
-//! `Linear`) or int8: blocks of 32 weights with one f16 scale (GGML's Q8_0), multiplied through
+//! Linear layers of the encoder-decoder families whose weights are either f32 (packed for our
+//! AVX2 kernel, `super::packed_f32`, or candle-nn's `Linear` where that cannot run) or int8: blocks of 32 weights with one f16 scale (GGML's Q8_0), multiplied through
 //! candle's quantized matmul, which quantizes the activations to int8 blocks too. int8 is what
 //! CTranslate2's `int8` compute type does for the same layers. Not for: embeddings, layer norms
 //! or the attention arithmetic itself, which stay f32.
@@ -7,6 +7,9 @@
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
+use std::sync::Arc;
+
+use super::packed_f32::PackedF32;
 
 /// How the weights of linear layers are held.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,6 +25,8 @@ pub enum LinearKind {
 #[derive(Debug, Clone)]
 pub enum QLinear {
     F32(Linear),
+    /// f32 weights packed for [`PackedF32`] (the CPU with AVX2 and FMA).
+    Packed(Arc<PackedF32>),
     Q8 {
         weight: QMatMul,
         bias: Option<Tensor>,
@@ -41,7 +46,10 @@ impl QLinear {
                     bias,
                 })
             }
-            _ => Ok(Self::F32(Linear::new(weight, bias))),
+            _ => match PackedF32::new(&weight, bias.as_ref())? {
+                Some(packed) => Ok(Self::Packed(Arc::new(packed))),
+                None => Ok(Self::F32(Linear::new(weight, bias))),
+            },
         }
     }
 }
@@ -50,6 +58,7 @@ impl Module for QLinear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
             Self::F32(linear) => linear.forward(xs),
+            Self::Packed(packed) => packed.forward(xs),
             Self::Q8 { weight, bias } => {
                 let ys = weight.forward(&xs.contiguous()?)?;
                 match bias {

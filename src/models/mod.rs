@@ -12,6 +12,7 @@
 mod attention;
 pub mod bart;
 pub mod linear;
+pub mod packed_f32;
 pub mod marian;
 pub mod seq2seq;
 pub mod spm;

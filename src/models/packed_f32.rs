@@ -1,0 +1,321 @@
+//! f32 linear layers, `y = x W^T + b`, with the weights packed once at load time for an AVX2/FMA
+//! matrix-multiply kernel.
+//!
+//! What it is for: the encoder-decoder families' matmuls on the CPU. candle's `x @ W^T` hands the
+//! weights to the `gemm` crate in their stored `(out, in)` layout, and `gemm` repacks them at
+//! every call: for beam search, where each step multiplies 64 rows by the whole 59k-word LM head,
+//! that repacking was a sixth of the run. Here the weights are laid out once, in panels of 16
+//! outputs with the 16 values of each input index side by side, so the kernel streams them as
+//! they lie. Only the activations, which are small, are packed per call.
+//!
+//! Each output value is summed in one fixed order (the input index ascending, in blocks of
+//! [`KC`]), whatever the number of threads, so results do not depend on `--threads`.
+//!
+//! Not for: GPUs, CPUs without AVX2 and FMA ([`PackedF32::supported`]), or int8 weights
+//! (`super::linear`'s Q8_0).
+
+use candle_core::{Device, Result, Tensor};
+
+/// Outputs per weight panel (two 8-float registers).
+const NR: usize = 16;
+/// Activation rows per kernel call.
+const MR: usize = 6;
+/// Input values per block: a block of a weight panel (16 KiB) stays in L1 while every row block
+/// of the activations passes over it.
+const KC: usize = 256;
+/// Bytes of packed activations worked on together (a share of a 512 KiB L2).
+const L2_ACTIVATIONS: usize = 192 * 1024;
+
+/// A weight matrix of `n` outputs by `k` inputs, in panels of [`NR`] outputs.
+#[derive(Debug)]
+pub struct PackedF32 {
+    /// `ceil(n / NR)` panels of `k * NR` values; `panel[p][i * NR + j] = W[p * NR + j][i]`,
+    /// zero where `p * NR + j >= n`.
+    panels: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    n: usize,
+    k: usize,
+}
+
+impl PackedF32 {
+    /// Whether this CPU runs the kernel.
+    pub fn supported() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// Packs `weight` (`(n, k)`, f32) and `bias` (`(n,)`). `None` when the kernel cannot run
+    /// here (no AVX2/FMA, or a tensor not on the CPU): the caller keeps candle's matmul.
+    pub fn new(weight: &Tensor, bias: Option<&Tensor>) -> Result<Option<Self>> {
+        if !Self::supported() || !weight.device().is_cpu() {
+            return Ok(None);
+        }
+        let (n, k) = weight.dims2()?;
+        let w = weight.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
+        let panels_n = n.div_ceil(NR);
+        let mut panels = vec![0f32; panels_n * k * NR];
+        for (row, values) in w.iter().enumerate() {
+            let panel = &mut panels[(row / NR) * k * NR..][..k * NR];
+            for (i, &v) in values.iter().enumerate() {
+                panel[i * NR + row % NR] = v;
+            }
+        }
+        let bias = match bias {
+            Some(b) => Some(b.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?),
+            None => None,
+        };
+        if bias.as_ref().is_some_and(|b| b.len() != n) {
+            candle_core::bail!("bias of {} values for {n} outputs", bias.map_or(0, |b| b.len()));
+        }
+        Ok(Some(Self { panels, bias, n, k }))
+    }
+
+    /// Row `row` of the weight matrix (`W[row]`, `k` values), read back from the panels.
+    fn weight_row(&self, row: usize, out: &mut [f32]) {
+        let panel = &self.panels[(row / NR) * self.k * NR..][..self.k * NR];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = panel[i * NR + row % NR];
+        }
+    }
+
+    /// The weight rows of `ids` (any shape, integer ids): `(ids.., k)`. This lets an embedding
+    /// table tied to this matrix share its one packed copy.
+    pub fn rows(&self, ids: &Tensor) -> Result<Tensor> {
+        let flat = ids.flatten_all()?.to_dtype(candle_core::DType::U32)?.to_vec1::<u32>()?;
+        let mut out = vec![0f32; flat.len() * self.k];
+        for (&id, row) in flat.iter().zip(out.chunks_exact_mut(self.k)) {
+            if id as usize >= self.n {
+                candle_core::bail!("token id {id} outside a table of {} rows", self.n);
+            }
+            self.weight_row(id as usize, row);
+        }
+        let mut dims = ids.dims().to_vec();
+        dims.push(self.k);
+        Tensor::from_vec(out, dims, &Device::Cpu)
+    }
+
+    /// Number of outputs.
+    pub fn out_dim(&self) -> usize {
+        self.n
+    }
+
+    /// Number of inputs.
+    pub fn in_dim(&self) -> usize {
+        self.k
+    }
+
+    /// `xs @ W^T + b` for `xs` of shape (.., k) on the CPU: (.., n).
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut dims = xs.dims().to_vec();
+        if dims.last() != Some(&self.k) {
+            candle_core::bail!("linear layer of {} inputs given {:?}", self.k, xs.shape());
+        }
+        let x = xs.flatten_all()?.to_vec1::<f32>()?;
+        let m = x.len() / self.k;
+        let mut dst = vec![0f32; m * self.n];
+        self.matmul(&x, m, &mut dst);
+        if let Some(last) = dims.last_mut() {
+            *last = self.n;
+        }
+        Tensor::from_vec(dst, dims, &Device::Cpu)
+    }
+
+    /// `dst (m, n) = x (m, k) · W^T + b`, split by weight panels over candle's kernel threads.
+    pub fn matmul(&self, x: &[f32], m: usize, dst: &mut [f32]) {
+        let (n, k) = (self.n, self.k);
+        assert_eq!(x.len(), m * k);
+        assert_eq!(dst.len(), m * n);
+        if m == 0 || n == 0 {
+            return;
+        }
+        let a = pack_rows(x, m, k);
+        let out = SharedOut(dst.as_mut_ptr());
+        let panels = n.div_ceil(NR);
+        // Row blocks are taken in groups whose activations (all `k` inputs) fit in L2, so a
+        // long input (the encoder's rows) is read from cache by every panel.
+        let blocks = m.div_ceil(MR);
+        let group = (L2_ACTIVATIONS / (k * MR * 4)).clamp(1, blocks);
+        let work = |range: std::ops::Range<usize>| {
+            for g in (0..blocks).step_by(group) {
+                for p in range.clone() {
+                    let panel = &self.panels[p * k * NR..][..k * NR];
+                    let cols = NR.min(n - p * NR);
+                    let bias = self.bias.as_ref().map(|b| &b[p * NR..p * NR + cols]);
+                    for k0 in (0..k).step_by(KC) {
+                        let kc = KC.min(k - k0);
+                        let first = k0 == 0;
+                        for mb in g..blocks.min(g + group) {
+                            let block = &a[mb * k * MR..][..k * MR];
+                            let tile = Tile {
+                                a: &block[k0 * MR..][..kc * MR],
+                                b: &panel[k0 * NR..][..kc * NR],
+                                rows: MR.min(m - mb * MR),
+                                cols,
+                                first,
+                                bias: if first { bias } else { None },
+                            };
+                            // SAFETY: `new` packs only where AVX2 and FMA are present; the tile
+                            // covers rows mb*MR.. and columns p*NR.. of dst, in bounds, and
+                            // only this work item (which owns panel p) writes those columns.
+                            unsafe { tile.run(out.at(mb * MR * n + p * NR), n) };
+                        }
+                    }
+                }
+            }
+        };
+        candle_core::utils::barrier_pool().execute_chunked(panels, work);
+    }
+}
+
+/// The output buffer, written by several threads at disjoint columns.
+struct SharedOut(*mut f32);
+
+// SAFETY: each pool work item writes only the columns of the panels it was given, and the
+// buffer outlives the pool call that uses it.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// # Safety
+    /// `i` is in bounds of the buffer.
+    unsafe fn at(&self, i: usize) -> *mut f32 {
+        self.0.add(i)
+    }
+}
+
+/// `x` (m, k) in blocks of [`MR`] rows, each block `k * MR` values with the rows of one input
+/// index side by side; rows past `m` are zero.
+fn pack_rows(x: &[f32], m: usize, k: usize) -> Vec<f32> {
+    let blocks = m.div_ceil(MR);
+    let mut a = vec![0f32; blocks * k * MR];
+    for (r, row) in x.chunks_exact(k).enumerate() {
+        let block = &mut a[(r / MR) * k * MR..][..k * MR];
+        for (i, &v) in row.iter().enumerate() {
+            block[i * MR + r % MR] = v;
+        }
+    }
+    a
+}
+
+/// One kernel call: an MR x NR tile of the output over `kc` input values.
+struct Tile<'a> {
+    /// `kc * MR` packed activations.
+    a: &'a [f32],
+    /// `kc * NR` packed weights.
+    b: &'a [f32],
+    /// Valid rows and columns of the tile (the rest is padding).
+    rows: usize,
+    cols: usize,
+    /// The first input block: start from the bias (or zero), not from dst.
+    first: bool,
+    bias: Option<&'a [f32]>,
+}
+
+impl Tile<'_> {
+    /// # Safety
+    /// AVX2 and FMA are present; `c` points at the tile's top-left value in a row-major buffer
+    /// with row stride `ldc`, and rows `..self.rows`, columns `..self.cols` are in bounds.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run(&self, c: *mut f32, ldc: usize) {
+        use std::arch::x86_64::*;
+        let kc = self.b.len() / NR;
+        debug_assert_eq!(self.a.len(), kc * MR);
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        let (a, b) = (self.a.as_ptr(), self.b.as_ptr());
+        for i in 0..kc {
+            let b0 = _mm256_loadu_ps(b.add(i * NR));
+            let b1 = _mm256_loadu_ps(b.add(i * NR + 8));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm256_broadcast_ss(&*a.add(i * MR + r));
+                acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+            }
+        }
+        let mut start = [0f32; NR];
+        if let Some(bias) = self.bias {
+            start[..bias.len()].copy_from_slice(bias);
+        }
+        for (r, acc) in acc.iter().enumerate().take(self.rows) {
+            let row = c.add(r * ldc);
+            let mut vals = [0f32; NR];
+            _mm256_storeu_ps(vals.as_mut_ptr(), acc[0]);
+            _mm256_storeu_ps(vals.as_mut_ptr().add(8), acc[1]);
+            for (j, v) in vals.iter().enumerate().take(self.cols) {
+                let base = if self.first { start[j] } else { *row.add(j) };
+                *row.add(j) = base + v;
+            }
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn run(&self, _: *mut f32, _: usize) {
+        unreachable!("PackedF32::new returns None off x86_64")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Module;
+
+    fn check(m: usize, k: usize, n: usize, bias: bool) {
+        if !PackedF32::supported() {
+            eprintln!("SKIP: this CPU has no AVX2/FMA");
+            return;
+        }
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.1, (n, k), &dev).unwrap();
+        let b = Tensor::randn(0f32, 0.1, n, &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, m, k), &dev).unwrap();
+        let packed = PackedF32::new(&w, bias.then_some(&b)).unwrap().unwrap();
+        let got = packed.forward(&x).unwrap();
+        let mut want = x.broadcast_matmul(&w.t().unwrap()).unwrap();
+        if bias {
+            want = want.broadcast_add(&b).unwrap();
+        }
+        assert_eq!(got.dims(), want.dims());
+        let err = (got - &want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let scale = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(err <= 1e-5 * scale.max(1.0), "m={m} k={k} n={n}: max error {err}");
+    }
+
+    #[test]
+    fn matches_candles_matmul_on_ragged_shapes() {
+        // Rows not a multiple of 6, outputs not a multiple of 16, inputs over one block.
+        check(5, 40, 37, true);
+        check(7, 300, 33, false);
+        check(1, 512, 16, true);
+        check(13, 513, 100, true);
+    }
+
+    #[test]
+    fn rows_read_back_from_the_panels() {
+        if !PackedF32::supported() {
+            eprintln!("SKIP: this CPU has no AVX2/FMA");
+            return;
+        }
+        let w = Tensor::randn(0f32, 1.0, (21, 9), &Device::Cpu).unwrap();
+        let packed = PackedF32::new(&w, None).unwrap().unwrap();
+        let ids = Tensor::new(&[[3u32, 0, 20], [17, 16, 3]], &Device::Cpu).unwrap();
+        let got = packed.rows(&ids).unwrap();
+        let want = candle_nn::Embedding::new(w, 9).forward(&ids).unwrap();
+        assert_eq!(got.dims(), &[2, 3, 9]);
+        let diff = (got - want).unwrap().abs().unwrap().max_all().unwrap();
+        assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+        let outside = Tensor::new(&[21u32], &Device::Cpu).unwrap();
+        assert!(packed.rows(&outside).is_err());
+    }
+}
