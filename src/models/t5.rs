@@ -10,10 +10,12 @@
 //! Not for: generation loops (`crate::generate`) or prompts (`super::seq2seq`).
 
 use candle_core::{DType, Device, Result, Tensor};
-use candle_nn::{embedding, linear_no_bias, Activation, Embedding, Linear, RmsNorm, VarBuilder};
+use candle_core::Module;
+use candle_nn::{embedding, Activation, Embedding, Linear, RmsNorm, VarBuilder};
 use serde::Deserialize;
 
 use super::attention::{MultiHead, Spec};
+use super::linear::{linear_b, LinearKind, QLinear};
 use crate::generate::{additive_mask, DecoderState, EncoderDecoder, KeyValue};
 
 fn default_buckets() -> usize {
@@ -176,13 +178,13 @@ impl Attention {
 #[derive(Debug, Clone)]
 enum FeedForward {
     Relu {
-        wi: Linear,
-        wo: Linear,
+        wi: QLinear,
+        wo: QLinear,
     },
     Gated {
-        wi_0: Linear,
-        wi_1: Linear,
-        wo: Linear,
+        wi_0: QLinear,
+        wi_1: QLinear,
+        wo: QLinear,
         act: Activation,
     },
 }
@@ -190,7 +192,7 @@ enum FeedForward {
 impl FeedForward {
     fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let (d, ff) = (cfg.d_model, cfg.d_ff);
-        let wo = linear_no_bias(ff, d, vb.pp("wo"))?;
+        let wo = linear_b(ff, d, false, LinearKind::F32, vb.pp("wo"))?;
         if let Some(act) = cfg.feed_forward_proj.strip_prefix("gated-") {
             let act = match act {
                 "gelu" | "gelu_new" => Activation::NewGelu,
@@ -203,14 +205,14 @@ impl FeedForward {
                 }
             };
             Ok(Self::Gated {
-                wi_0: linear_no_bias(d, ff, vb.pp("wi_0"))?,
-                wi_1: linear_no_bias(d, ff, vb.pp("wi_1"))?,
+                wi_0: linear_b(d, ff, false, LinearKind::F32, vb.pp("wi_0"))?,
+                wi_1: linear_b(d, ff, false, LinearKind::F32, vb.pp("wi_1"))?,
                 wo,
                 act,
             })
         } else {
             Ok(Self::Relu {
-                wi: linear_no_bias(d, ff, vb.pp("wi"))?,
+                wi: linear_b(d, ff, false, LinearKind::F32, vb.pp("wi"))?,
                 wo,
             })
         }
@@ -277,7 +279,8 @@ pub struct T5ForConditionalGeneration {
     encoder_norm: RmsNorm,
     decoder: Vec<Block>,
     decoder_norm: RmsNorm,
-    lm_head: Tensor,
+    /// Its own matrix (packed for our kernel where it can be), or the shared embeddings.
+    lm_head: QLinear,
     output_scale: f64,
     device: Device,
 }
@@ -286,9 +289,11 @@ impl T5ForConditionalGeneration {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let shared = embedding(cfg.vocab_size, cfg.d_model, vb.pp("shared"))?;
         let lm_head = if vb.contains_tensor("lm_head.weight") {
-            vb.get((cfg.vocab_size, cfg.d_model), "lm_head.weight")?
+            let w = vb.get((cfg.vocab_size, cfg.d_model), "lm_head.weight")?;
+            QLinear::new(w, None, LinearKind::F32)?
         } else {
-            shared.embeddings().clone()
+            // Tied: multiply by the embedding table itself rather than hold a packed copy.
+            QLinear::F32(Linear::new(shared.embeddings().clone(), None))
         };
         let stack = |name: &str, layers: usize, decoder: bool| -> Result<Vec<Block>> {
             (0..layers)
@@ -366,7 +371,7 @@ impl T5ForConditionalGeneration {
         }
         state.position += len;
         let xs = (xs.apply(&self.decoder_norm)? * self.output_scale)?;
-        xs.broadcast_matmul(&self.lm_head.t()?)
+        self.lm_head.forward(&xs)
     }
 }
 
