@@ -42,8 +42,9 @@ pub struct Seq2seqArgs {
     /// `max_new_tokens`).
     #[arg(long, default_value_t = 32)]
     pub new_tokens: usize,
-    /// Weights of the linear layers: f32, or int8 (Q8_0 blocks through candle's quantized
-    /// matmul; embeddings, norms and attention arithmetic stay f32).
+    /// Weights of the linear layers: f32, or int8 (as `LinearKind::Q8_0`: one scale per weight
+    /// row on AVX2 CPUs, Q8_0 blocks elsewhere; a tied embedding table reads the LM head's int8
+    /// rows; norms and attention arithmetic stay f32).
     #[arg(long, default_value = "f32")]
     pub weights: String,
     /// Threads for the tensor operations (0 = all cores).

@@ -19,7 +19,6 @@ use serde::Deserialize;
 use super::attention::{MultiHead, Spec};
 pub use super::linear::LinearKind;
 use super::linear::{linear_b, QLinear};
-use super::packed_f32::PackedF32;
 use crate::generate::{additive_mask, DecoderState, EncoderDecoder, KeyValue, LayerCache};
 
 fn default_true() -> bool {
@@ -261,19 +260,21 @@ impl DecoderLayer {
     }
 }
 
-/// A token embedding table: its own, or the rows of a tied LM head packed for
-/// [`PackedF32`] (one copy of the matrix in memory, not two).
+/// A token embedding table: its own, or the rows of a tied LM head as that layer holds them
+/// (packed f32, or int8 blocks like the other linear layers), so the matrix is in memory once.
 #[derive(Debug, Clone)]
 enum TokenTable {
     Table(Embedding),
-    Packed(Arc<PackedF32>),
+    LmHead(Arc<QLinear>),
 }
 
 impl TokenTable {
     fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         match self {
             Self::Table(table) => ids.apply(table),
-            Self::Packed(packed) => packed.rows(ids),
+            Self::LmHead(head) => head
+                .rows(ids)
+                .unwrap_or_else(|| candle_core::bail!("this LM head cannot serve as a table")),
         }
     }
 }
@@ -338,7 +339,7 @@ pub struct BartForConditionalGeneration {
     decoder_layers: Vec<DecoderLayer>,
     decoder_layer_norm: Option<LayerNorm>,
     /// The LM head (with the final logits bias, if any), held as the other linear layers are.
-    lm_head: QLinear,
+    lm_head: Arc<QLinear>,
     pre_norm: bool,
     device: Device,
 }
@@ -390,10 +391,11 @@ impl BartForConditionalGeneration {
                 Ok(None)
             }
         };
-        let lm_head = QLinear::new(lm_head, final_logits_bias, cfg.linear_kind)?;
-        // A table tied to a packed LM head reads its rows from the packed copy.
-        let table = |tokens: Tensor, is_lm_head: bool| match &lm_head {
-            QLinear::Packed(packed) if is_lm_head => TokenTable::Packed(packed.clone()),
+        let lm_head = Arc::new(QLinear::new(lm_head, final_logits_bias, cfg.linear_kind)?);
+        // A table tied to a packed or int8 LM head reads its rows from that copy.
+        let table = |tokens: Tensor, is_lm_head: bool| match lm_head.as_ref() {
+            QLinear::F32(_) => TokenTable::Table(Embedding::new(tokens, d)),
+            _ if is_lm_head => TokenTable::LmHead(lm_head.clone()),
             _ => TokenTable::Table(Embedding::new(tokens, d)),
         };
         let encoder_tokens = table(encoder_tokens, tied && encoder_is_decoder);

@@ -1,8 +1,13 @@
-//! Linear layers of the encoder-decoder families whose weights are either f32 (packed for our
-//! AVX2 kernel, `super::packed_f32`, or candle-nn's `Linear` where that cannot run) or int8: blocks of 32 weights with one f16 scale (GGML's Q8_0), multiplied through
-//! candle's quantized matmul, which quantizes the activations to int8 blocks too. int8 is what
-//! CTranslate2's `int8` compute type does for the same layers. Not for: embeddings, layer norms
-//! or the attention arithmetic itself, which stay f32.
+//! Linear layers of the encoder-decoder families, in the form their weights are held:
+//! - f32: packed for our AVX2/FMA kernel (`super::packed_f32`), or candle-nn's `Linear` where
+//!   that cannot run (no AVX2/FMA, GPUs);
+//! - int8: on the CPU with AVX2, one scale per weight row and activations quantized per row at
+//!   each call (`super::packed_i8`), as CTranslate2's `int8` compute type does for the same
+//!   layers; elsewhere GGML's Q8_0 blocks (32 weights, one f16 scale) through candle's quantized
+//!   matmul.
+//!
+//! Not for: layer norms or the attention arithmetic itself, which stay f32. A tied embedding
+//! table reads its rows from its LM head's copy ([`QLinear::rows`]).
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Result, Tensor};
@@ -10,6 +15,7 @@ use candle_nn::{Linear, VarBuilder};
 use std::sync::Arc;
 
 use super::packed_f32::PackedF32;
+use super::packed_i8::PackedI8;
 
 /// How the weights of linear layers are held.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -17,7 +23,7 @@ pub enum LinearKind {
     /// As stored: f32 (the parity tests' reference).
     #[default]
     F32,
-    /// Quantized to Q8_0 blocks at load time.
+    /// Quantized to int8 at load time (see the module docs for the two layouts).
     Q8_0,
 }
 
@@ -27,8 +33,12 @@ pub enum QLinear {
     F32(Linear),
     /// f32 weights packed for [`PackedF32`] (the CPU with AVX2 and FMA).
     Packed(Arc<PackedF32>),
+    /// int8 weights with one scale per row, packed for [`PackedI8`] (the CPU with AVX2).
+    I8(Arc<PackedI8>),
     Q8 {
         weight: QMatMul,
+        /// The same blocks, for [`QLinear::rows`].
+        table: Arc<QTensor>,
         bias: Option<Tensor>,
     },
 }
@@ -38,11 +48,17 @@ impl QLinear {
     /// multiple of 32; other shapes stay f32.
     pub fn new(weight: Tensor, bias: Option<Tensor>, kind: LinearKind) -> Result<Self> {
         let in_dim = weight.dim(1)?;
+        if kind == LinearKind::Q8_0 {
+            if let Some(packed) = PackedI8::new(&weight, bias.as_ref())? {
+                return Ok(Self::I8(Arc::new(packed)));
+            }
+        }
         match kind {
             LinearKind::Q8_0 if in_dim % 32 == 0 => {
-                let q = QTensor::quantize(&weight, GgmlDType::Q8_0)?;
+                let table = Arc::new(QTensor::quantize(&weight, GgmlDType::Q8_0)?);
                 Ok(Self::Q8 {
-                    weight: QMatMul::from_qtensor(q)?,
+                    weight: QMatMul::from_arc(table.clone())?,
+                    table,
                     bias,
                 })
             }
@@ -54,12 +70,27 @@ impl QLinear {
     }
 }
 
+impl QLinear {
+    /// The weight rows of `ids` (`(ids.., in)`), read from this layer's own copy, so that an
+    /// embedding table tied to it need not hold a second one. `None` for candle's f32 `Linear`
+    /// (its weight tensor serves as the table directly).
+    pub fn rows(&self, ids: &Tensor) -> Option<Result<Tensor>> {
+        match self {
+            Self::F32(_) => None,
+            Self::Packed(packed) => Some(packed.rows(ids)),
+            Self::I8(packed) => Some(packed.rows(ids)),
+            Self::Q8 { table, .. } => Some(table.embedding(ids)),
+        }
+    }
+}
+
 impl Module for QLinear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
             Self::F32(linear) => linear.forward(xs),
             Self::Packed(packed) => packed.forward(xs),
-            Self::Q8 { weight, bias } => {
+            Self::I8(packed) => packed.forward(xs),
+            Self::Q8 { weight, bias, .. } => {
                 let ys = weight.forward(&xs.contiguous()?)?;
                 match bias {
                     Some(b) => ys.broadcast_add(b),
@@ -100,7 +131,7 @@ mod tests {
         let x = Tensor::randn(0f32, 1.0, (3, 5, 64), &dev).unwrap();
         let f = QLinear::new(w.clone(), Some(b.clone()), LinearKind::F32).unwrap();
         let q = QLinear::new(w, Some(b), LinearKind::Q8_0).unwrap();
-        assert!(matches!(q, QLinear::Q8 { .. }));
+        assert!(matches!(q, QLinear::Q8 { .. } | QLinear::I8(_)));
         let yf = f.forward(&x).unwrap();
         let yq = q.forward(&x).unwrap();
         assert_eq!(yf.dims(), yq.dims());

@@ -12,7 +12,9 @@
 mod attention;
 pub mod bart;
 pub mod linear;
+mod cpu;
 pub mod packed_f32;
+pub mod packed_i8;
 pub mod marian;
 pub mod seq2seq;
 pub mod spm;

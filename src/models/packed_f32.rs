@@ -14,7 +14,9 @@
 //! Not for: GPUs, CPUs without AVX2 and FMA ([`PackedF32::supported`]), or int8 weights
 //! (`super::linear`'s Q8_0).
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Result, Tensor};
+
+use super::cpu::SharedOut;
 
 /// Outputs per weight panel (two 8-float registers).
 const NR: usize = 16;
@@ -40,14 +42,7 @@ pub struct PackedF32 {
 impl PackedF32 {
     /// Whether this CPU runs the kernel.
     pub fn supported() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
+        super::cpu::has_avx2_fma()
     }
 
     /// Packs `weight` (`(n, k)`, f32) and `bias` (`(n,)`). `None` when the kernel cannot run
@@ -66,13 +61,7 @@ impl PackedF32 {
                 panel[i * NR + row % NR] = v;
             }
         }
-        let bias = match bias {
-            Some(b) => Some(b.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?),
-            None => None,
-        };
-        if bias.as_ref().is_some_and(|b| b.len() != n) {
-            candle_core::bail!("bias of {} values for {n} outputs", bias.map_or(0, |b| b.len()));
-        }
+        let bias = super::cpu::read_bias(bias, n)?;
         Ok(Some(Self { panels, bias, n, k }))
     }
 
@@ -87,17 +76,7 @@ impl PackedF32 {
     /// The weight rows of `ids` (any shape, integer ids): `(ids.., k)`. This lets an embedding
     /// table tied to this matrix share its one packed copy.
     pub fn rows(&self, ids: &Tensor) -> Result<Tensor> {
-        let flat = ids.flatten_all()?.to_dtype(candle_core::DType::U32)?.to_vec1::<u32>()?;
-        let mut out = vec![0f32; flat.len() * self.k];
-        for (&id, row) in flat.iter().zip(out.chunks_exact_mut(self.k)) {
-            if id as usize >= self.n {
-                candle_core::bail!("token id {id} outside a table of {} rows", self.n);
-            }
-            self.weight_row(id as usize, row);
-        }
-        let mut dims = ids.dims().to_vec();
-        dims.push(self.k);
-        Tensor::from_vec(out, dims, &Device::Cpu)
+        super::cpu::gather_rows(ids, self.n, self.k, |row, out| self.weight_row(row, out))
     }
 
     /// Number of outputs.
@@ -112,18 +91,7 @@ impl PackedF32 {
 
     /// `xs @ W^T + b` for `xs` of shape (.., k) on the CPU: (.., n).
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let mut dims = xs.dims().to_vec();
-        if dims.last() != Some(&self.k) {
-            candle_core::bail!("linear layer of {} inputs given {:?}", self.k, xs.shape());
-        }
-        let x = xs.flatten_all()?.to_vec1::<f32>()?;
-        let m = x.len() / self.k;
-        let mut dst = vec![0f32; m * self.n];
-        self.matmul(&x, m, &mut dst);
-        if let Some(last) = dims.last_mut() {
-            *last = self.n;
-        }
-        Tensor::from_vec(dst, dims, &Device::Cpu)
+        super::cpu::forward_rows(xs, self.k, self.n, |x, m, dst| self.matmul(x, m, dst))
     }
 
     /// `dst (m, n) = x (m, k) · W^T + b`, split by weight panels over candle's kernel threads.
@@ -135,7 +103,7 @@ impl PackedF32 {
             return;
         }
         let a = pack_rows(x, m, k);
-        let out = SharedOut(dst.as_mut_ptr());
+        let out = SharedOut::new(dst);
         let panels = n.div_ceil(NR);
         // Row blocks are taken in groups whose activations (all `k` inputs) fit in L2, so a
         // long input (the encoder's rows) is read from cache by every panel.
@@ -170,21 +138,6 @@ impl PackedF32 {
             }
         };
         candle_core::utils::barrier_pool().execute_chunked(panels, work);
-    }
-}
-
-/// The output buffer, written by several threads at disjoint columns.
-struct SharedOut(*mut f32);
-
-// SAFETY: each pool work item writes only the columns of the panels it was given, and the
-// buffer outlives the pool call that uses it.
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    /// # Safety
-    /// `i` is in bounds of the buffer.
-    unsafe fn at(&self, i: usize) -> *mut f32 {
-        self.0.add(i)
     }
 }
 
@@ -262,6 +215,7 @@ impl Tile<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
     use candle_core::Module;
 
     fn check(m: usize, k: usize, n: usize, bias: bool) {

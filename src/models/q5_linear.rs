@@ -14,7 +14,7 @@
 //! Not for: other block types, GPUs, or CPUs without AVX2 and FMA ([`Q5Linear::new`] says `None`
 //! and the caller keeps candle's path).
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Result, Tensor};
 use half::f16;
 
 /// Values per block.
@@ -61,31 +61,14 @@ impl Q5Linear {
 
     /// Whether this CPU runs the kernel.
     pub fn supported() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
+        super::cpu::has_avx2_fma()
     }
 
     /// `xs @ W^T` for `xs` of shape (.., k), f32, on the CPU: (.., n).
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let mut dims = xs.dims().to_vec();
-        if dims.last() != Some(&self.k) {
-            candle_core::bail!("Q5_0 linear of {} inputs given {:?}", self.k, xs.shape());
-        }
-        let x = xs.flatten_all()?.to_vec1::<f32>()?;
-        let m = x.len() / self.k;
-        let acts = quantize(&x, self.k);
-        let mut dst = vec![0f32; m * self.n];
-        self.matmul(&acts, m, &mut dst);
-        if let Some(last) = dims.last_mut() {
-            *last = self.n;
-        }
-        Tensor::from_vec(dst, dims, &Device::Cpu)
+        super::cpu::forward_rows(xs, self.k, self.n, |x, m, dst| {
+            self.matmul(&quantize(x, self.k), m, dst)
+        })
     }
 
     /// The blocks of weight row `j`.
@@ -98,7 +81,7 @@ impl Q5Linear {
     /// kernel threads (the pool candle's own matmuls use, so the two never compete).
     fn matmul(&self, acts: &[Q8Block], m: usize, dst: &mut [f32]) {
         let (n, kb) = (self.n, self.k / QK);
-        let out = SharedOut(dst.as_mut_ptr());
+        let out = super::cpu::SharedOut::new(dst);
         if m == 1 {
             // Decode: one activation row, fused unpacking.
             let rows = |range: std::ops::Range<usize>| {
@@ -124,21 +107,6 @@ impl Q5Linear {
             }
         };
         candle_core::utils::barrier_pool().execute_chunked(n, rows);
-    }
-}
-
-/// The output buffer, written by several threads at disjoint indices.
-struct SharedOut(*mut f32);
-
-// SAFETY: the pointer is only written through `write`, at indices that the work split gives to
-// exactly one thread, and the buffer outlives the pool call that uses it.
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    /// # Safety
-    /// `i` is in bounds and no other thread writes index `i`.
-    unsafe fn write(&self, i: usize, v: f32) {
-        *self.0.add(i) = v;
     }
 }
 
@@ -321,6 +289,7 @@ unsafe fn dot_q8_avx2(_: &Unpacked, _: &[Q8Block]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::Module;
 

@@ -1,0 +1,291 @@
+//! int8 linear layers, `y = x W^T + b`, for the CPU with AVX2: weights quantized once per output
+//! row and packed for a tiled integer kernel; activations quantized per row at each call.
+//!
+//! What it is for: the encoder-decoder families' `int8` weights (CTranslate2's `int8` compute
+//! type does the same layers the same way: one scale per weight row, one per activation row).
+//! candle's Q8_0 matmul computes one dot product per (row, output) pair and re-reads the whole
+//! weight matrix for every activation row; this kernel reads each weight panel once per call.
+//!
+//! The arithmetic: AVX2 multiplies unsigned by signed bytes (`vpmaddubsw`) and adds pairs into
+//! 16 bits, with saturation. Activations are quantized to -127..=127 and shifted by 128 to
+//! unsigned bytes, and weights are quantized to -63..=63 (7 bits), so that a pair of products,
+//! at most 255 · 63 · 2 = 32130, never saturates. The shift is taken back out exactly with each
+//! weight row's sum. Sums are exact integers, so results do not depend on `--threads`.
+//!
+//! Not for: GPUs, CPUs without AVX2 and FMA ([`PackedI8::supported`]), or f32 weights
+//! (`super::packed_f32`).
+
+use candle_core::{Result, Tensor};
+
+use super::cpu::SharedOut;
+
+/// Outputs per weight panel (two registers of eight 32-bit lanes).
+const NR: usize = 16;
+/// Activation rows per kernel call.
+const MR: usize = 4;
+/// Inputs per 32-bit lane: `vpmaddubsw` + `vpmaddwd` sum four byte products.
+const KG: usize = 4;
+/// Largest weight magnitude after quantization (7 bits: see the module docs).
+const WMAX: f32 = 63.0;
+/// Largest activation magnitude after quantization.
+const AMAX: f32 = 127.0;
+/// Bytes of packed activations worked on together (a share of a 512 KiB L2).
+const L2_ACTIVATIONS: usize = 192 * 1024;
+
+/// A weight matrix of `n` outputs by `k` inputs as 7-bit integers with one scale per output.
+#[derive(Debug)]
+pub struct PackedI8 {
+    /// `ceil(n / NR)` panels of `kp * NR` bytes (`kp` = `k` rounded up to [`KG`]): for input
+    /// group `g`, the 4 values of output `j` are at `g * NR * KG + j * KG`; zero padded.
+    panels: Vec<i8>,
+    /// Per output: its scale, and the sum of its integer weights (to undo the activation shift).
+    scale: Vec<f32>,
+    sum: Vec<i32>,
+    bias: Option<Vec<f32>>,
+    n: usize,
+    k: usize,
+}
+
+impl PackedI8 {
+    /// Whether this CPU runs the kernel (it needs AVX2 only; FMA comes with every AVX2 CPU
+    /// but early ones, and is asked for so that one check serves every kernel here).
+    pub fn supported() -> bool {
+        super::cpu::has_avx2_fma()
+    }
+
+    /// Quantizes and packs `weight` (`(n, k)`) and keeps `bias` (`(n,)`) in f32. `None` where the
+    /// kernel cannot run (no AVX2/FMA, or not on the CPU): the caller keeps candle's path.
+    pub fn new(weight: &Tensor, bias: Option<&Tensor>) -> Result<Option<Self>> {
+        if !Self::supported() || !weight.device().is_cpu() {
+            return Ok(None);
+        }
+        let (n, k) = weight.dims2()?;
+        let kp = k.next_multiple_of(KG);
+        let w = weight.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
+        let mut panels = vec![0i8; n.div_ceil(NR) * kp * NR];
+        let mut scale = Vec::with_capacity(n);
+        let mut sum = Vec::with_capacity(n);
+        for (row, values) in w.iter().enumerate() {
+            let amax = values.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let d = if amax > 0.0 { amax / WMAX } else { 1.0 };
+            let panel = &mut panels[(row / NR) * kp * NR..][..kp * NR];
+            let mut s = 0i32;
+            for (i, &v) in values.iter().enumerate() {
+                let q = (v / d).round().clamp(-WMAX, WMAX) as i8;
+                panel[(i / KG) * NR * KG + (row % NR) * KG + i % KG] = q;
+                s += i32::from(q);
+            }
+            scale.push(d);
+            sum.push(s);
+        }
+        let bias = super::cpu::read_bias(bias, n)?;
+        Ok(Some(Self {
+            panels,
+            scale,
+            sum,
+            bias,
+            n,
+            k,
+        }))
+    }
+
+    /// The dequantized weight rows of `ids` (any shape): `(ids.., k)`, for an embedding table
+    /// tied to this matrix.
+    pub fn rows(&self, ids: &Tensor) -> Result<Tensor> {
+        let kp = self.k.next_multiple_of(KG);
+        super::cpu::gather_rows(ids, self.n, self.k, |id, out| {
+            let panel = &self.panels[(id / NR) * kp * NR..][..kp * NR];
+            for (i, o) in out.iter_mut().enumerate() {
+                let q = panel[(i / KG) * NR * KG + (id % NR) * KG + i % KG];
+                *o = f32::from(q) * self.scale[id];
+            }
+        })
+    }
+
+    /// `xs @ W^T + b` for `xs` of shape (.., k) on the CPU: (.., n).
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        super::cpu::forward_rows(xs, self.k, self.n, |x, m, dst| self.matmul(x, m, dst))
+    }
+
+    /// `dst (m, n) = x (m, k) · W^T + b`, split by weight panels over candle's kernel threads.
+    fn matmul(&self, x: &[f32], m: usize, dst: &mut [f32]) {
+        let (n, k) = (self.n, self.k);
+        assert_eq!(x.len(), m * k);
+        assert_eq!(dst.len(), m * n);
+        if m == 0 || n == 0 {
+            return;
+        }
+        let kp = k.next_multiple_of(KG);
+        let (a, a_scale) = quantize_rows(x, m, k);
+        let out = SharedOut::new(dst);
+        let blocks = m.div_ceil(MR);
+        let group = (L2_ACTIVATIONS / (kp * MR)).clamp(1, blocks);
+        let work = |range: std::ops::Range<usize>| {
+            let mut tile = [[0i32; NR]; MR];
+            for g in (0..blocks).step_by(group) {
+                for p in range.clone() {
+                    let panel = &self.panels[p * kp * NR..][..kp * NR];
+                    let cols = NR.min(n - p * NR);
+                    for mb in g..blocks.min(g + group) {
+                        let block = &a[mb * kp * MR..][..kp * MR];
+                        // SAFETY: `new` packs only where AVX2 is present; the slices hold
+                        // `kp / KG` groups each.
+                        unsafe { kernel(block, panel, &mut tile) };
+                        for (r, sums) in tile.iter().enumerate().take(MR.min(m - mb * MR)) {
+                            let row = mb * MR + r;
+                            for (j, &s) in sums.iter().enumerate().take(cols) {
+                                let col = p * NR + j;
+                                let exact = s - 128 * self.sum[col];
+                                let mut v = exact as f32 * a_scale[row] * self.scale[col];
+                                if let Some(b) = &self.bias {
+                                    v += b[col];
+                                }
+                                // SAFETY: row < m and col < n; only the work item that owns
+                                // panel p writes its columns.
+                                unsafe { *out.at(row * n + col) = v };
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(NR), work);
+    }
+}
+
+/// Quantizes each row of `x` to -127..=127 with its own scale, shifts it to unsigned bytes
+/// (+128), and packs blocks of [`MR`] rows: for input group `g`, row `r`'s 4 bytes are at
+/// `g * MR * KG + r * KG`. Padding (rows past `m`, inputs past `k`) holds the shifted zero, 128,
+/// which the weights' zero padding cancels.
+fn quantize_rows(x: &[f32], m: usize, k: usize) -> (Vec<u8>, Vec<f32>) {
+    let kp = k.next_multiple_of(KG);
+    let mut a = vec![128u8; m.div_ceil(MR) * kp * MR];
+    let mut scales = Vec::with_capacity(m);
+    for (r, row) in x.chunks_exact(k).enumerate() {
+        let amax = row.iter().fold(0f32, |acc, v| acc.max(v.abs()));
+        let d = if amax > 0.0 { amax / AMAX } else { 1.0 };
+        let block = &mut a[(r / MR) * kp * MR..][..kp * MR];
+        for (i, &v) in row.iter().enumerate() {
+            let q = (v / d).round().clamp(-AMAX, AMAX) as i32;
+            block[(i / KG) * MR * KG + (r % MR) * KG + i % KG] = (q + 128) as u8;
+        }
+        scales.push(d);
+    }
+    (a, scales)
+}
+
+/// `tile[r][j]` = Σ_i a[r][i] · w[j][i] over all input groups, `a` shifted to unsigned bytes.
+///
+/// # Safety
+/// The CPU has AVX2; `a` holds `MR * KG` bytes per group and `b` `NR * KG` per group, for the
+/// same number of groups.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn kernel(a: &[u8], b: &[i8], tile: &mut [[i32; NR]; MR]) {
+    use std::arch::x86_64::*;
+    let groups = b.len() / (NR * KG);
+    debug_assert_eq!(a.len(), groups * MR * KG);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    for g in 0..groups {
+        let b0 = _mm256_loadu_si256(bp.add(g * NR * KG) as *const __m256i);
+        let b1 = _mm256_loadu_si256(bp.add(g * NR * KG + 32) as *const __m256i);
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let av = _mm256_set1_epi32((ap.add(g * MR * KG + r * KG) as *const i32).read_unaligned());
+            acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(_mm256_maddubs_epi16(av, b0), ones));
+            acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(_mm256_maddubs_epi16(av, b1), ones));
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        _mm256_storeu_si256(tile[r].as_mut_ptr() as *mut __m256i, acc[0]);
+        _mm256_storeu_si256(tile[r].as_mut_ptr().add(8) as *mut __m256i, acc[1]);
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn kernel(_: &[u8], _: &[i8], _: &mut [[i32; NR]; MR]) {
+    unreachable!("PackedI8::new returns None off x86_64")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use candle_core::Module;
+
+    /// The same product in plain integer arithmetic on the same quantized values.
+    fn reference(w: &[Vec<f32>], x: &[Vec<f32>], bias: &[f32]) -> Vec<Vec<f32>> {
+        let quant = |v: &[f32], max: f32| {
+            let amax = v.iter().fold(0f32, |a, x| a.max(x.abs()));
+            let d = if amax > 0.0 { amax / max } else { 1.0 };
+            let q: Vec<i32> = v.iter().map(|x| (x / d).round().clamp(-max, max) as i32).collect();
+            (q, d)
+        };
+        x.iter()
+            .map(|xr| {
+                let (qx, dx) = quant(xr, AMAX);
+                w.iter()
+                    .zip(bias)
+                    .map(|(wr, b)| {
+                        let (qw, dw) = quant(wr, WMAX);
+                        let dot: i32 = qx.iter().zip(&qw).map(|(a, b)| a * b).sum();
+                        dot as f32 * dx * dw + b
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn equals_integer_arithmetic_on_ragged_shapes() {
+        if !PackedI8::supported() {
+            eprintln!("SKIP: this CPU has no AVX2");
+            return;
+        }
+        for (m, k, n) in [(1, 8, 16), (5, 30, 37), (9, 513, 70)] {
+            let dev = Device::Cpu;
+            let w = Tensor::randn(0f32, 0.1, (n, k), &dev).unwrap();
+            let b = Tensor::randn(0f32, 0.1, n, &dev).unwrap();
+            let x = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap();
+            let packed = PackedI8::new(&w, Some(&b)).unwrap().unwrap();
+            let got = packed.forward(&x).unwrap().to_vec2::<f32>().unwrap();
+            let want = reference(
+                &w.to_vec2().unwrap(),
+                &x.to_vec2().unwrap(),
+                &b.to_vec1().unwrap(),
+            );
+            for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+                assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "m={m} k={k} n={n}: {g} vs {w}");
+            }
+            // And close to the f32 product: 7-bit weights, 8-bit activations.
+            let exact = x.matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
+            let err = (packed.forward(&x).unwrap() - &exact).unwrap().abs().unwrap();
+            let err = err.max_all().unwrap().to_scalar::<f32>().unwrap();
+            let scale = exact.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(err < 0.05 * scale, "m={m} k={k} n={n}: error {err} of {scale}");
+        }
+    }
+
+    #[test]
+    fn rows_are_the_dequantized_weights() {
+        if !PackedI8::supported() {
+            eprintln!("SKIP: this CPU has no AVX2");
+            return;
+        }
+        let w = Tensor::randn(0f32, 1.0, (19, 10), &Device::Cpu).unwrap();
+        let packed = PackedI8::new(&w, None).unwrap().unwrap();
+        let ids = Tensor::new(&[[2u32, 18]], &Device::Cpu).unwrap();
+        let rows = packed.rows(&ids).unwrap();
+        // Row i times a one-hot input j is the layer's output j for input e_i... check via
+        // forward: e_i · W^T = column i of W^T = dequantized W[., i] up to the activation scale.
+        let eye = Tensor::eye(10, candle_core::DType::F32, &Device::Cpu).unwrap();
+        let cols = packed.forward(&eye).unwrap().t().unwrap(); // (19, 10): dequantized W
+        let want = candle_nn::Embedding::new(cols.contiguous().unwrap(), 10)
+            .forward(&ids)
+            .unwrap();
+        let diff = (rows - want).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+        assert!(packed.rows(&Tensor::new(&[19u32], &Device::Cpu).unwrap()).is_err());
+    }
+}
