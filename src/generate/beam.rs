@@ -96,17 +96,19 @@ pub(crate) fn beam_search(
             .collect();
         // Each row's best `keep` continuations, rows in parallel: the best `keep` of an input
         // are among the union of its rows' bests, since the order does not depend on the row.
-        let row_beams: Vec<(&[u32], f32)> = items
+        let row_beams: Vec<(usize, &[u32], f32)> = items
             .iter()
-            .flat_map(|item| item.beams.iter().map(|b| (b.seq.as_slice(), b.score)))
+            .flat_map(|item| {
+                (item.beams.iter().enumerate()).map(|(b, beam)| (b, beam.seq.as_slice(), beam.score))
+            })
             .collect();
         let (row_tops, vocab) = step(model, &tokens, &mut state, |flat, vocab| {
             let tops = super::par_map(row_beams.len(), |row| {
-                let (seq, beam_score) = row_beams[row];
+                let (beam, seq, beam_score) = row_beams[row];
                 let mut scores = flat[row * vocab..(row + 1) * vocab].to_vec();
                 logits::log_softmax(&mut scores);
                 processors.apply(seq, &mut scores);
-                let base = (row % num_beams) * vocab;
+                let base = beam * vocab;
                 let mut top: Vec<Candidate> = Vec::with_capacity(keep + 1);
                 for (token, &s) in scores.iter().enumerate() {
                     push_top(&mut top, (s + beam_score, base + token), keep);
@@ -124,7 +126,7 @@ pub(crate) fn beam_search(
             let row_base = (item_index * num_beams) as u32;
             // Top `keep` continuations over all beams of this input.
             let mut top: Vec<Candidate> = Vec::with_capacity(keep + 1);
-            for _ in 0..num_beams {
+            for _ in 0..item.beams.len() {
                 let Some(row_top) = row_tops.next() else {
                     return Err(crate::Error::msg("decoder returned fewer rows than beams"));
                 };

@@ -261,7 +261,7 @@ impl DecoderLayer {
 }
 
 /// A token embedding table: its own, or the rows of a tied LM head as that layer holds them
-/// (packed f32, or int8 blocks like the other linear layers), so the matrix is in memory once.
+/// (packed f32, or int8 like the other linear layers), so the matrix is in memory once.
 #[derive(Debug, Clone)]
 enum TokenTable {
     Table(Embedding),

@@ -100,3 +100,35 @@ pub(crate) fn read_bias(bias: Option<&Tensor>, n: usize) -> Result<Option<Vec<f3
     }
     Ok(Some(values))
 }
+
+/// Calls `f` with the values of `t` (f32, on the CPU) in row-major order, read in place where
+/// `t` is already contiguous f32: packing a weight matrix then holds no third copy of it.
+pub(crate) fn with_f32_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = t.to_dtype(candle_core::DType::F32)?.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match (&*storage, layout.contiguous_offsets()) {
+        (candle_core::Storage::Cpu(cpu), Some((start, end))) => {
+            Ok(f(&cpu.as_slice::<f32>()?[start..end]))
+        }
+        _ => candle_core::bail!("expected a tensor on the CPU"),
+    }
+}
+
+/// Test inputs for the kernels: the same values on every run, so a tolerance that holds once
+/// holds always (a fresh random draw per run made one bound flaky).
+#[cfg(test)]
+pub(crate) fn test_tensor(shape: &[usize], seed: u64, amp: f32) -> Tensor {
+    let len = shape.iter().product();
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let values: Vec<f32> = (0..len)
+        .map(|_| {
+            // A 64-bit LCG; the top 24 bits give a uniform value in [0, 1).
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let unit = (state >> 40) as f32 / (1u64 << 24) as f32;
+            (2.0 * unit - 1.0) * amp
+        })
+        .collect();
+    Tensor::from_vec(values, shape, &candle_core::Device::Cpu).expect("shape matches length")
+}

@@ -1,7 +1,7 @@
 //! Linear layers of the encoder-decoder families, in the form their weights are held:
 //! - f32: packed for our AVX2/FMA kernel (`super::packed_f32`), or candle-nn's `Linear` where
 //!   that cannot run (no AVX2/FMA, GPUs);
-//! - int8: on the CPU with AVX2, one scale per weight row and activations quantized per row at
+//! - int8: on the CPU with AVX2 and FMA, one scale per weight row and activations quantized per row at
 //!   each call (`super::packed_i8`), as CTranslate2's `int8` compute type does for the same
 //!   layers; elsewhere GGML's Q8_0 blocks (32 weights, one f16 scale) through candle's quantized
 //!   matmul.
@@ -33,7 +33,7 @@ pub enum QLinear {
     F32(Linear),
     /// f32 weights packed for [`PackedF32`] (the CPU with AVX2 and FMA).
     Packed(Arc<PackedF32>),
-    /// int8 weights with one scale per row, packed for [`PackedI8`] (the CPU with AVX2).
+    /// int8 weights with one scale per row, packed for [`PackedI8`] (the CPU with AVX2/FMA).
     I8(Arc<PackedI8>),
     Q8 {
         weight: QMatMul,
@@ -44,8 +44,8 @@ pub enum QLinear {
 }
 
 impl QLinear {
-    /// Wraps `weight` (`(out, in)`) and `bias` (`(out,)`) as `kind`. Q8_0 needs `in` to be a
-    /// multiple of 32; other shapes stay f32.
+    /// Wraps `weight` (`(out, in)`) and `bias` (`(out,)`) as `kind`. Without our int8 kernel,
+    /// Q8_0 blocks need `in` to be a multiple of 32; other shapes then stay f32.
     pub fn new(weight: Tensor, bias: Option<Tensor>, kind: LinearKind) -> Result<Self> {
         let in_dim = weight.dim(1)?;
         if kind == LinearKind::Q8_0 {
@@ -121,27 +121,45 @@ pub fn linear_b(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Tensor};
+    use crate::models::cpu::test_tensor;
 
     #[test]
-    fn int8_weights_stay_close_to_f32() {
-        let dev = Device::Cpu;
-        let w = Tensor::randn(0f32, 0.05, (48, 64), &dev).unwrap();
-        let b = Tensor::randn(0f32, 0.05, 48, &dev).unwrap();
-        let x = Tensor::randn(0f32, 1.0, (3, 5, 64), &dev).unwrap();
+    fn int8_weights_stay_within_the_rounding_bound_of_f32() {
+        let (n, k, m) = (48, 200, 15);
+        let w = test_tensor(&[n, k], 1, 0.08);
+        let b = test_tensor(&[n], 2, 0.05);
+        let x = test_tensor(&[3, 5, k], 3, 1.5);
+        let wv = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let f = QLinear::new(w.clone(), Some(b.clone()), LinearKind::F32).unwrap();
         let q = QLinear::new(w, Some(b), LinearKind::Q8_0).unwrap();
         assert!(matches!(q, QLinear::Q8 { .. } | QLinear::I8(_)));
-        let yf = f.forward(&x).unwrap();
-        let yq = q.forward(&x).unwrap();
-        assert_eq!(yf.dims(), yq.dims());
-        let err = (yf - yq).unwrap().abs().unwrap().max_all().unwrap();
-        let err = err.to_scalar::<f32>().unwrap();
-        // Two int8 roundings of 64-term dot products of magnitude ~0.4: well under 0.02.
-        assert!(err < 0.02, "max error {err}");
-        assert!(
-            err > 0.0,
-            "int8 path gave f32's exact result: not quantized?"
-        );
+        let yf = f.forward(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let yq = q.forward(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(yf.len(), m * n);
+        let max_abs = |v: &[f32]| v.iter().fold(0f32, |a, b| a.max(b.abs()));
+        let mut any_differs = false;
+        for r in 0..m {
+            let xr = &xv[r * k..][..k];
+            let dx = max_abs(xr) / 127.0 / 2.0;
+            for j in 0..n {
+                let wj = &wv[j * k..][..k];
+                let dw = max_abs(wj) / 127.0 / 2.0;
+                // Each product x·w becomes (x ± dx)(w ± dw): per-row (or finer, per-block)
+                // rounding of both sides to 8 bits bounds the error of the sum by this.
+                let bound: f32 = xr
+                    .iter()
+                    .zip(wj)
+                    .map(|(a, b)| a.abs() * dw + b.abs() * dx + dx * dw)
+                    .sum();
+                let (a, b) = (yf[r * n + j], yq[r * n + j]);
+                assert!(
+                    (a - b).abs() <= bound + 1e-4,
+                    "output ({r}, {j}): f32 {a}, int8 {b}, bound {bound}"
+                );
+                any_differs |= a != b;
+            }
+        }
+        assert!(any_differs, "int8 path gave f32's exact results: not quantized?");
     }
 }

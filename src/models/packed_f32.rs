@@ -12,7 +12,7 @@
 //! [`KC`]), whatever the number of threads, so results do not depend on `--threads`.
 //!
 //! Not for: GPUs, CPUs without AVX2 and FMA ([`PackedF32::supported`]), or int8 weights
-//! (`super::linear`'s Q8_0).
+//! (`super::packed_i8`).
 
 use candle_core::{Result, Tensor};
 
@@ -52,15 +52,18 @@ impl PackedF32 {
             return Ok(None);
         }
         let (n, k) = weight.dims2()?;
-        let w = weight.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
-        let panels_n = n.div_ceil(NR);
-        let mut panels = vec![0f32; panels_n * k * NR];
-        for (row, values) in w.iter().enumerate() {
-            let panel = &mut panels[(row / NR) * k * NR..][..k * NR];
-            for (i, &v) in values.iter().enumerate() {
-                panel[i * NR + row % NR] = v;
-            }
+        if k == 0 {
+            candle_core::bail!("linear layer of 0 inputs");
         }
+        let mut panels = vec![0f32; n.div_ceil(NR) * k * NR];
+        super::cpu::with_f32_values(weight, |w| {
+            for (row, values) in w.chunks_exact(k).enumerate() {
+                let panel = &mut panels[(row / NR) * k * NR..][..k * NR];
+                for (i, &v) in values.iter().enumerate() {
+                    panel[i * NR + row % NR] = v;
+                }
+            }
+        })?;
         let bias = super::cpu::read_bias(bias, n)?;
         Ok(Some(Self { panels, bias, n, k }))
     }
@@ -215,6 +218,7 @@ impl Tile<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::cpu::test_tensor;
     use candle_core::Device;
     use candle_core::Module;
 
@@ -223,10 +227,9 @@ mod tests {
             eprintln!("SKIP: this CPU has no AVX2/FMA");
             return;
         }
-        let dev = Device::Cpu;
-        let w = Tensor::randn(0f32, 0.1, (n, k), &dev).unwrap();
-        let b = Tensor::randn(0f32, 0.1, n, &dev).unwrap();
-        let x = Tensor::randn(0f32, 1.0, (2, m, k), &dev).unwrap();
+        let w = test_tensor(&[n, k], 1, 0.2);
+        let b = test_tensor(&[n], 2, 0.2);
+        let x = test_tensor(&[2, m, k], 3, 2.0);
         let packed = PackedF32::new(&w, bias.then_some(&b)).unwrap().unwrap();
         let got = packed.forward(&x).unwrap();
         let mut want = x.broadcast_matmul(&w.t().unwrap()).unwrap();
@@ -261,7 +264,7 @@ mod tests {
             eprintln!("SKIP: this CPU has no AVX2/FMA");
             return;
         }
-        let w = Tensor::randn(0f32, 1.0, (21, 9), &Device::Cpu).unwrap();
+        let w = test_tensor(&[21, 9], 4, 2.0);
         let packed = PackedF32::new(&w, None).unwrap().unwrap();
         let ids = Tensor::new(&[[3u32, 0, 20], [17, 16, 3]], &Device::Cpu).unwrap();
         let got = packed.rows(&ids).unwrap();

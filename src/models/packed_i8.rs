@@ -6,11 +6,12 @@
 //! candle's Q8_0 matmul computes one dot product per (row, output) pair and re-reads the whole
 //! weight matrix for every activation row; this kernel reads each weight panel once per call.
 //!
-//! The arithmetic: AVX2 multiplies unsigned by signed bytes (`vpmaddubsw`) and adds pairs into
-//! 16 bits, with saturation. Activations are quantized to -127..=127 and shifted by 128 to
-//! unsigned bytes, and weights are quantized to -63..=63 (7 bits), so that a pair of products,
-//! at most 255 · 63 · 2 = 32130, never saturates. The shift is taken back out exactly with each
-//! weight row's sum. Sums are exact integers, so results do not depend on `--threads`.
+//! The arithmetic: both sides are quantized to -127..=127. AVX2 multiplies unsigned by signed
+//! bytes (`vpmaddubsw`) and adds pairs into 16 bits, with saturation, so the kernel multiplies
+//! |a| by w carrying a's sign (`vpsignb`, as llama.cpp's int8 dot products do): a pair of
+//! products is at most 2 · 127 · 127 = 32258 and never saturates. Each output's sum is an exact
+//! 32-bit integer (no overflow below 133,000 inputs), so results do not depend on `--threads`.
+//! A row holding NaN or infinity gives NaN outputs, as an f32 product would.
 //!
 //! Not for: GPUs, CPUs without AVX2 and FMA ([`PackedI8::supported`]), or f32 weights
 //! (`super::packed_f32`).
@@ -25,22 +26,21 @@ const NR: usize = 16;
 const MR: usize = 4;
 /// Inputs per 32-bit lane: `vpmaddubsw` + `vpmaddwd` sum four byte products.
 const KG: usize = 4;
-/// Largest weight magnitude after quantization (7 bits: see the module docs).
-const WMAX: f32 = 63.0;
-/// Largest activation magnitude after quantization.
-const AMAX: f32 = 127.0;
+/// Largest magnitude after quantization, weights and activations alike.
+const QMAX: f32 = 127.0;
+/// Most inputs whose products an i32 lane can sum without overflow (2^31 / 127²), rounded down.
+const MAX_K: usize = 133_000;
 /// Bytes of packed activations worked on together (a share of a 512 KiB L2).
 const L2_ACTIVATIONS: usize = 192 * 1024;
 
-/// A weight matrix of `n` outputs by `k` inputs as 7-bit integers with one scale per output.
+/// A weight matrix of `n` outputs by `k` inputs as 8-bit integers with one scale per output.
 #[derive(Debug)]
 pub struct PackedI8 {
     /// `ceil(n / NR)` panels of `kp * NR` bytes (`kp` = `k` rounded up to [`KG`]): for input
     /// group `g`, the 4 values of output `j` are at `g * NR * KG + j * KG`; zero padded.
     panels: Vec<i8>,
-    /// Per output: its scale, and the sum of its integer weights (to undo the activation shift).
+    /// Per output: its scale.
     scale: Vec<f32>,
-    sum: Vec<i32>,
     bias: Option<Vec<f32>>,
     n: usize,
     k: usize,
@@ -60,29 +60,26 @@ impl PackedI8 {
             return Ok(None);
         }
         let (n, k) = weight.dims2()?;
+        if k == 0 || k > MAX_K {
+            candle_core::bail!("int8 linear layer of {k} inputs (1 to {MAX_K} supported)");
+        }
         let kp = k.next_multiple_of(KG);
-        let w = weight.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
         let mut panels = vec![0i8; n.div_ceil(NR) * kp * NR];
         let mut scale = Vec::with_capacity(n);
-        let mut sum = Vec::with_capacity(n);
-        for (row, values) in w.iter().enumerate() {
-            let amax = values.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let d = if amax > 0.0 { amax / WMAX } else { 1.0 };
-            let panel = &mut panels[(row / NR) * kp * NR..][..kp * NR];
-            let mut s = 0i32;
-            for (i, &v) in values.iter().enumerate() {
-                let q = (v / d).round().clamp(-WMAX, WMAX) as i8;
-                panel[(i / KG) * NR * KG + (row % NR) * KG + i % KG] = q;
-                s += i32::from(q);
+        super::cpu::with_f32_values(weight, |w| {
+            for (row, values) in w.chunks_exact(k).enumerate() {
+                let d = row_scale(values);
+                let panel = &mut panels[(row / NR) * kp * NR..][..kp * NR];
+                for (i, &v) in values.iter().enumerate() {
+                    panel[(i / KG) * NR * KG + (row % NR) * KG + i % KG] = quantize(v, d);
+                }
+                scale.push(d);
             }
-            scale.push(d);
-            sum.push(s);
-        }
+        })?;
         let bias = super::cpu::read_bias(bias, n)?;
         Ok(Some(Self {
             panels,
             scale,
-            sum,
             bias,
             n,
             k,
@@ -135,8 +132,7 @@ impl PackedI8 {
                             let row = mb * MR + r;
                             for (j, &s) in sums.iter().enumerate().take(cols) {
                                 let col = p * NR + j;
-                                let exact = s - 128 * self.sum[col];
-                                let mut v = exact as f32 * a_scale[row] * self.scale[col];
+                                let mut v = s as f32 * a_scale[row] * self.scale[col];
                                 if let Some(b) = &self.bias {
                                     v += b[col];
                                 }
@@ -153,35 +149,50 @@ impl PackedI8 {
     }
 }
 
-/// Quantizes each row of `x` to -127..=127 with its own scale, shifts it to unsigned bytes
-/// (+128), and packs blocks of [`MR`] rows: for input group `g`, row `r`'s 4 bytes are at
-/// `g * MR * KG + r * KG`. Padding (rows past `m`, inputs past `k`) holds the shifted zero, 128,
-/// which the weights' zero padding cancels.
-fn quantize_rows(x: &[f32], m: usize, k: usize) -> (Vec<u8>, Vec<f32>) {
+/// The scale of one row: its largest magnitude maps to [`QMAX`]. NaN when the row holds NaN or
+/// infinity, so that its products come out NaN rather than silently zero.
+fn row_scale(row: &[f32]) -> f32 {
+    let amax = row.iter().fold(0f32, |a, v| a.max(v.abs()));
+    if !amax.is_finite() || row.iter().any(|v| v.is_nan()) {
+        f32::NAN
+    } else if amax > 0.0 {
+        amax / QMAX
+    } else {
+        1.0
+    }
+}
+
+fn quantize(v: f32, d: f32) -> i8 {
+    // NaN (a NaN scale) casts to 0; the scale then makes the output NaN.
+    (v / d).round().clamp(-QMAX, QMAX) as i8
+}
+
+/// Quantizes each row of `x` with its own scale and packs blocks of [`MR`] rows: for input
+/// group `g`, row `r`'s 4 bytes are at `g * MR * KG + r * KG`. Padding (rows past `m`, inputs
+/// past `k`) is zero.
+fn quantize_rows(x: &[f32], m: usize, k: usize) -> (Vec<i8>, Vec<f32>) {
     let kp = k.next_multiple_of(KG);
-    let mut a = vec![128u8; m.div_ceil(MR) * kp * MR];
+    let mut a = vec![0i8; m.div_ceil(MR) * kp * MR];
     let mut scales = Vec::with_capacity(m);
     for (r, row) in x.chunks_exact(k).enumerate() {
-        let amax = row.iter().fold(0f32, |acc, v| acc.max(v.abs()));
-        let d = if amax > 0.0 { amax / AMAX } else { 1.0 };
+        let d = row_scale(row);
         let block = &mut a[(r / MR) * kp * MR..][..kp * MR];
         for (i, &v) in row.iter().enumerate() {
-            let q = (v / d).round().clamp(-AMAX, AMAX) as i32;
-            block[(i / KG) * MR * KG + (r % MR) * KG + i % KG] = (q + 128) as u8;
+            block[(i / KG) * MR * KG + (r % MR) * KG + i % KG] = quantize(v, d);
         }
         scales.push(d);
     }
     (a, scales)
 }
 
-/// `tile[r][j]` = Σ_i a[r][i] · w[j][i] over all input groups, `a` shifted to unsigned bytes.
+/// `tile[r][j]` = Σ_i a[r][i] · w[j][i] over all input groups.
 ///
 /// # Safety
 /// The CPU has AVX2; `a` holds `MR * KG` bytes per group and `b` `NR * KG` per group, for the
 /// same number of groups.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn kernel(a: &[u8], b: &[i8], tile: &mut [[i32; NR]; MR]) {
+unsafe fn kernel(a: &[i8], b: &[i8], tile: &mut [[i32; NR]; MR]) {
     use std::arch::x86_64::*;
     let groups = b.len() / (NR * KG);
     debug_assert_eq!(a.len(), groups * MR * KG);
@@ -193,8 +204,12 @@ unsafe fn kernel(a: &[u8], b: &[i8], tile: &mut [[i32; NR]; MR]) {
         let b1 = _mm256_loadu_si256(bp.add(g * NR * KG + 32) as *const __m256i);
         for (r, acc) in acc.iter_mut().enumerate() {
             let av = _mm256_set1_epi32((ap.add(g * MR * KG + r * KG) as *const i32).read_unaligned());
-            acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(_mm256_maddubs_epi16(av, b0), ones));
-            acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(_mm256_maddubs_epi16(av, b1), ones));
+            // |a| (unsigned) times w with a's sign: the same products, and maddubs' operand types.
+            let abs = _mm256_sign_epi8(av, av);
+            let p0 = _mm256_maddubs_epi16(abs, _mm256_sign_epi8(b0, av));
+            let p1 = _mm256_maddubs_epi16(abs, _mm256_sign_epi8(b1, av));
+            acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(p0, ones));
+            acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(p1, ones));
         }
     }
     for (r, acc) in acc.iter().enumerate() {
@@ -204,13 +219,14 @@ unsafe fn kernel(a: &[u8], b: &[i8], tile: &mut [[i32; NR]; MR]) {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel(_: &[u8], _: &[i8], _: &mut [[i32; NR]; MR]) {
+unsafe fn kernel(_: &[i8], _: &[i8], _: &mut [[i32; NR]; MR]) {
     unreachable!("PackedI8::new returns None off x86_64")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::cpu::test_tensor;
     use candle_core::Device;
     use candle_core::Module;
 
@@ -224,11 +240,11 @@ mod tests {
         };
         x.iter()
             .map(|xr| {
-                let (qx, dx) = quant(xr, AMAX);
+                let (qx, dx) = quant(xr, QMAX);
                 w.iter()
                     .zip(bias)
                     .map(|(wr, b)| {
-                        let (qw, dw) = quant(wr, WMAX);
+                        let (qw, dw) = quant(wr, QMAX);
                         let dot: i32 = qx.iter().zip(&qw).map(|(a, b)| a * b).sum();
                         dot as f32 * dx * dw + b
                     })
@@ -244,10 +260,9 @@ mod tests {
             return;
         }
         for (m, k, n) in [(1, 8, 16), (5, 30, 37), (9, 513, 70)] {
-            let dev = Device::Cpu;
-            let w = Tensor::randn(0f32, 0.1, (n, k), &dev).unwrap();
-            let b = Tensor::randn(0f32, 0.1, n, &dev).unwrap();
-            let x = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap();
+            let w = test_tensor(&[n, k], 1, 0.2);
+            let b = test_tensor(&[n], 2, 0.2);
+            let x = test_tensor(&[m, k], 3, 2.0);
             let packed = PackedI8::new(&w, Some(&b)).unwrap().unwrap();
             let got = packed.forward(&x).unwrap().to_vec2::<f32>().unwrap();
             let want = reference(
@@ -258,7 +273,7 @@ mod tests {
             for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
                 assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "m={m} k={k} n={n}: {g} vs {w}");
             }
-            // And close to the f32 product: 7-bit weights, 8-bit activations.
+            // And close to the f32 product.
             let exact = x.matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
             let err = (packed.forward(&x).unwrap() - &exact).unwrap().abs().unwrap();
             let err = err.max_all().unwrap().to_scalar::<f32>().unwrap();
@@ -268,12 +283,31 @@ mod tests {
     }
 
     #[test]
+    fn a_nan_input_gives_nan_outputs() {
+        if !PackedI8::supported() {
+            eprintln!("SKIP: this CPU has no AVX2/FMA");
+            return;
+        }
+        let w = test_tensor(&[18, 8], 4, 2.0);
+        let packed = PackedI8::new(&w, None).unwrap().unwrap();
+        let mut x = vec![0.5f32; 16];
+        x[3] = f32::NAN;
+        let y = packed
+            .forward(&Tensor::from_vec(x, (2, 8), &Device::Cpu).unwrap())
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert!(y[0].iter().all(|v| v.is_nan()), "{:?}", y[0]);
+        assert!(y[1].iter().all(|v| v.is_finite()), "{:?}", y[1]);
+    }
+
+    #[test]
     fn rows_are_the_dequantized_weights() {
         if !PackedI8::supported() {
             eprintln!("SKIP: this CPU has no AVX2");
             return;
         }
-        let w = Tensor::randn(0f32, 1.0, (19, 10), &Device::Cpu).unwrap();
+        let w = test_tensor(&[19, 10], 5, 2.0);
         let packed = PackedI8::new(&w, None).unwrap().unwrap();
         let ids = Tensor::new(&[[2u32, 18]], &Device::Cpu).unwrap();
         let rows = packed.rows(&ids).unwrap();
