@@ -56,6 +56,38 @@ fn push_top(top: &mut Vec<Candidate>, c: Candidate, k: usize) {
     top.truncate(k);
 }
 
+thread_local! {
+    /// One row's processed scores, kept per thread so that each step does not allocate (and
+    /// page-fault in) a fresh vocabulary-sized buffer per row.
+    static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The best `k` continuations of one beam row, best first: `(score + beam_score, base + token)`.
+/// Once `k` are held, a candidate is only compared with the worst one kept; candidates come in
+/// ascending index order, so one that ties the worst loses, exactly as [`push_top`] decides.
+fn row_top(scores: &[f32], beam_score: f32, base: usize, k: usize) -> Vec<Candidate> {
+    let mut top: Vec<Candidate> = Vec::with_capacity(k + 1);
+    let mut tokens = scores.iter().enumerate();
+    for (token, &s) in tokens.by_ref() {
+        push_top(&mut top, (s + beam_score, base + token), k);
+        if top.len() == k {
+            break;
+        }
+    }
+    let Some(mut worst) = top.last().map(|c| c.0) else {
+        return top;
+    };
+    for (token, &s) in tokens {
+        let score = s + beam_score;
+        // `>` is false for NaN on either side, which push_top rejects too.
+        if score > worst {
+            push_top(&mut top, (score, base + token), k);
+            worst = top[k - 1].0;
+        }
+    }
+    top
+}
+
 pub(crate) fn beam_search(
     model: &dyn EncoderDecoder,
     mut state: DecoderState,
@@ -105,15 +137,11 @@ pub(crate) fn beam_search(
         let (row_tops, vocab) = step(model, &tokens, &mut state, |flat, vocab| {
             let tops = super::par_map(row_beams.len(), |row| {
                 let (beam, seq, beam_score) = row_beams[row];
-                let mut scores = flat[row * vocab..(row + 1) * vocab].to_vec();
-                logits::log_softmax(&mut scores);
-                processors.apply(seq, &mut scores);
-                let base = beam * vocab;
-                let mut top: Vec<Candidate> = Vec::with_capacity(keep + 1);
-                for (token, &s) in scores.iter().enumerate() {
-                    push_top(&mut top, (s + beam_score, base + token), keep);
-                }
-                top
+                SCORES.with_borrow_mut(|scores| {
+                    logits::log_softmax_into(&flat[row * vocab..(row + 1) * vocab], scores);
+                    processors.apply(seq, scores);
+                    row_top(scores, beam_score, beam * vocab, keep)
+                })
             });
             Ok((tops, vocab))
         })?;
@@ -232,5 +260,27 @@ mod tests {
             push_top(&mut top, (*s, i), 3);
         }
         assert_eq!(top, vec![(5.0, 1), (5.0, 3), (4.0, 5)]);
+    }
+
+    #[test]
+    fn row_top_ranks_as_push_top_does() {
+        // Ties with the worst kept, ties inside the kept set, -inf and NaN scores.
+        let rows: [&[f32]; 4] = [
+            &[1.0, 5.0, 3.0, 5.0, -1.0, 4.0, 4.0, 5.0, 3.0],
+            &[f32::NEG_INFINITY, 2.0, 2.0, 2.0, 2.0, f32::NEG_INFINITY, 7.0],
+            &[0.5, f32::NAN, 0.25, 9.0, f32::NAN, 0.5, 8.0],
+            &[3.0, 1.0],
+        ];
+        for row in rows {
+            for k in [1, 2, 3, 4, 8] {
+                let mut want = Vec::new();
+                for (token, &s) in row.iter().enumerate() {
+                    push_top(&mut want, (s + 0.5, 100 + token), k);
+                }
+                let got = row_top(row, 0.5, 100, k);
+                let bits = |v: &[Candidate]| v.iter().map(|c| (c.0.to_bits(), c.1)).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "row {row:?}, k {k}");
+            }
+        }
     }
 }

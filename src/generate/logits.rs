@@ -129,16 +129,15 @@ pub(crate) fn argmax(scores: &[f32]) -> u32 {
     best as u32
 }
 
-/// In-place log-softmax of one row.
-pub(crate) fn log_softmax(scores: &mut [f32]) {
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+/// The log-softmax of one row of logits, written into `out` (resized to fit).
+pub(crate) fn log_softmax_into(logits: &[f32], out: &mut Vec<f32>) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     // Accumulated in f64: over a 50k vocabulary an f32 running sum drifts by ~1e-5, which shifts
     // a whole row and can reorder near-tied beams; f64 stays within f32 rounding of the truth.
-    let sum: f64 = scores.iter().map(|&s| f64::from((s - max).exp())).sum();
+    let sum: f64 = logits.iter().map(|&s| f64::from((s - max).exp())).sum();
     let log_sum = sum.ln() as f32;
-    for s in scores.iter_mut() {
-        *s = *s - max - log_sum;
-    }
+    out.clear();
+    out.extend(logits.iter().map(|&s| s - max - log_sum));
 }
 
 #[cfg(test)]
@@ -191,8 +190,8 @@ mod tests {
 
     #[test]
     fn log_softmax_normalizes() {
-        let mut s = vec![1.0f32, 2.0, 3.0];
-        log_softmax(&mut s);
+        let mut s = Vec::new();
+        log_softmax_into(&[1.0f32, 2.0, 3.0], &mut s);
         let total: f32 = s.iter().map(|x| x.exp()).sum();
         assert!((total - 1.0).abs() < 1e-6);
         assert_eq!(argmax(&s), 2);

@@ -14,7 +14,7 @@ mod config;
 mod logits;
 pub mod sampling;
 
-pub use cache::{additive_mask, DecoderState, KeyValue, LayerCache};
+pub use cache::{additive_mask, DecoderState, KeyValue, LayerCache, SelfAttnCache};
 pub use config::{EarlyStopping, GenerationConfig};
 
 use candle_core::{Device, Tensor};
@@ -57,7 +57,9 @@ pub fn generate(
     }
     config.validate()?;
     let (ids, mask) = pad_batch(inputs, config.pad_token_id.unwrap_or(0), model.device())?;
-    let state = model.encode(&ids, &mask)?;
+    let mut state = model.encode(&ids, &mask)?;
+    // A decoder input holds the start token and every generated token but the last.
+    state.limit_positions(config.max_length.saturating_sub(1).max(1));
     if config.num_beams <= 1 {
         greedy(model, state, inputs.len(), config)
     } else {

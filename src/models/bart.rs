@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::attention::{MultiHead, Spec};
 pub use super::linear::LinearKind;
 use super::linear::{linear_b, QLinear};
-use crate::generate::{additive_mask, DecoderState, EncoderDecoder, KeyValue, LayerCache};
+use crate::generate::{additive_mask, DecoderState, EncoderDecoder, LayerCache};
 
 fn default_true() -> bool {
     true
@@ -245,10 +245,8 @@ impl DecoderLayer {
         pre_norm: bool,
     ) -> Result<Tensor> {
         let xs = residual(xs, &self.self_attn_layer_norm, pre_norm, |h| {
-            let kv = KeyValue::append(cache.self_attn.as_ref(), self.self_attn.key_value(h)?)?;
-            let out = self.self_attn.attend(h, &kv, None)?;
-            cache.self_attn = Some(kv);
-            Ok(out)
+            let kv = cache.self_attn.append(self.self_attn.key_value(h)?)?;
+            self.self_attn.attend(h, &kv, None)
         })?;
         let xs = residual(&xs, &self.encoder_attn_layer_norm, pre_norm, |h| {
             self.encoder_attn

@@ -197,6 +197,26 @@ impl Tile<'_> {
         if let Some(bias) = self.bias {
             start[..bias.len()].copy_from_slice(bias);
         }
+        if self.cols == NR {
+            // A full-width tile: add and store whole registers (the same sums as below).
+            let start = [
+                _mm256_loadu_ps(start.as_ptr()),
+                _mm256_loadu_ps(start.as_ptr().add(8)),
+            ];
+            for (r, acc) in acc.iter().enumerate().take(self.rows) {
+                let row = c.add(r * ldc);
+                for (h, acc) in acc.iter().enumerate() {
+                    let at = row.add(h * 8);
+                    let base = if self.first {
+                        start[h]
+                    } else {
+                        _mm256_loadu_ps(at)
+                    };
+                    _mm256_storeu_ps(at, _mm256_add_ps(base, *acc));
+                }
+            }
+            return;
+        }
         for (r, acc) in acc.iter().enumerate().take(self.rows) {
             let row = c.add(r * ldc);
             let mut vals = [0f32; NR];

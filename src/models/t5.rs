@@ -360,9 +360,8 @@ impl T5ForConditionalGeneration {
         };
         for (block, cache) in self.decoder.iter().zip(state.layers.iter_mut()) {
             let h = xs.apply(&block.self_attn_norm)?;
-            let kv = KeyValue::append(cache.self_attn.as_ref(), block.self_attn.key_value(&h)?)?;
+            let kv = cache.self_attn.append(block.self_attn.key_value(&h)?)?;
             xs = (&xs + block.self_attn.attend(&h, &kv, &self_bias)?)?;
-            cache.self_attn = Some(kv);
             if let Some((cross, norm)) = &block.cross_attn {
                 let h = xs.apply(norm)?;
                 xs = (&xs + cross.attend(&h, &cache.cross_attn, &state.encoder_mask)?)?;
