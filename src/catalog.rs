@@ -91,8 +91,9 @@ impl std::fmt::Display for Family {
     }
 }
 
-/// Decoding settings. Every field is optional in the file; [`Generation::resolved`] fills the
-/// defaults. Greedy (temperature 0) is the default, so runs are deterministic.
+/// Decoding settings. Every field is optional in the file; [`Generation::or`] layers an entry over
+/// the catalog defaults, and the model loader fills what is still unset. Greedy (temperature 0) is
+/// the default, so runs are deterministic.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Generation {

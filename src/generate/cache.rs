@@ -1,8 +1,8 @@
 //! Per-call decoder state of an encoder-decoder model: the encoder's padding mask, the
 //! cross-attention keys and values (computed once per input) and the decoder self-attention KV
 //! cache, all with one row per live hypothesis so that beam search can reorder or drop rows with
-//! one `index_select`. Not for: anything that outlives one `generate` call (weights live in the
-//! model, never here).
+//! one gather per layer (the self-attention cache is written in place, see [`SelfAttnCache`]).
+//! Not for: anything that outlives one `generate` call (weights live in the model, never here).
 
 use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor};
 
@@ -28,7 +28,7 @@ impl KeyValue {
 /// A step writes its new positions in place, and (on the CPU) beam reordering gathers the filled
 /// positions of the rows it keeps into a new, uninitialised buffer: one copy per step where
 /// concatenating and then re-indexing made two, and no zero-filling. When full it grows by
-/// [`GROWTH`] positions (one copy every `GROWTH` steps), never past the positions the caller
+/// `GROWTH` (16) positions (one copy every 16 steps), never past the positions the caller
 /// said generation can reach, so the buffers hold little more than the cache itself.
 #[derive(Debug, Default)]
 pub struct SelfAttnCache {

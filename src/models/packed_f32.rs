@@ -9,7 +9,7 @@
 //! they lie. Only the activations, which are small, are packed per call.
 //!
 //! Each output value is summed in one fixed order (the input index ascending, in blocks of
-//! [`KC`]), whatever the number of threads, so results do not depend on `--threads`.
+//! `KC`, 256), whatever the number of threads, so results do not depend on `--threads`.
 //!
 //! Not for: GPUs, CPUs without AVX2 and FMA ([`PackedF32::supported`]), or int8 weights
 //! (`super::packed_i8`).
