@@ -88,4 +88,6 @@ pub mod gguf_chat;
 pub mod gguf_tokenizer;
 pub mod load;
 pub mod q5_linear;
+mod q8_acts;
+pub mod q8_linear;
 pub mod qwen2;

@@ -5,9 +5,9 @@
 //! decoding loops (see `gguf_tokenizer`, `gguf_chat` and `generate`).
 //!
 //! Why not candle-transformers' `quantized_qwen2`: it is the reference we follow (same tensors,
-//! same maths, same kernels: `QMatMul`, `rms_norm`, `rope`, bar our own for Q5_0 weights in
-//! `q5_linear`), but it keeps the KV cache *inside* the weights and grows it with `Tensor::cat`
-//! at every step. A batch tool wants the opposite:
+//! same maths, same kernels: `QMatMul`, `rms_norm`, `rope`, bar our own for Q5_0 and Q8_0
+//! weights in `q5_linear` and `q8_linear`), but it keeps the KV cache *inside* the weights and
+//! grows it with `Tensor::cat` at every step. A batch tool wants the opposite:
 //! - one copy of the weights shared by every worker thread (`Model` is immutable, `Sync`), with
 //!   the per-sequence state in a separate [`Cache`] that each worker owns;
 //! - a cache preallocated once and written in place, that can be cut back to a shared prompt
@@ -20,6 +20,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::q5_linear::{self, Q5Linear};
+use super::q8_linear::Q8Linear;
 use std::sync::Arc;
 
 /// Hyper-parameters, read from the GGUF metadata (`qwen2.*` keys, as llama.cpp writes them).
@@ -65,22 +66,33 @@ impl Config {
     }
 }
 
-/// A weight matrix: candle's quantized matmul, or, for Q5_0 weights on an AVX2 CPU, our own
-/// kernel ([`Q5Linear`]), which candle lacks.
+/// A weight matrix: candle's quantized matmul, or, for Q5_0 and Q8_0 weights on an AVX2 CPU,
+/// our own kernels ([`Q5Linear`], which candle lacks, and [`Q8Linear`], which prefetches).
 #[derive(Debug)]
 enum Linear {
     Candle(QMatMul),
     Q5(Q5Linear),
+    Q8(Q8Linear),
 }
 
 impl Linear {
-    /// The layer for `t`: Q5_0 through [`Q5Linear`] on a CPU that runs it; otherwise through
-    /// candle, with Q5_0 widened to Q8_0 ([`fast_kernels`]).
+    /// The layer for `t`: Q5_0 and Q8_0 through our kernels on a CPU that runs them; otherwise
+    /// through candle, with Q5_0 widened to Q8_0 ([`fast_kernels`]).
     fn new(t: QTensor) -> Result<Self> {
-        if t.dtype() == GgmlDType::Q5_0 && t.device().is_cpu() {
+        if t.device().is_cpu() {
             let (n, k) = t.shape().dims2()?;
-            if let Some(q5) = Q5Linear::new(&t.data()?, n, k)? {
-                return Ok(Self::Q5(q5));
+            match t.dtype() {
+                GgmlDType::Q5_0 => {
+                    if let Some(q5) = Q5Linear::new(&t.data()?, n, k)? {
+                        return Ok(Self::Q5(q5));
+                    }
+                }
+                GgmlDType::Q8_0 => {
+                    if let Some(q8) = Q8Linear::new(&t.data()?, n, k)? {
+                        return Ok(Self::Q8(q8));
+                    }
+                }
+                _ => {}
             }
         }
         Ok(Self::Candle(QMatMul::from_qtensor(fast_kernels(t)?)?))
@@ -92,6 +104,7 @@ impl Module for Linear {
         match self {
             Self::Candle(m) => m.forward(xs),
             Self::Q5(m) => m.forward(xs),
+            Self::Q8(m) => m.forward(xs),
         }
     }
 }
