@@ -5,7 +5,8 @@
 //! at Q8_0 by llama.cpp's Q4_K_M recipe (for Qwen2.5-Coder-0.5B, 151936 × 896: 145 MB, over a
 //! third of the bytes read per generated token). candle multiplies Q8_0 correctly but leaves the
 //! memory prefetch to the hardware; this kernel does the same arithmetic and asks for the bytes
-//! a few KiB ahead, which on the 2-core test machine moved it closer to the memory's read speed.
+//! a few KiB ahead. On the 2-core test machine, using it for that matrix raised the whole
+//! model's decoding speed by about a sixth (median of four alternating runs).
 //!
 //! The arithmetic is llama.cpp's and candle's for Q8_0 × Q8_0: the activations are quantized to
 //! Q8_0 blocks ([`Q8Acts`]), each block's integer dot product is exact, and the blocks are summed
