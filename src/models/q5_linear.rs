@@ -154,11 +154,15 @@ impl Unpacked {
         }
     }
 
+    /// Unpacks `row`, a row of the layer whose block count this was made with.
+    ///
     /// # Safety
-    /// The CPU has AVX2 and FMA.
+    /// The CPU has AVX2 and FMA, and `row` has as many groups as this holds (the scales are
+    /// stored four at a time without a bounds check).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn unpack(&mut self, row: &[u8]) {
+        debug_assert_eq!(row.len() / GROUP_BYTES * GROUP, self.d.len());
         use std::arch::x86_64::*;
         for (g, group) in row.chunks_exact(GROUP_BYTES).enumerate() {
             let (scales, values) = unpack_group(group);
