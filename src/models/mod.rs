@@ -12,7 +12,7 @@
 mod attention;
 pub mod bart;
 pub mod linear;
-mod cpu;
+pub(crate) mod cpu;
 pub mod packed_f32;
 pub mod packed_i8;
 pub mod marian;
