@@ -23,7 +23,7 @@ fn main() -> Result<()> {
     let dir = std::path::Path::new(dir);
     let cfg: Config = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
     let weights = dir.join("model.safetensors");
-    let vb = transbrief::models::weights::var_builder_f32(&weights)?;
+    let vb = transbrief::nn::weights::var_builder_f32(&weights)?;
     let model = BartForConditionalGeneration::new(&cfg, vb)?;
     let request: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(request)?)?;
     let inputs: Vec<Vec<u32>> = serde_json::from_value(request["inputs"].clone())?;

@@ -42,7 +42,7 @@ pub struct Seq2seqArgs {
     /// `max_new_tokens`).
     #[arg(long, default_value_t = 32)]
     pub new_tokens: usize,
-    /// Weights of the linear layers: f32, or int8 (as `LinearKind::Q8_0`: one scale per weight
+    /// Weights of the linear layers: f32, or int8 (as `LinearKind::Int8`: one scale per weight
     /// row on AVX2 CPUs, Q8_0 blocks elsewhere; a tied embedding table reads the LM head's int8
     /// rows; norms and attention arithmetic stay f32).
     #[arg(long, default_value = "f32")]
@@ -93,7 +93,7 @@ pub fn run(cmd: &BenchCommand) -> Result<()> {
 fn seq2seq(a: &Seq2seqArgs) -> Result<()> {
     let kind = match a.weights.as_str() {
         "f32" => LinearKind::F32,
-        "int8" => LinearKind::Q8_0,
+        "int8" => LinearKind::Int8,
         other => bail!("--weights must be f32 or int8, not {other:?}"),
     };
     let inputs: Vec<Vec<u32>> = serde_json::from_str(
@@ -157,7 +157,7 @@ fn peak_rss_mib() -> Option<f64> {
 fn load_seq2seq(dir: &Path, kind: LinearKind) -> Result<BartForConditionalGeneration> {
     let cfg: Config = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)
         .context("config.json")?;
-    let vb = crate::models::weights::var_builder_f32(&dir.join("model.safetensors"))?;
+    let vb = crate::nn::weights::var_builder_f32(&dir.join("model.safetensors"))?;
     Ok(BartForConditionalGeneration::new_with(&cfg, vb, kind)?)
 }
 
@@ -174,8 +174,8 @@ fn gguf(a: &GgufArgs) -> Result<()> {
     let t = Instant::now();
     let mut f = std::fs::File::open(&a.model).with_context(|| a.model.display().to_string())?;
     let ct = candle_core::quantized::gguf_file::Content::read(&mut f)?;
-    let model =
-        crate::models::qwen2::Model::from_gguf(&ct, &mut f, ids.len() + a.decode + 1, &device)?;
+    let architecture = crate::models::architecture_of(&ct).map_err(anyhow::Error::msg)?;
+    let model = (architecture.load)(&ct, &mut f, ids.len() + a.decode + 1, &device)?;
     let load_s = t.elapsed().as_secs_f64();
     let load_peak = peak_rss_mib();
 

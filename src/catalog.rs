@@ -185,6 +185,43 @@ pub struct Entry {
     pub prompts: Option<String>,
     #[serde(default)]
     pub generation: Generation,
+    /// How a seq2seq model's linear layers hold their weights (`f32`, the default, or `int8`);
+    /// `--weights` overrides it. GGUF models run in the block types of their file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Weights>,
+}
+
+/// How the weights of a seq2seq model are held in memory, as CTranslate2's `compute_type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Weights {
+    /// As stored in the file.
+    #[default]
+    F32,
+    /// Quantized once at load: int8 with one scale per weight row, activations quantized per
+    /// row at each call. About half the memory; outputs may differ from f32 in a few tokens.
+    Int8,
+}
+
+impl std::str::FromStr for Weights {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Self::F32),
+            "int8" => Ok(Self::Int8),
+            other => Err(format!("weights must be f32 or int8, not '{other}'")),
+        }
+    }
+}
+
+impl std::fmt::Display for Weights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::Int8 => "int8",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

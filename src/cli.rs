@@ -12,12 +12,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::catalog::{Catalog, Task};
+use crate::catalog::{Catalog, Task, Weights};
 use crate::device::DeviceChoice;
 use crate::hub::{self, Access};
-use crate::models::load::Loader;
+use crate::backends::load::{Loader, Selection};
 use crate::pipeline::{self, PlanOptions, RunOptions};
-use crate::text::{self, Format};
+use crate::text::{self, format::Format};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -106,6 +106,19 @@ pub struct CompareArgs {
     pub device: DeviceArgs,
 }
 
+/// Which models translate and write briefs.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Catalog name of the translation model (default: the catalog's).
+    #[arg(long, value_name = "NAME")]
+    pub translate_model: Option<String>,
+
+    /// Catalog name of the brief model (default: the catalog's). Briefs are made from the
+    /// translation, so a brief needs both models.
+    #[arg(long, value_name = "NAME")]
+    pub brief_model: Option<String>,
+}
+
 /// Where models run and how their files may be obtained.
 #[derive(Debug, Clone, Args)]
 pub struct DeviceArgs {
@@ -129,6 +142,12 @@ pub struct DeviceArgs {
     /// does not oversubscribe the cores; lower it to leave cores to other programs.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub threads: usize,
+    /// How seq2seq models (Marian, BART, T5) hold their weights: f32 as stored, or int8,
+    /// quantized at load with one scale per row (about half the memory, and faster on CPUs with
+    /// VNNI; a few tokens may differ from f32). Overrides the catalog entry's `weights`. GGUF
+    /// models always run in the block types of their file.
+    #[arg(long, value_name = "f32|int8")]
+    pub weights: Option<Weights>,
 }
 
 /// Which kind of output to produce.
@@ -146,13 +165,8 @@ pub struct RunArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
-    /// Catalog name of the translation model (default: the catalog's).
-    #[arg(long, value_name = "NAME")]
-    pub translate_model: Option<String>,
-
-    /// Catalog name of the brief model (default: the catalog's).
-    #[arg(long, value_name = "NAME")]
-    pub brief_model: Option<String>,
+    #[command(flatten)]
+    pub models: ModelArgs,
 
     /// Produce only translations, or only briefs.
     #[arg(long, value_enum)]
@@ -203,13 +217,8 @@ pub struct OneArgs {
     #[arg(value_name = "FILE|-")]
     pub input: Option<PathBuf>,
 
-    /// Catalog name of the translation model.
-    #[arg(long, value_name = "NAME")]
-    pub translate_model: Option<String>,
-
-    /// Catalog name of the brief model (brief only).
-    #[arg(long, value_name = "NAME")]
-    pub brief_model: Option<String>,
+    #[command(flatten)]
+    pub models: ModelArgs,
 
     /// Treat the input as Markdown (default: by extension; stdin is plain text).
     #[arg(long)]
@@ -343,24 +352,34 @@ fn loader(catalog: Catalog, args: &DeviceArgs) -> anyhow::Result<Loader> {
         crate::device::set_kernel_threads(args.threads);
     }
     let device = args.device.open().map_err(usage)?;
-    Ok(Loader::new(
-        catalog,
-        Access::from_flag(args.offline),
-        device,
-    ))
+    Ok(Loader::new(catalog, Access::from_flag(args.offline), device).with_weights(args.weights))
+}
+
+/// The loader, and the models a command runs (`only`: the one task it needs a model for).
+/// Unknown model names are usage errors, found before any work starts.
+fn loader_and_models(
+    catalog: Catalog,
+    device: &DeviceArgs,
+    models: &ModelArgs,
+    only: Option<Task>,
+) -> anyhow::Result<(Loader, Selection)> {
+    let loader = loader(catalog, device)?;
+    let selection = loader
+        .select(
+            models.translate_model.as_deref(),
+            models.brief_model.as_deref(),
+            only,
+        )
+        .map_err(usage)?;
+    Ok((loader, selection))
 }
 
 fn cmd_run(cli: &Cli, catalog: Catalog, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let loader = loader(catalog, &args.device)?;
-    // Unknown model names are usage errors, found before any work starts.
-    loader
-        .entry(Task::Translate, args.translate_model.as_deref())
-        .map_err(usage)?;
-    if args.only != Some(Only::Translate) {
-        loader
-            .entry(Task::Brief, args.brief_model.as_deref())
-            .map_err(usage)?;
-    }
+    let only = args.only.map(|o| match o {
+        Only::Translate => Task::Translate,
+        Only::Brief => Task::Brief,
+    });
+    let (loader, models) = loader_and_models(catalog, &args.device, &args.models, only)?;
     let opts = RunOptions {
         plan: PlanOptions {
             paths: args.paths.clone(),
@@ -368,16 +387,12 @@ fn cmd_run(cli: &Cli, catalog: Catalog, args: &RunArgs) -> anyhow::Result<ExitCo
             exclude: args.exclude.clone(),
             out_dir: args.out_dir.clone(),
         },
-        only: args.only.map(|o| match o {
-            Only::Translate => Task::Translate,
-            Only::Brief => Task::Brief,
-        }),
+        only,
         force: args.force,
         dry_run: args.dry_run,
         jobs: jobs(args.device.jobs),
         max_bytes: args.max_bytes,
-        translate_model: args.translate_model.clone(),
-        brief_model: args.brief_model.clone(),
+        models,
         progress: !cli.quiet && std::io::stderr().is_terminal(),
         print_errors: true,
     };
@@ -449,12 +464,15 @@ fn check_golden(report: &pipeline::report::Report, args: &RunArgs, dir: &Path) -
 
 fn cmd_compare(cli: &Cli, catalog: Catalog, args: &CompareArgs) -> anyhow::Result<ExitCode> {
     let loader = loader(catalog, &args.device)?;
-    for m in &args.models {
-        loader.entry(Task::Translate, Some(m)).map_err(usage)?;
-    }
+    let models = args
+        .models
+        .iter()
+        .map(|m| loader.entry(Task::Translate, Some(m)).cloned())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)?;
     let opts = crate::compare::CompareOptions {
         docs: args.docs.clone(),
-        models: args.models.clone(),
+        models,
         reference: args.reference.clone(),
         jobs: jobs(args.device.jobs),
         max_bytes: args.max_bytes,
@@ -537,26 +555,14 @@ fn cmd_one(catalog: Catalog, args: &OneArgs, brief: bool) -> anyhow::Result<Exit
             "--english applies to `brief` only: `translate` takes French input",
         ));
     }
-    let loader = loader(catalog, &args.device)?;
-    let translate = loader
-        .entry(Task::Translate, args.translate_model.as_deref())
-        .map_err(usage)?
-        .clone();
-    let brief_entry = if brief {
-        Some(
-            loader
-                .entry(Task::Brief, args.brief_model.as_deref())
-                .map_err(usage)?
-                .clone(),
-        )
-    } else {
-        None
-    };
+    let only = (!brief).then_some(Task::Translate);
+    let (loader, models) = loader_and_models(catalog, &args.device, &args.models, only)?;
+    let (translate, brief_entry) = (models.translate, models.brief);
     let (text, path) = read_input(&args.input)?;
-    let format = if args.markdown || path.and_then(text::format_of) == Some(Format::Markdown) {
-        Format::Markdown
-    } else {
-        Format::Plain
+    let format = match path {
+        _ if args.markdown => &text::format::MARKDOWN,
+        Some(p) => Format::of_document(p),
+        None => &text::format::PLAIN,
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs(args.device.jobs))
@@ -572,16 +578,7 @@ fn cmd_one(catalog: Catalog, args: &OneArgs, brief: bool) -> anyhow::Result<Exit
         match &brief_entry {
             None => Ok(english),
             Some(entry) => {
-                let title = path
-                    .and_then(|p| p.file_name())
-                    .map(|n| {
-                        n.to_string_lossy()
-                            .split('.')
-                            .next()
-                            .unwrap_or("")
-                            .to_string()
-                    })
-                    .unwrap_or_else(|| "Brief".into());
+                let title = pipeline::brief::fallback_title(path);
                 Ok(
                     pipeline::brief::make_brief(&*loader.summarizer(entry)?, &english, &title)?
                         .value,
@@ -598,98 +595,9 @@ fn cmd_one(catalog: Catalog, args: &OneArgs, brief: bool) -> anyhow::Result<Exit
 fn cmd_models(catalog: &Catalog, cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match cmd {
-        ModelsCommand::List => {
-            writeln!(
-                out,
-                "{:<24} {:<10} {:<18} {:<6} description",
-                "name", "family", "tasks", "local"
-            )?;
-            for e in catalog.entries() {
-                let tasks = e
-                    .tasks
-                    .iter()
-                    .map(Task::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let local = if hub::status(e).iter().all(|s| s.local.is_some()) {
-                    "yes"
-                } else {
-                    "no"
-                };
-                let mut name = e.name.clone();
-                for t in [Task::Translate, Task::Brief] {
-                    if catalog.default_for(t) == Some(e.name.as_str()) {
-                        name.push('*');
-                        break;
-                    }
-                }
-                writeln!(
-                    out,
-                    "{name:<24} {:<10} {tasks:<18} {local:<6} {}",
-                    e.family.to_string(),
-                    e.description
-                )?;
-            }
-            writeln!(
-                out,
-                "\n* default model. Defaults: translate = {}, brief = {}. Catalogs: {}. HF cache: {}",
-                catalog.default_for(Task::Translate).unwrap_or("-"),
-                catalog.default_for(Task::Brief).unwrap_or("-"),
-                catalog.sources.join(", "),
-                hub::cache_dir().display()
-            )?;
-        }
+        ModelsCommand::List => models_list(catalog, &mut out)?,
         ModelsCommand::Info { name, hash } => {
-            let e = catalog.get(name).map_err(usage)?;
-            writeln!(out, "name:        {}", e.name)?;
-            writeln!(out, "description: {}", e.description)?;
-            writeln!(out, "family:      {}", e.family)?;
-            writeln!(
-                out,
-                "tasks:       {}",
-                e.tasks
-                    .iter()
-                    .map(Task::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )?;
-            if let Some(r) = &e.source.repo {
-                writeln!(
-                    out,
-                    "repo:        {r} @ {}",
-                    e.source.revision.as_deref().unwrap_or("main")
-                )?;
-            }
-            if let Some(p) = &e.source.path {
-                writeln!(out, "path:        {}", p.display())?;
-            }
-            for s in hub::status(e) {
-                let expected = e
-                    .sha256
-                    .get(&s.file)
-                    .map(String::as_str)
-                    .unwrap_or("(not pinned)");
-                writeln!(out, "file:        {} = {}", s.role, s.file)?;
-                writeln!(out, "  sha256:    {expected}")?;
-                match &s.local {
-                    Some(p) => {
-                        writeln!(out, "  local:     {}", p.display())?;
-                        if *hash {
-                            writeln!(out, "  actual:    {}", hub::sha256_file(p)?)?;
-                        }
-                    }
-                    None => writeln!(
-                        out,
-                        "  local:     not downloaded (transbrief models fetch {})",
-                        e.name
-                    )?,
-                }
-            }
-            let g = catalog.generation(e);
-            writeln!(out, "generation:  {}", serde_json::to_string(&g)?)?;
-            if let Some(p) = &e.prompts {
-                writeln!(out, "prompts:     {p}")?;
-            }
+            models_info(catalog, catalog.get(name).map_err(usage)?, *hash, &mut out)?
         }
         ModelsCommand::Fetch { name } => {
             let e = catalog.get(name).map_err(usage)?;
@@ -703,6 +611,107 @@ fn cmd_models(catalog: &Catalog, cmd: &ModelsCommand) -> anyhow::Result<ExitCode
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn task_list(e: &crate::catalog::Entry, sep: &str) -> String {
+    e.tasks
+        .iter()
+        .map(Task::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// `models list`: one line per entry, defaults starred.
+fn models_list(catalog: &Catalog, out: &mut impl Write) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "{:<24} {:<10} {:<18} {:<6} description",
+        "name", "family", "tasks", "local"
+    )?;
+    for e in catalog.entries() {
+        let tasks = task_list(e, ",");
+        let local = if hub::status(e).iter().all(|s| s.local.is_some()) {
+            "yes"
+        } else {
+            "no"
+        };
+        let mut name = e.name.clone();
+        for t in [Task::Translate, Task::Brief] {
+            if catalog.default_for(t) == Some(e.name.as_str()) {
+                name.push('*');
+                break;
+            }
+        }
+        writeln!(
+            out,
+            "{name:<24} {:<10} {tasks:<18} {local:<6} {}",
+            e.family.to_string(),
+            e.description
+        )?;
+    }
+    writeln!(
+        out,
+        "\n* default model. Defaults: translate = {}, brief = {}. Catalogs: {}. HF cache: {}",
+        catalog.default_for(Task::Translate).unwrap_or("-"),
+        catalog.default_for(Task::Brief).unwrap_or("-"),
+        catalog.sources.join(", "),
+        hub::cache_dir().display()
+    )?;
+    Ok(())
+}
+
+/// `models info`: the entry, its files (local or not, hashed with `hash`), its settings.
+fn models_info(
+    catalog: &Catalog,
+    e: &crate::catalog::Entry,
+    hash: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    writeln!(out, "name:        {}", e.name)?;
+    writeln!(out, "description: {}", e.description)?;
+    writeln!(out, "family:      {}", e.family)?;
+    writeln!(out, "tasks:       {}", task_list(e, ", "))?;
+    if let Some(r) = &e.source.repo {
+        writeln!(
+            out,
+            "repo:        {r} @ {}",
+            e.source.revision.as_deref().unwrap_or("main")
+        )?;
+    }
+    if let Some(p) = &e.source.path {
+        writeln!(out, "path:        {}", p.display())?;
+    }
+    for s in hub::status(e) {
+        let expected = e
+            .sha256
+            .get(&s.file)
+            .map(String::as_str)
+            .unwrap_or("(not pinned)");
+        writeln!(out, "file:        {} = {}", s.role, s.file)?;
+        writeln!(out, "  sha256:    {expected}")?;
+        match &s.local {
+            Some(p) => {
+                writeln!(out, "  local:     {}", p.display())?;
+                if hash {
+                    writeln!(out, "  actual:    {}", hub::sha256_file(p)?)?;
+                }
+            }
+            None => writeln!(
+                out,
+                "  local:     not downloaded (transbrief models fetch {})",
+                e.name
+            )?,
+        }
+    }
+    let g = catalog.generation(e);
+    writeln!(out, "generation:  {}", serde_json::to_string(&g)?)?;
+    if let Some(w) = e.weights {
+        writeln!(out, "weights:     {w}")?;
+    }
+    if let Some(p) = &e.prompts {
+        writeln!(out, "prompts:     {p}")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -109,11 +109,11 @@ pub fn cache_dir() -> PathBuf {
 
 /// A model's files, by the role the catalog gives them (`model`, `config`, ...).
 #[derive(Debug, Clone)]
-pub struct ModelFiles {
+pub struct ResolvedFiles {
     pub paths: BTreeMap<String, PathBuf>,
 }
 
-impl ModelFiles {
+impl ResolvedFiles {
     /// The path of the file with `role`.
     pub fn get(&self, role: &str) -> Option<&Path> {
         self.paths.get(role).map(PathBuf::as_path)
@@ -178,7 +178,7 @@ pub fn status(entry: &Entry) -> Vec<FileStatus> {
 
 /// Returns every file of `entry` on local disk, downloading what is missing when `access`
 /// allows, and verifying the sha256 of every file the catalog gives one for.
-pub fn resolve(entry: &Entry, access: Access) -> Result<ModelFiles, HubError> {
+pub fn resolve(entry: &Entry, access: Access) -> Result<ResolvedFiles, HubError> {
     let mut paths = BTreeMap::new();
     for (role, file) in &entry.files {
         let path = match find_local(entry, file) {
@@ -190,7 +190,7 @@ pub fn resolve(entry: &Entry, access: Access) -> Result<ModelFiles, HubError> {
         }
         paths.insert(role.clone(), path);
     }
-    Ok(ModelFiles { paths })
+    Ok(ResolvedFiles { paths })
 }
 
 fn fetch_file(entry: &Entry, file: &str, access: Access) -> Result<PathBuf, HubError> {
@@ -303,7 +303,7 @@ fn save_stamps(stamps: &BTreeMap<String, String>) {
         return;
     }
     if let Ok(json) = serde_json::to_vec_pretty(stamps) {
-        let _ = crate::pipeline::write::atomic_write(&path, &json);
+        let _ = crate::atomic::atomic_write(&path, &json);
     }
 }
 

@@ -1,16 +1,21 @@
 //! transbrief: turns folders of French documents into English translations and English briefs,
 //! written beside the originals, with open models run through candle.
 //!
-//! Follow one document through the crate:
-//! - [`cli`] parses the command line and hands [`pipeline::RunOptions`] to [`pipeline::run`];
+//! ARCHITECTURE.md at the top of the repository is the map: the rooms, what each may import,
+//! and the path of one document. In short:
+//! - [`cli`] parses the command line; [`backends::load::Loader::select`] resolves the model
+//!   names once and [`pipeline::run`] gets [`pipeline::RunOptions`];
 //! - [`catalog`] names the models (models.toml) and [`hub`] finds their files (local path, HF
-//!   cache, download), which [`models::load`] opens on the chosen [`device`];
-//! - [`pipeline::plan`] walks the paths and names each document's outputs;
-//! - [`pipeline::run`] reads each document ([`text::read`]), splits it ([`text::segment`],
-//!   [`text::markdown`]), translates it with a [`models::Translator`], briefs the English with a
-//!   [`models::Summarizer`] ([`pipeline::brief`]), and writes both atomically
+//!   cache, download), which [`backends::load`] opens on the chosen [`device`];
+//! - [`pipeline::plan`] walks the paths and names each document's outputs, from the table of
+//!   formats ([`text::format`]);
+//! - [`pipeline::run`] reads each document ([`text::read`]), cuts it into pieces as its format
+//!   says, translates them with a [`backends::Translator`], briefs the English with a
+//!   [`backends::Summarizer`] ([`pipeline::brief`]), and writes both atomically
 //!   ([`pipeline::write`]), over a rayon pool, with a report ([`pipeline::report`]);
-//! - [`models`] holds the architectures and backends, [`generate`] the decoding loops.
+//! - under the backends: [`models`] (architectures, one file each, and the registry of GGUF
+//!   architectures), [`nn`] (shared layers), [`kernels`] (our CPU kernels), [`tokenizers`], and
+//!   [`generate`] (the decoding loops).
 //!
 //! Without the default `engine` feature only [`text`] is built (no candle): that is what the fuzz
 //! targets in `fuzz/` link against.
@@ -21,6 +26,7 @@ macro_rules! engine {
 }
 
 engine! {
+    pub mod atomic;
     /// Bench aids for `scripts/bench` (hidden subcommands).
     pub mod bench;
     pub mod cancel;
@@ -30,13 +36,17 @@ engine! {
     pub mod device;
     pub mod error;
     pub mod eval;
+    pub mod backends;
     pub mod generate;
     pub mod hub;
+    pub mod kernels;
     pub mod models;
+    pub mod nn;
     pub mod pipeline;
     /// Tiny models for tests and examples (not part of the public API).
     #[doc(hidden)]
     pub mod testkit;
+    pub mod tokenizers;
 }
 pub mod text;
 

@@ -4,7 +4,7 @@
 //! [`write_tiny_qwen2_gguf`] writes a 2-layer Qwen2-architecture model with llama.cpp's tensor
 //! names and metadata keys, random (seeded) weights, and a real byte-level BPE tokenizer in its
 //! metadata, trained on a small built-in French/English sample with the same pre-tokenizer that
-//! [`crate::models::gguf_tokenizer::GgufTokenizer`] uses for `pre = "qwen2"`. The file is
+//! [`crate::tokenizers::gguf::GgufTokenizer`] uses for `pre = "qwen2"`. The file is
 //! deterministic: same seed, same bytes.
 //!
 //! Not for: anything a user runs. The model's output is garbage text; it only has the right
@@ -21,7 +21,7 @@ use tokenizers::models::TrainerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{Decoder, Tokenizer};
 
-use crate::models::gguf_tokenizer::byte_level_pre_tokenizer;
+use crate::tokenizers::gguf::byte_level_pre_tokenizer;
 use crate::{Error, Result};
 
 /// The shape of the tiny model.
@@ -158,7 +158,7 @@ enum Init {
 /// How the tiny model's matrices are stored.
 #[derive(Clone, Copy)]
 struct Layout {
-    /// Block type of every matrix (Q8_0 by default; Q5_0 to exercise `q5_linear`).
+    /// Block type of every matrix (Q8_0 by default; Q5_0 to exercise `q5_0`).
     matrices: GgmlDType,
     /// No `output.weight`: the output projection is the embedding table, as in small Qwens.
     tied: bool,
@@ -259,7 +259,7 @@ fn spm_pieces(vocab: &TinyVocab) -> Result<Vec<String>> {
 /// (`tokenizer.ggml.model = "llama"`), as Llama 2 and Gemma GGUFs have: `<unk>`, `<s>`, `</s>`,
 /// the 256 `<0xXX>` byte tokens, one user-defined token [`TINY_USER_DEFINED`], then the pieces
 /// learned for the tiny BPE vocabulary with decreasing scores. Enough for llama.cpp to load with
-/// `vocab_only`, and to test [`crate::models::gguf_tokenizer::GgufTokenizer`] against it.
+/// `vocab_only`, and to test [`crate::tokenizers::gguf::GgufTokenizer`] against it.
 pub fn write_tiny_spm_vocab_gguf(path: &Path) -> Result<()> {
     let vocab = learn_vocab("qwen2")?;
     let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
@@ -328,7 +328,7 @@ pub fn write_tiny_qwen2_gguf(path: &Path, seed: u64) -> Result<()> {
 }
 
 /// [`write_tiny_qwen2_gguf`] with another `tokenizer.ggml.pre` (one of
-/// [`crate::models::gguf_tokenizer::SUPPORTED_PRE`]); the merges are learned with that
+/// [`crate::tokenizers::gguf::SUPPORTED_PRE`]); the merges are learned with that
 /// pre-tokenizer's splitting. For testing the other pre-tokenizers against llama.cpp.
 pub fn write_tiny_qwen2_gguf_with_pre(path: &Path, seed: u64, pre: &str) -> Result<()> {
     write_tiny_qwen2(path, seed, pre, DEFAULT_LAYOUT)
@@ -443,7 +443,7 @@ fn write_gguf(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::gguf_tokenizer::GgufTokenizer;
+    use crate::tokenizers::gguf::GgufTokenizer;
     use candle_transformers::models::quantized_qwen2::ModelWeights;
 
     fn tiny(seed: u64) -> (tempfile::TempDir, std::path::PathBuf) {

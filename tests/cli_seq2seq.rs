@@ -142,24 +142,74 @@ fn run_translates_and_briefs_with_marian_and_bart_then_skips() {
     );
 }
 
+/// `transbrief run DOCS --catalog CATALOG ARGS...`.
+fn run_with(docs: &Path, catalog: &Path, args: &[&str]) -> assert_cmd::assert::Assert {
+    Command::cargo_bin("transbrief")
+        .unwrap()
+        .env("HF_HUB_OFFLINE", "1")
+        .arg("run")
+        .arg(docs)
+        .arg("--catalog")
+        .arg(catalog)
+        .args(args)
+        .assert()
+}
+
 #[test]
 fn a_marian_model_cannot_write_briefs() {
     let (_tmp, docs, catalog) = setup();
-    let out = Command::cargo_bin("transbrief")
-        .unwrap()
-        .arg("run")
-        .arg(&docs)
-        .arg("--catalog")
-        .arg(&catalog)
-        .args([
-            "--brief-model",
-            "opus-mt-fr-en",
-            "--only",
-            "brief",
-            "--offline",
-        ])
-        .assert()
-        .failure();
+    let args = [
+        "--brief-model",
+        "opus-mt-fr-en",
+        "--only",
+        "brief",
+        "--offline",
+    ];
+    let out = run_with(&docs, &catalog, &args).failure();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(stderr.contains("does not do brief"), "{stderr}");
+}
+
+/// `run --weights int8` with a Marian model: the translation is written, with the paragraph
+/// layout; int8 is part of the output's fingerprint, so a later f32 run redoes it rather than
+/// taking the int8 translation as up to date, and a second int8 run skips it.
+#[test]
+fn weights_int8_runs_marian_and_is_part_of_the_fingerprint() {
+    let (tmp, docs, catalog) = setup();
+    let translate = |weights: &str, report: &Path| {
+        let report_arg = report.display().to_string();
+        let args = [
+            "--translate-model",
+            "opus-mt-fr-en",
+            "--only",
+            "translate",
+            "--weights",
+            weights,
+            "--offline",
+            "--device",
+            "cpu",
+            "-q",
+            "--report",
+            &report_arg,
+        ];
+        run_with(&docs, &catalog, &args).success();
+        report_json(report)["documents"][0].clone()
+    };
+    let int8 = translate("int8", &tmp.path().join("int8.json"));
+    assert_eq!(int8["status"], "done", "{int8}");
+    let english = std::fs::read_to_string(docs.join("x.en.txt")).unwrap();
+    assert_eq!(english.trim_end().split("\n\n").count(), 4, "{english:?}");
+    let again = translate("int8", &tmp.path().join("again.json"));
+    assert_eq!(again["status"], "skipped", "{again}");
+    let f32 = translate("f32", &tmp.path().join("f32.json"));
+    assert_eq!(f32["status"], "done", "{f32}");
+    assert_eq!(f32["outputs"][0]["reason"], "changed", "{f32}");
+}
+
+#[test]
+fn weights_must_be_f32_or_int8() {
+    let (_tmp, docs, catalog) = setup();
+    let out = run_with(&docs, &catalog, &["--weights", "int4", "--offline"]).code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("f32 or int8"), "{stderr}");
 }

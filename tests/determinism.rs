@@ -63,10 +63,13 @@ fn gguf_outputs_do_not_depend_on_jobs() {
 #[test]
 fn marian_translations_do_not_depend_on_batch_shape() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seq2seq/marian");
-    let files = transbrief::models::seq2seq::ModelFiles::from_dir(&dir);
-    let model =
-        transbrief::models::seq2seq::load_marian_translator(&files, &candle_core::Device::Cpu)
-            .expect("marian fixture");
+    let files = transbrief::backends::seq2seq::Seq2SeqFiles::from_dir(&dir);
+    let model = transbrief::backends::seq2seq::load_marian_translator(
+        &files,
+        transbrief::nn::linear::LinearKind::F32,
+        &candle_core::Device::Cpu,
+    )
+    .expect("marian fixture");
     let sentences = [
         "Le chat dort.",
         "Il fait beau aujourd'hui à Paris, et les terrasses sont pleines.",

@@ -15,7 +15,7 @@ use candle_core::quantized::gguf_file;
 use candle_transformers::models::quantized_qwen2::ModelWeights;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use transbrief::models::gguf_tokenizer::GgufTokenizer;
+use transbrief::tokenizers::gguf::GgufTokenizer;
 
 #[derive(Deserialize)]
 struct Case {

@@ -2,11 +2,12 @@
 //! template to translate and to write briefs.
 //!
 //! What it is for: turning the catalog's prompts and a paragraph (or an article) into a chat
-//! prompt, running [`qwen2::Model`] over it with the shared decoding loop, and cleaning the
+//! prompt ([`super::chat_template`]), running the model (any architecture registered in
+//! `crate::models`) over it with the shared decoding loop, and cleaning the
 //! answer. One loaded model serves every worker thread; each worker borrows a KV cache from a
 //! small pool, in which the system prompt has already been computed.
 //!
-//! Not for: the transformer itself (`qwen2`), tokenization (`gguf_tokenizer`), or deciding
+//! Not for: the transformer itself (`models`), tokenization (`tokenizers::gguf`), or deciding
 //! what to translate (`pipeline`).
 //!
 //! Safety against hostile documents: the document is always tokenized as plain text
@@ -24,51 +25,29 @@ use std::sync::Mutex;
 use candle_core::quantized::gguf_file;
 use candle_core::Device;
 
+use super::chat_template::{ChatTemplate, Role};
+use super::{Output, Summarizer, SummaryInput, Translator, Usage};
 use crate::catalog::Prompts;
 use crate::generate::sampling::{self, SamplingConfig, StopReason};
-use crate::models::gguf_tokenizer::GgufTokenizer;
-use crate::models::qwen2;
-use crate::models::{Output, Summarizer, SummaryInput, Translator, Usage};
+use crate::models::{self, CausalLm};
+use crate::nn::kv_cache::KvCache;
+use crate::tokenizers::gguf::GgufTokenizer;
 use crate::{Error, Result};
 
 /// Tokens reserved for the brief a `summarize` call writes.
 const BRIEF_TOKENS: usize = 512;
 
-/// How the chat template wraps turns. Only ChatML (Qwen) so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Template {
-    ChatMl,
-}
-
-/// A role in the conversation.
-#[derive(Debug, Clone, Copy)]
-enum Role {
-    System,
-    User,
-    Assistant,
-}
-
-impl Role {
-    fn name(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-}
-
 /// A loaded chat model with its prompts.
 pub struct GgufChat {
     name: String,
-    model: qwen2::Model,
+    model: Box<dyn CausalLm>,
     tokenizer: GgufTokenizer,
-    template: Template,
+    template: ChatTemplate,
     prompts: Prompts,
     sampling: SamplingConfig,
     stop_ids: Vec<u32>,
     /// Caches whose first tokens hold a computed system prompt, with those tokens.
-    pool: Mutex<Vec<(qwen2::Cache, Vec<u32>)>>,
+    pool: Mutex<Vec<(KvCache, Vec<u32>)>>,
     /// How many earlier paragraphs (source and translation) are shown as context.
     context_paragraphs: usize,
     /// Prompt tokens of a brief request, besides the text (see `load`).
@@ -104,38 +83,13 @@ impl GgufChat {
         let mut file = std::fs::File::open(path).map_err(|e| err("cannot open", &e))?;
         let content =
             gguf_file::Content::read(&mut file).map_err(|e| err("cannot read the header", &e))?;
-        let arch = content
-            .metadata
-            .get("general.architecture")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .unwrap_or_default();
-        if arch != "qwen2" {
-            return Err(Error::model(
-                name,
-                format!(
-                    "{}: architecture '{arch}' is not supported by the gguf-chat backend yet \
-                     (supported: qwen2, i.e. Qwen2 and Qwen2.5 models)",
-                    path.display()
-                ),
-            ));
-        }
+        let architecture = models::architecture_of(&content)
+            .map_err(|e| Error::model(name, format!("{}: {e}", path.display())))?;
         let tokenizer = GgufTokenizer::from_gguf(&content)
             .map_err(|e| err("cannot build the tokenizer from its metadata", &e))?;
-        let template = match tokenizer.chat_template() {
-            Some(t) if t.contains("<|im_start|>") => Template::ChatMl,
-            None if tokenizer.special("<|im_start|>").is_some() => Template::ChatMl,
-            _ => {
-                return Err(Error::model(
-                    name,
-                    format!(
-                        "{}: unsupported chat template (only ChatML)",
-                        path.display()
-                    ),
-                ))
-            }
-        };
-        let model = qwen2::Model::from_gguf(&content, &mut file, settings.context, device)
+        let template = ChatTemplate::detect(&tokenizer)
+            .map_err(|e| Error::model(name, format!("{}: {e}", path.display())))?;
+        let model = (architecture.load)(&content, &mut file, settings.context, device)
             .map_err(|e| err("cannot load the weights", &e))?;
         // Tokens a brief prompt takes besides the text: the system prompt and the longest of the
         // templates, counted once here rather than at every call.
@@ -154,7 +108,7 @@ impl GgufChat {
             .unwrap_or(0)
             + 32;
         let mut stop_ids = tokenizer.stop_ids();
-        if let Some(end) = tokenizer.special("<|im_end|>") {
+        for end in template.end_of_turn(&tokenizer) {
             if !stop_ids.contains(&end) {
                 stop_ids.push(end);
             }
@@ -185,33 +139,13 @@ impl GgufChat {
         &self.tokenizer
     }
 
-    fn special(&self, token: &str) -> Result<u32> {
-        self.tokenizer.special(token).ok_or_else(|| {
-            Error::model(&self.name, format!("the vocabulary has no '{token}' token"))
-        })
-    }
-
     /// Token ids of one turn: control markers from the vocabulary, text as plain text.
     fn turn(&self, role: Role, text: &str, out: &mut Vec<u32>) -> Result<()> {
-        match self.template {
-            Template::ChatMl => {
-                out.push(self.special("<|im_start|>")?);
-                out.extend(self.tokenizer.encode(&format!("{}\n{text}", role.name()))?);
-                out.push(self.special("<|im_end|>")?);
-                out.extend(self.tokenizer.encode("\n")?);
-            }
-        }
-        Ok(())
+        self.template.turn(&self.tokenizer, role, text, out)
     }
 
     fn assistant_start(&self, out: &mut Vec<u32>) -> Result<()> {
-        match self.template {
-            Template::ChatMl => {
-                out.push(self.special("<|im_start|>")?);
-                out.extend(self.tokenizer.encode("assistant\n")?);
-            }
-        }
-        Ok(())
+        self.template.assistant_start(&self.tokenizer, out)
     }
 
     /// Runs one conversation: `system`, then `turns` (user, assistant, ..., user), and returns

@@ -7,20 +7,25 @@
 //! overrides them. The catalog-wide `[generation]` table is for chat models and does not apply
 //! to them (its `max_new_tokens = 1024` would otherwise replace every model's tuned length).
 //!
-//! Not for: what the models do (the backends) or where files come from (`hub`).
+//! Model names are resolved here, once per command ([`Loader::select`]); the pipeline and the
+//! commands get catalog entries, never names.
+//!
+//! Not for: what the models do (the backends), where files come from (`hub`), or what the
+//! catalog says (`catalog`); this module joins the three.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use candle_core::Device;
 
-use crate::catalog::{Catalog, Entry, Family, Generation, Task};
+use crate::catalog::{Catalog, CatalogError, Entry, Family, Generation, Task, Weights};
 use crate::generate::sampling::SamplingConfig;
 use crate::generate::GenerationConfig;
 use crate::hub::{self, Access};
-use crate::models::gguf_chat::{ChatSettings, GgufChat};
-use crate::models::seq2seq::{self, MarianTranslator, ModelFiles, Seq2SeqSummarizer};
-use crate::models::{Summarizer, Translator};
+use super::chat::{ChatSettings, GgufChat};
+use super::seq2seq::{self, MarianTranslator, Seq2SeqFiles, Seq2SeqSummarizer};
+use super::{Summarizer, Translator};
+use crate::nn::linear::LinearKind;
 use crate::{Error, Result};
 
 /// Context used when neither the entry nor the catalog sets one.
@@ -47,11 +52,21 @@ fn override_generation(config: &mut GenerationConfig, entry: &Generation) {
     }
 }
 
+/// The models one command runs, resolved from the catalog (names checked, defaults applied).
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Always there: briefs are made from the English.
+    pub translate: Entry,
+    pub brief: Option<Entry>,
+}
+
 /// Loads models on first use and hands out shared backends.
 pub struct Loader {
     catalog: Catalog,
     access: Access,
     device: Device,
+    /// `--weights`: how seq2seq models hold their weights, over what their entries say.
+    weights: Option<Weights>,
     /// Opened models, and the error of those that failed to open.
     loaded: Mutex<HashMap<String, std::result::Result<Loaded, String>>>,
 }
@@ -62,7 +77,25 @@ impl Loader {
             catalog,
             access,
             device,
+            weights: None,
             loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Holds every seq2seq model's weights as `weights`, whatever its entry says.
+    pub fn with_weights(mut self, weights: Option<Weights>) -> Self {
+        self.weights = weights;
+        self
+    }
+
+    /// How `entry`'s linear layers hold their weights: `--weights`, else the entry's `weights`,
+    /// else f32. GGUF models always run in their file's block types.
+    pub fn weights(&self, entry: &Entry) -> Weights {
+        match entry.family {
+            Family::GgufChat => Weights::F32,
+            Family::Marian | Family::Bart | Family::T5 => {
+                self.weights.or(entry.weights).unwrap_or_default()
+            }
         }
     }
 
@@ -75,10 +108,26 @@ impl Loader {
     }
 
     /// The entry that serves `task`: `name`, or the catalog default.
-    pub fn entry(&self, task: Task, name: Option<&str>) -> Result<&Entry> {
-        self.catalog
-            .for_task(task, name)
-            .map_err(|e| Error::msg(e.to_string()))
+    pub fn entry(&self, task: Task, name: Option<&str>) -> Result<&Entry, CatalogError> {
+        self.catalog.for_task(task, name)
+    }
+
+    /// The models a command needs: a translation model always (briefs are made from the
+    /// English), and a brief model unless `only` is [`Task::Translate`]. An unknown name, or a
+    /// model that does not serve its task, is an error here, before any work starts.
+    pub fn select(
+        &self,
+        translate: Option<&str>,
+        brief: Option<&str>,
+        only: Option<Task>,
+    ) -> Result<Selection, CatalogError> {
+        let translate = self.entry(Task::Translate, translate)?.clone();
+        let brief = if only == Some(Task::Translate) {
+            None
+        } else {
+            Some(self.entry(Task::Brief, brief)?.clone())
+        };
+        Ok(Selection { translate, brief })
     }
 
     /// Everything about a model that changes its outputs, as one stable string: the entry
@@ -87,7 +136,7 @@ impl Loader {
     pub fn identity(&self, entry: &Entry) -> String {
         let generation = self.catalog.generation(entry);
         let prompts = self.catalog.prompts(entry);
-        serde_json::json!({
+        let mut id = serde_json::json!({
             "name": entry.name,
             "family": entry.family.to_string(),
             "source": entry.source,
@@ -95,8 +144,14 @@ impl Loader {
             "sha256": entry.sha256,
             "generation": generation,
             "prompts": prompts,
-        })
-        .to_string()
+        });
+        // Only when not the default, so that f32 outputs written before `weights` existed stay
+        // up to date.
+        let weights = self.weights(entry);
+        if weights != Weights::F32 {
+            id["weights"] = serde_json::json!(weights.to_string());
+        }
+        id.to_string()
     }
 
     /// The model of `entry`, opened on first use. A model that failed to open is not tried
@@ -119,65 +174,68 @@ impl Loader {
         opened
     }
 
+    fn chat_settings(&self, entry: &Entry) -> Result<ChatSettings> {
+        let generation = self.catalog.generation(entry);
+        let prompts = self
+            .catalog
+            .prompts(entry)
+            .cloned()
+            .ok_or_else(|| Error::model(&entry.name, "a gguf-chat model needs a prompt set"))?;
+        Ok(ChatSettings {
+            prompts,
+            sampling: SamplingConfig {
+                temperature: generation.temperature.unwrap_or(0.0),
+                top_p: generation.top_p,
+                top_k: generation.top_k,
+                seed: generation.seed.unwrap_or(0),
+                repeat_penalty: generation.repeat_penalty.unwrap_or(1.0),
+                repeat_guard: generation.repeat_guard.unwrap_or(true),
+                max_new_tokens: generation.max_new_tokens.unwrap_or(1024),
+            },
+            context: generation.context.unwrap_or(DEFAULT_CONTEXT),
+            context_paragraphs: generation.context_paragraphs.unwrap_or(1),
+        })
+    }
+
     fn open(&self, entry: &Entry) -> Result<Loaded> {
         // A hub error already names the model.
         let files = hub::resolve(entry, self.access).map_err(Error::msg)?;
         let model_path = files
             .get("model")
             .ok_or_else(|| Error::model(&entry.name, "the catalog entry names no `model` file"))?;
-        let generation = self.catalog.generation(entry);
-        let l = match entry.family {
+        tracing::info!(model = %entry.name, path = %model_path.display(), "loading");
+        let seq2seq_files = || {
+            Seq2SeqFiles::from_roles(&files).map_err(|e| Error::model(&entry.name, e.to_string()))
+        };
+        let kind = match self.weights(entry) {
+            Weights::F32 => LinearKind::F32,
+            Weights::Int8 => LinearKind::Int8,
+        };
+        let device = &self.device;
+        let summarizer = |mut m: Seq2SeqSummarizer| {
+            override_generation(&mut m.generation, &entry.generation);
+            Loaded::Summarizer(Arc::new(m))
+        };
+        Ok(match entry.family {
             Family::GgufChat => {
-                let prompts = self.catalog.prompts(entry).cloned().ok_or_else(|| {
-                    Error::model(&entry.name, "a gguf-chat model needs a prompt set")
-                })?;
-                let settings = ChatSettings {
-                    prompts,
-                    sampling: SamplingConfig {
-                        temperature: generation.temperature.unwrap_or(0.0),
-                        top_p: generation.top_p,
-                        top_k: generation.top_k,
-                        seed: generation.seed.unwrap_or(0),
-                        repeat_penalty: generation.repeat_penalty.unwrap_or(1.0),
-                        repeat_guard: generation.repeat_guard.unwrap_or(true),
-                        max_new_tokens: generation.max_new_tokens.unwrap_or(1024),
-                    },
-                    context: generation.context.unwrap_or(DEFAULT_CONTEXT),
-                    context_paragraphs: generation.context_paragraphs.unwrap_or(1),
-                };
-                tracing::info!(model = %entry.name, path = %model_path.display(), "loading");
+                let settings = self.chat_settings(entry)?;
                 Loaded::Chat(Arc::new(GgufChat::load(
                     &entry.name,
                     model_path,
                     settings,
-                    &self.device,
+                    device,
                 )?))
             }
-            Family::Marian | Family::Bart | Family::T5 => {
-                let model_files = ModelFiles::from_roles(&files)
-                    .map_err(|e| Error::model(&entry.name, e.to_string()))?;
-                tracing::info!(model = %entry.name, path = %model_path.display(), "loading");
-                match entry.family {
-                    Family::Marian => {
-                        let mut m = seq2seq::load_marian_translator(&model_files, &self.device)?;
-                        override_generation(&mut m.generation, &entry.generation);
-                        Loaded::Marian(Arc::new(m))
-                    }
-                    Family::Bart => {
-                        let mut m = seq2seq::load_bart_summarizer(&model_files, &self.device)?;
-                        override_generation(&mut m.generation, &entry.generation);
-                        Loaded::Summarizer(Arc::new(m))
-                    }
-                    // Family::T5, the only one left in this arm.
-                    _ => {
-                        let mut m = seq2seq::load_t5_summarizer(&model_files, &self.device)?;
-                        override_generation(&mut m.generation, &entry.generation);
-                        Loaded::Summarizer(Arc::new(m))
-                    }
-                }
+            Family::Marian => {
+                let mut m = seq2seq::load_marian_translator(&seq2seq_files()?, kind, device)?;
+                override_generation(&mut m.generation, &entry.generation);
+                Loaded::Marian(Arc::new(m))
             }
-        };
-        Ok(l)
+            Family::Bart => {
+                summarizer(seq2seq::load_bart_summarizer(&seq2seq_files()?, kind, device)?)
+            }
+            Family::T5 => summarizer(seq2seq::load_t5_summarizer(&seq2seq_files()?, kind, device)?),
+        })
     }
 
     pub fn translator(&self, entry: &Entry) -> Result<Arc<dyn Translator>> {

@@ -1,6 +1,6 @@
 //! The seq2seq backends: Marian as a [`Translator`], BART and T5 as [`Summarizer`]s, each a
 //! loaded model plus its tokenizer and generation settings, with a loader per family that takes
-//! the model's files ([`ModelFiles`]).
+//! the model's files ([`Seq2SeqFiles`]).
 //!
 //! Translation goes sentence by sentence (opus-mt models are trained on sentences): paragraphs are
 //! split, all their sentences are tokenized, sorted by length and generated in batches, then
@@ -16,9 +16,11 @@ use std::sync::Arc;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
-use super::bart::{self, BartForConditionalGeneration};
-use super::marian::MarianTokenizer;
-use super::t5::{self, T5ForConditionalGeneration};
+use crate::models::bart::{self, BartForConditionalGeneration};
+use crate::nn::linear::LinearKind;
+use crate::tokenizers::hf;
+use crate::tokenizers::marian::MarianTokenizer;
+use crate::models::t5::{self, T5ForConditionalGeneration};
 use super::{Output, Summarizer, SummaryInput, Translator, Usage};
 use crate::generate::{generate, EncoderDecoder, GenerationConfig};
 use crate::{Error, Result};
@@ -30,7 +32,7 @@ const TRANSLATION_BATCH: usize = 16;
 /// `tokenizer_json`; BART needs `tokenizer_json`, or else `vocab` and `merges` (older repos such
 /// as distilbart-cnn-*). `generation_config` is optional (settings then come from `config.json`).
 #[derive(Debug, Clone, Default)]
-pub struct ModelFiles {
+pub struct Seq2SeqFiles {
     pub config: PathBuf,
     pub generation_config: Option<PathBuf>,
     /// One or more `.safetensors` files.
@@ -44,7 +46,7 @@ pub struct ModelFiles {
     pub tokenizer_json: Option<PathBuf>,
 }
 
-impl ModelFiles {
+impl Seq2SeqFiles {
     /// The files of a model saved in one directory with transformers' usual names, those present.
     pub fn from_dir(dir: &Path) -> Self {
         let some = |name: &str| Some(dir.join(name)).filter(|p| p.exists());
@@ -64,7 +66,7 @@ impl ModelFiles {
     /// `model` (one `.safetensors` file), `source_spm`, `target_spm`, `vocab`, `merges` and
     /// `tokenizer` (a `tokenizer.json`). `config` is required; the family's loader says which
     /// others it needs.
-    pub fn from_roles(files: &crate::hub::ModelFiles) -> Result<Self> {
+    pub fn from_roles(files: &crate::hub::ResolvedFiles) -> Result<Self> {
         let role = |name: &str| files.get(name).map(Path::to_path_buf);
         let config = role("config").ok_or_else(|| {
             Error::msg("a seq2seq catalog entry needs a `config` file (config.json)")
@@ -104,7 +106,7 @@ impl ModelFiles {
         if self.weights.is_empty() {
             return Err(Error::model(self.name(), "no weight files"));
         }
-        super::weights::var_builder(&self.weights, DType::F32, device)
+        crate::nn::weights::var_builder(&self.weights, DType::F32, device)
             .map_err(|e| Error::model(self.name(), e.to_string()))
     }
 
@@ -193,13 +195,22 @@ impl Translator for MarianTranslator {
     }
 }
 
-/// Loads a Marian (opus-mt) model and its spm tokenizer as a [`Translator`].
-pub fn load_marian(files: &ModelFiles, device: &Device) -> Result<Arc<dyn Translator>> {
-    Ok(Arc::new(load_marian_translator(files, device)?))
+/// Loads a Marian (opus-mt) model and its spm tokenizer as a [`Translator`], with its linear
+/// layers held as `weights`.
+pub fn load_marian(
+    files: &Seq2SeqFiles,
+    weights: LinearKind,
+    device: &Device,
+) -> Result<Arc<dyn Translator>> {
+    Ok(Arc::new(load_marian_translator(files, weights, device)?))
 }
 
 /// [`load_marian`], keeping the concrete type (for tests and examples).
-pub fn load_marian_translator(files: &ModelFiles, device: &Device) -> Result<MarianTranslator> {
+pub fn load_marian_translator(
+    files: &Seq2SeqFiles,
+    weights: LinearKind,
+    device: &Device,
+) -> Result<MarianTranslator> {
     let cfg: bart::Config = files.read_config()?;
     if cfg.model_type != "marian" {
         return Err(Error::model(
@@ -219,7 +230,7 @@ pub fn load_marian_translator(files: &ModelFiles, device: &Device) -> Result<Mar
         files.required(&files.vocab, "vocab.json")?,
     )?;
     Ok(MarianTranslator {
-        model: BartForConditionalGeneration::new(&cfg, files.var_builder(device)?)?,
+        model: BartForConditionalGeneration::new_with(&cfg, files.var_builder(device)?, weights)?,
         tokenizer,
         generation: files.generation()?,
         max_source_tokens: cfg.max_position_embeddings,
@@ -290,70 +301,31 @@ impl Summarizer for Seq2SeqSummarizer {
     }
 }
 
-fn load_tokenizer_json(files: &ModelFiles) -> Result<tokenizers::Tokenizer> {
-    let path = files.required(&files.tokenizer_json, "tokenizer.json")?;
-    let mut tokenizer = tokenizers::Tokenizer::from_file(path)
-        .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
-    // Inputs are truncated to the model's limit here, never padded by the tokenizer.
-    tokenizer.with_padding(None);
-    tokenizer
-        .with_truncation(None)
-        .map_err(|e| Error::Tokenizer(e.to_string()))?;
-    Ok(tokenizer)
-}
-
-/// BART's tokenizer from `vocab.json` + `merges.txt`, as transformers converts it: byte-level
-/// BPE without a prefix space, `<s> … </s>` around the input, special tokens skipped on decode.
-pub fn bart_bpe_tokenizer(vocab: &Path, merges: &Path) -> Result<tokenizers::Tokenizer> {
-    use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
-    use tokenizers::models::bpe::BPE;
-    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-    use tokenizers::processors::roberta::RobertaProcessing;
-    use tokenizers::AddedToken;
-    let tok_err = |e: Box<dyn std::error::Error + Send + Sync>| Error::Tokenizer(e.to_string());
-    let (Some(vocab), Some(merges)) = (vocab.to_str(), merges.to_str()) else {
-        return Err(Error::Tokenizer("BPE file paths must be UTF-8".into()));
-    };
-    let bpe = BPE::from_file(vocab, merges).build().map_err(tok_err)?;
-    let mut tokenizer = tokenizers::Tokenizer::new(bpe);
-    tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
-    tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
-    let id = |token: &str| {
-        tokenizer
-            .token_to_id(token)
-            .ok_or_else(|| Error::Tokenizer(format!("{vocab} has no {token}")))
-    };
-    let (bos, eos) = (id("<s>")?, id("</s>")?);
-    let specials: Vec<AddedToken> = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-        .into_iter()
-        .filter(|t| tokenizer.token_to_id(t).is_some())
-        .map(|t| AddedToken::from(t, true))
-        .collect();
-    tokenizer.add_special_tokens(&specials);
-    tokenizer.with_post_processor(Some(
-        RobertaProcessing::new(("</s>".into(), eos), ("<s>".into(), bos))
-            .add_prefix_space(false)
-            .trim_offsets(true),
-    ));
-    Ok(tokenizer)
-}
-
 /// Loads a BART-family summarizer (bart-large-cnn, distilbart-cnn-*).
-pub fn load_bart(files: &ModelFiles, device: &Device) -> Result<Arc<dyn Summarizer>> {
-    Ok(Arc::new(load_bart_summarizer(files, device)?))
+pub fn load_bart(
+    files: &Seq2SeqFiles,
+    weights: LinearKind,
+    device: &Device,
+) -> Result<Arc<dyn Summarizer>> {
+    Ok(Arc::new(load_bart_summarizer(files, weights, device)?))
 }
 
 /// [`load_bart`], keeping the concrete type.
-pub fn load_bart_summarizer(files: &ModelFiles, device: &Device) -> Result<Seq2SeqSummarizer> {
+pub fn load_bart_summarizer(
+    files: &Seq2SeqFiles,
+    weights: LinearKind,
+    device: &Device,
+) -> Result<Seq2SeqSummarizer> {
     let cfg: bart::Config = files.read_config()?;
     Ok(Seq2SeqSummarizer {
-        model: Box::new(BartForConditionalGeneration::new(
+        model: Box::new(BartForConditionalGeneration::new_with(
             &cfg,
             files.var_builder(device)?,
+            weights,
         )?),
         tokenizer: match (&files.tokenizer_json, &files.vocab, &files.merges) {
-            (None, Some(vocab), Some(merges)) => bart_bpe_tokenizer(vocab, merges)?,
-            _ => load_tokenizer_json(files)?,
+            (None, Some(vocab), Some(merges)) => hf::bart_bpe_tokenizer(vocab, merges)?,
+            _ => hf::tokenizer_json(files.required(&files.tokenizer_json, "tokenizer.json")?)?,
         },
         prefix: "",
         max_input_tokens: cfg.max_position_embeddings.min(1024),
@@ -362,19 +334,28 @@ pub fn load_bart_summarizer(files: &ModelFiles, device: &Device) -> Result<Seq2S
 }
 
 /// Loads a T5-family summarizer (t5-*, flan-t5-*), prompting with "summarize: ".
-pub fn load_t5(files: &ModelFiles, device: &Device) -> Result<Arc<dyn Summarizer>> {
-    Ok(Arc::new(load_t5_summarizer(files, device)?))
+pub fn load_t5(
+    files: &Seq2SeqFiles,
+    weights: LinearKind,
+    device: &Device,
+) -> Result<Arc<dyn Summarizer>> {
+    Ok(Arc::new(load_t5_summarizer(files, weights, device)?))
 }
 
 /// [`load_t5`], keeping the concrete type.
-pub fn load_t5_summarizer(files: &ModelFiles, device: &Device) -> Result<Seq2SeqSummarizer> {
+pub fn load_t5_summarizer(
+    files: &Seq2SeqFiles,
+    weights: LinearKind,
+    device: &Device,
+) -> Result<Seq2SeqSummarizer> {
     let cfg: t5::Config = files.read_config()?;
     Ok(Seq2SeqSummarizer {
-        model: Box::new(T5ForConditionalGeneration::new(
+        model: Box::new(T5ForConditionalGeneration::new_with(
             &cfg,
             files.var_builder(device)?,
+            weights,
         )?),
-        tokenizer: load_tokenizer_json(files)?,
+        tokenizer: hf::tokenizer_json(files.required(&files.tokenizer_json, "tokenizer.json")?)?,
         prefix: "summarize: ",
         max_input_tokens: 512,
         generation: files.generation()?,
@@ -406,14 +387,14 @@ mod tests {
             let f = f.unwrap().path();
             std::fs::copy(&f, tmp.path().join(f.file_name().unwrap())).unwrap();
         }
-        let files = ModelFiles::from_dir(tmp.path());
-        assert!(load_marian_translator(&files, &Device::Cpu).is_ok());
+        let files = Seq2SeqFiles::from_dir(tmp.path());
+        assert!(load_marian_translator(&files, LinearKind::F32, &Device::Cpu).is_ok());
         let config = tmp.path().join("config.json");
         let mut cfg: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
         cfg["share_encoder_decoder_embeddings"] = false.into();
         std::fs::write(&config, cfg.to_string()).unwrap();
-        let err = load_marian_translator(&files, &Device::Cpu).err().unwrap();
+        let err = load_marian_translator(&files, LinearKind::F32, &Device::Cpu).err().unwrap();
         assert!(
             err.to_string().contains("separate target vocabulary"),
             "{err}"

@@ -15,9 +15,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Task;
+use crate::backends::load::Selection;
+use crate::catalog::{Entry, Task};
+use crate::text::format::Format;
+use crate::text::read::read_document;
 use crate::eval::{self, Metrics, Scores};
-use crate::models::load::Loader;
+use crate::backends::load::Loader;
 use crate::pipeline::report::DocStatus;
 use crate::pipeline::{self, plan, PlanOptions, RunOptions};
 use crate::{Error, Result};
@@ -27,8 +30,8 @@ use crate::{Error, Result};
 pub struct CompareOptions {
     /// The folder of French documents.
     pub docs: PathBuf,
-    /// Catalog names of the translation models, in report order.
-    pub models: Vec<String>,
+    /// The translation models, in report order (resolved by `Loader::select`).
+    pub models: Vec<Entry>,
     /// A folder of references (`X.ref.en.txt`, same relative folders as the documents); by
     /// default references are looked for beside each document.
     pub reference: Option<PathBuf>,
@@ -122,14 +125,16 @@ pub fn compare(opts: &CompareOptions, loader: &Loader) -> Result<Comparison> {
     .map_err(Error::msg)?;
 
     let mut models = Vec::new();
-    for name in &opts.models {
-        models.push(run_model(opts, loader, name)?);
+    for entry in &opts.models {
+        models.push(run_model(opts, loader, entry)?);
     }
 
     let mut documents = Vec::new();
     for job in &plan.jobs {
         let rel = job.input.strip_prefix(&opts.docs).unwrap_or(&job.input);
-        let source = eval::pairing::read_text(&job.input)?;
+        let source = read_document(&job.input, opts.max_bytes)
+            .map_err(|e| Error::input(&job.input, e))?
+            .text;
         let source = eval::pairing::paragraphs(&source);
         let out_rel = job
             .translation
@@ -139,7 +144,7 @@ pub fn compare(opts: &CompareOptions, loader: &Loader) -> Result<Comparison> {
             .models
             .iter()
             .map(|m| {
-                let path = cache_dir(&opts.docs, m).join(out_rel);
+                let path = cache_dir(&opts.docs, &m.name).join(out_rel);
                 std::fs::read_to_string(&path)
                     .map(|t| eval::pairing::paragraphs(&t))
                     .unwrap_or_default()
@@ -235,13 +240,14 @@ fn find_reference(opts: &CompareOptions, input: &Path, rel: &Path) -> Option<Pat
         Some(r) => r.join(rel.parent().unwrap_or(Path::new(""))),
         None => input.parent()?.to_path_buf(),
     };
-    ["ref.en.txt", "ref.en.md", "ref.txt"]
-        .iter()
-        .map(|ext| dir.join(format!("{base}.{ext}")))
+    Format::reference_names(base)
+        .into_iter()
+        .map(|name| dir.join(name))
         .find(|p| p.is_file())
 }
 
-fn run_model(opts: &CompareOptions, loader: &Loader, name: &str) -> Result<ModelSummary> {
+fn run_model(opts: &CompareOptions, loader: &Loader, entry: &Entry) -> Result<ModelSummary> {
+    let name = entry.name.as_str();
     let out_dir = cache_dir(&opts.docs, name);
     let run = RunOptions {
         plan: PlanOptions {
@@ -254,8 +260,10 @@ fn run_model(opts: &CompareOptions, loader: &Loader, name: &str) -> Result<Model
         dry_run: false,
         jobs: opts.jobs,
         max_bytes: opts.max_bytes,
-        translate_model: Some(name.to_string()),
-        brief_model: None,
+        models: Selection {
+            translate: entry.clone(),
+            brief: None,
+        },
         progress: opts.progress,
         print_errors: true,
     };

@@ -15,9 +15,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use pulldown_cmark::{Event, Parser, Tag, TagEnd};
 
 use super::is_py_space;
+use crate::text::format::{Format, BRIEF_SUFFIX};
 use crate::{Error, Result};
 
 /// How a translation and its reference are cut into segments.
@@ -89,7 +89,7 @@ pub fn pair(hyp: &Path, reference: &Path, split: Split, kind: Option<Kind>) -> R
 
 fn kind_of_file(path: &Path) -> Kind {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    if name.is_some_and(|n| n.ends_with(".brief.en.md")) {
+    if name.is_some_and(|n| n.ends_with(BRIEF_SUFFIX)) {
         Kind::Brief
     } else {
         Kind::Translation
@@ -98,12 +98,10 @@ fn kind_of_file(path: &Path) -> Kind {
 
 /// An output file's kind and name stem, if its name is one `transbrief` writes.
 fn classify_output(file_name: &str) -> Option<(Kind, &str)> {
-    if let Some(stem) = file_name.strip_suffix(".brief.en.md") {
+    if let Some(stem) = file_name.strip_suffix(BRIEF_SUFFIX) {
         return Some((Kind::Brief, stem));
     }
-    let stem = file_name
-        .strip_suffix(".en.txt")
-        .or_else(|| file_name.strip_suffix(".en.md"))?;
+    let (stem, _) = Format::translation_base(file_name)?;
     (!stem.ends_with(".ref") && !stem.is_empty()).then_some((Kind::Translation, stem))
 }
 
@@ -228,8 +226,8 @@ fn pair_folders(
 
 /// Reads both files of a document and cuts them into segments, checking they align.
 fn load(name: String, kind: Kind, hyp: &Path, reference: &Path, split: Split) -> Result<Document> {
-    let hyps = segments(&read_text(hyp)?, is_markdown(hyp), kind, split);
-    let refs = segments(&read_text(reference)?, is_markdown(reference), kind, split);
+    let hyps = segments(&read_text(hyp)?, Format::of_document(hyp), kind, split);
+    let refs = segments(&read_text(reference)?, Format::of_document(reference), kind, split);
     if hyps.len() != refs.len() {
         let unit = match (kind, split) {
             (Kind::Brief, _) => "segments",
@@ -254,11 +252,6 @@ fn load(name: String, kind: Kind, hyp: &Path, reference: &Path, split: Split) ->
         hyps,
         refs,
     })
-}
-
-fn is_markdown(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"))
 }
 
 /// Reads a text file: UTF-8 (with or without BOM), or UTF-16 with a BOM.
@@ -286,14 +279,9 @@ pub fn read_text(path: &Path) -> Result<String> {
 }
 
 /// Cuts a document's text into segments as described in the module documentation.
-pub fn segments(text: &str, markdown: bool, kind: Kind, split: Split) -> Vec<String> {
-    let plain;
-    let text = if markdown {
-        plain = markdown_to_text(text);
-        plain.as_str()
-    } else {
-        text
-    };
+pub fn segments(text: &str, format: &Format, kind: Kind, split: Split) -> Vec<String> {
+    let plain = format.codec.plain_text(text);
+    let text = plain.as_str();
     match (kind, split) {
         (Kind::Brief, _) => {
             let lines: Vec<&str> = text
@@ -336,48 +324,6 @@ pub fn paragraphs(text: &str) -> Vec<String> {
     out
 }
 
-/// The text of a Markdown document: each heading, paragraph, list item or code block becomes a
-/// block of its own (blank lines between blocks), line breaks inside a block are kept, and all
-/// markup is dropped.
-pub fn markdown_to_text(markdown: &str) -> String {
-    let mut out = String::new();
-    let break_block = |out: &mut String| {
-        if !out.is_empty() && !out.ends_with("\n\n") {
-            out.push_str(if out.ends_with('\n') { "\n" } else { "\n\n" });
-        }
-    };
-    for event in Parser::new(markdown) {
-        match event {
-            Event::Text(t) | Event::Code(t) => out.push_str(&t),
-            Event::SoftBreak | Event::HardBreak => out.push('\n'),
-            Event::Start(
-                Tag::Paragraph
-                | Tag::Heading { .. }
-                | Tag::Item
-                | Tag::List(_)
-                | Tag::BlockQuote(_)
-                | Tag::CodeBlock(_)
-                | Tag::TableRow
-                | Tag::TableHead,
-            )
-            | Event::End(
-                TagEnd::Paragraph
-                | TagEnd::Heading(_)
-                | TagEnd::Item
-                | TagEnd::List(_)
-                | TagEnd::BlockQuote(_)
-                | TagEnd::CodeBlock
-                | TagEnd::TableRow
-                | TagEnd::TableHead,
-            )
-            | Event::Rule => break_block(&mut out),
-            Event::Start(Tag::TableCell) | Event::End(TagEnd::TableCell) => out.push(' '),
-            _ => {}
-        }
-    }
-    out.trim().to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,7 +338,7 @@ mod tests {
     #[test]
     fn brief_markdown_loses_its_marks() {
         let md = "# A *big* title\n\n- First point.\n- Second `point`,\n  continued.\n";
-        let segs = segments(md, true, Kind::Brief, Split::Paragraphs);
+        let segs = segments(md, &crate::text::format::MARKDOWN, Kind::Brief, Split::Paragraphs);
         assert_eq!(
             segs,
             ["A big title\nFirst point.\nSecond point,\ncontinued."]
@@ -401,7 +347,7 @@ mod tests {
 
     #[test]
     fn lines_keep_empty_lines() {
-        let segs = segments("a\n\nb\n", false, Kind::Translation, Split::Lines);
+        let segs = segments("a\n\nb\n", &crate::text::format::PLAIN, Kind::Translation, Split::Lines);
         assert_eq!(segs, ["a", "", "b"]);
     }
 

@@ -88,157 +88,243 @@ fn row_top(scores: &[f32], beam_score: f32, base: usize, k: usize) -> Vec<Candid
     top
 }
 
-pub(crate) fn beam_search(
-    model: &dyn EncoderDecoder,
-    mut state: DecoderState,
-    batch: usize,
-    config: &GenerationConfig,
-) -> Result<Vec<Sequence>> {
-    let num_beams = config.num_beams;
-    let start = config.decoder_start()?;
-    let processors = logits::Processors::new(config);
-    let keep = num_beams * 2.max(1 + config.eos_token_id.len());
-    let max_length = config.max_length;
-    let lp = f64::from(config.length_penalty);
-    let length_norm = |len: usize| (len as f64).powf(lp) as f32;
+/// What one search needs to know at every step, read once from the [`GenerationConfig`].
+struct Search<'a> {
+    config: &'a GenerationConfig,
+    processors: logits::Processors,
+    num_beams: usize,
+    /// Continuations kept per input and step.
+    keep: usize,
+    /// The length penalty's exponent.
+    lp: f64,
+}
 
-    // Expand each input to num_beams rows.
-    state.expand(num_beams)?;
+/// What became of one input after a step.
+enum Advance {
+    /// It is done: its best hypothesis, start token dropped (empty when none finished).
+    Done(Sequence),
+    /// It goes on; these are the rows (by position in this step's batch) its beams continue.
+    Running(Vec<u32>),
+}
 
-    let mut items: Vec<Item> = (0..batch)
-        .map(|input| Item {
-            input,
-            beams: (0..num_beams)
-                .map(|b| Beam {
-                    seq: vec![start],
-                    score: if b == 0 { 0.0 } else { VERY_NEGATIVE },
-                })
-                .collect(),
-            finished: Vec::new(),
-            can_improve: true,
-        })
-        .collect();
-    let mut results: Vec<Sequence> = vec![Vec::new(); batch];
-    let mut cur_len = 1;
+impl<'a> Search<'a> {
+    fn new(config: &'a GenerationConfig) -> Self {
+        Self {
+            config,
+            processors: logits::Processors::new(config),
+            num_beams: config.num_beams,
+            keep: config.num_beams * 2.max(1 + config.eos_token_id.len()),
+            lp: f64::from(config.length_penalty),
+        }
+    }
 
-    while !items.is_empty() {
+    fn length_norm(&self, len: usize) -> f32 {
+        (len as f64).powf(self.lp) as f32
+    }
+
+    /// One item per input, with `num_beams` beams holding the start token; all but the first
+    /// start at an impossible score, so the first step does not pick the same token n times.
+    fn start(&self, batch: usize, start: u32) -> Vec<Item> {
+        (0..batch)
+            .map(|input| Item {
+                input,
+                beams: (0..self.num_beams)
+                    .map(|b| Beam {
+                        seq: vec![start],
+                        score: if b == 0 { 0.0 } else { VERY_NEGATIVE },
+                    })
+                    .collect(),
+                finished: Vec::new(),
+                can_improve: true,
+            })
+            .collect()
+    }
+
+    /// Runs the decoder one step for every beam of `items`, and returns each row's best `keep`
+    /// continuations (rows in parallel: an input's best `keep` are among the union of its rows'
+    /// bests, since the order does not depend on the row), with the vocabulary size.
+    fn score_rows(
+        &self,
+        model: &dyn EncoderDecoder,
+        items: &[Item],
+        start: u32,
+        state: &mut DecoderState,
+    ) -> Result<(Vec<Vec<Candidate>>, usize)> {
         let tokens: Vec<u32> = items
             .iter()
             .flat_map(|item| item.beams.iter().map(|b| *b.seq.last().unwrap_or(&start)))
             .collect();
-        // Each row's best `keep` continuations, rows in parallel: the best `keep` of an input
-        // are among the union of its rows' bests, since the order does not depend on the row.
         let row_beams: Vec<(usize, &[u32], f32)> = items
             .iter()
             .flat_map(|item| {
                 (item.beams.iter().enumerate()).map(|(b, beam)| (b, beam.seq.as_slice(), beam.score))
             })
             .collect();
-        let (row_tops, vocab) = step(model, &tokens, &mut state, |flat, vocab| {
+        step(model, &tokens, state, |flat, vocab| {
             let tops = super::par_map(row_beams.len(), |row| {
                 let (beam, seq, beam_score) = row_beams[row];
                 SCORES.with_borrow_mut(|scores| {
-                    logits::log_softmax_into(&flat[row * vocab..(row + 1) * vocab], scores);
-                    processors.apply(seq, scores);
-                    row_top(scores, beam_score, beam * vocab, keep)
+                    let logits = &flat[row * vocab..(row + 1) * vocab];
+                    crate::kernels::softmax::log_softmax_into(logits, scores);
+                    self.processors.apply(seq, scores);
+                    row_top(scores, beam_score, beam * vocab, self.keep)
                 })
             });
             Ok((tops, vocab))
-        })?;
-        let mut row_tops = row_tops.into_iter();
-        let hits_max = cur_len + 1 >= max_length;
+        })
+    }
 
+    /// Moves `item` one step on from its rows' continuations (`row_tops`, one per beam), and
+    /// says whether it is done. `row_base` is the position of its first row in this step.
+    fn advance(
+        &self,
+        item: &mut Item,
+        row_tops: &mut impl Iterator<Item = Vec<Candidate>>,
+        row_base: u32,
+        vocab: usize,
+        cur_len: usize,
+    ) -> Result<Advance> {
+        let config = self.config;
+        let num_beams = self.num_beams;
+        let hits_max = cur_len + 1 >= config.max_length;
+        // Top `keep` continuations over all beams of this input.
+        let mut top: Vec<Candidate> = Vec::with_capacity(self.keep + 1);
+        for _ in 0..item.beams.len() {
+            let Some(row_top) = row_tops.next() else {
+                return Err(crate::Error::msg("decoder returned fewer rows than beams"));
+            };
+            for c in row_top {
+                push_top(&mut top, c, self.keep);
+            }
+        }
+        let ended: Vec<bool> = top
+            .iter()
+            .map(|&(_, flat)| hits_max || config.is_eos((flat % vocab) as u32))
+            .collect();
+        self.record_finished(item, &top, &ended, vocab, cur_len);
+
+        // Running beams for the next step: the best num_beams candidates that did not end.
+        let mut running: Vec<Candidate> = top
+            .iter()
+            .zip(&ended)
+            .enumerate()
+            .map(|(rank, (&(score, _), &end))| {
+                (if end { score + VERY_NEGATIVE } else { score }, rank)
+            })
+            .collect();
+        running.sort_by(better);
+        running.truncate(num_beams);
+        let beams: Vec<Beam> = running
+            .iter()
+            .map(|&(score, rank)| {
+                let flat = top[rank].1;
+                let mut seq = item.beams[flat / vocab].seq.clone();
+                seq.push((flat % vocab) as u32);
+                Beam { seq, score }
+            })
+            .collect();
+
+        if item.can_improve {
+            item.can_improve = self.can_improve(item, beams[0].score, cur_len);
+        }
+        let full = item.finished.len() == num_beams;
+        let done = hits_max
+            || !item.can_improve
+            || (full && config.early_stopping == EarlyStopping::Always);
+        if done {
+            let best = item.finished.first().map(|(_, s)| s.clone());
+            return Ok(Advance::Done(
+                best.map(|s| s[1..].to_vec()).unwrap_or_default(),
+            ));
+        }
+        let rows = running
+            .iter()
+            .map(|&(_, rank)| row_base + (top[rank].1 / vocab) as u32)
+            .collect();
+        item.beams = beams;
+        Ok(Advance::Running(rows))
+    }
+
+    /// Finished hypotheses: only the first num_beams candidates may finish, and only while this
+    /// input can still improve.
+    fn record_finished(
+        &self,
+        item: &mut Item,
+        top: &[Candidate],
+        ended: &[bool],
+        vocab: usize,
+        cur_len: usize,
+    ) {
+        let num_beams = self.num_beams;
+        let full = item.finished.len() == num_beams;
+        let frozen =
+            !item.can_improve || (full && self.config.early_stopping == EarlyStopping::Always);
+        if frozen {
+            return;
+        }
+        for (rank, &(score, flat)) in top.iter().enumerate().take(num_beams) {
+            if !ended[rank] {
+                continue;
+            }
+            let mut seq = item.beams[flat / vocab].seq.clone();
+            seq.push((flat % vocab) as u32);
+            let normed = score / self.length_norm(cur_len);
+            // Existing hypotheses win ties (they come first in transformers' merge).
+            let at = item.finished.partition_point(|(s, _)| *s >= normed);
+            item.finished.insert(at, (normed, seq));
+            item.finished.truncate(num_beams);
+        }
+    }
+
+    /// transformers' early-stop heuristic, evaluated with the new length: whether the best
+    /// running beam (`best_score`) could still beat the worst kept hypothesis.
+    fn can_improve(&self, item: &Item, best_score: f32, cur_len: usize) -> bool {
+        let config = self.config;
+        let hypothetical = if config.early_stopping == EarlyStopping::Never && self.lp > 0.0 {
+            config.max_length - 1
+        } else {
+            cur_len
+        };
+        let best = best_score / self.length_norm(hypothetical);
+        let worst = if item.finished.len() == self.num_beams {
+            item.finished[self.num_beams - 1].0
+        } else {
+            VERY_NEGATIVE
+        };
+        best > worst
+    }
+}
+
+/// Beam search over a batch of `batch` inputs whose encoder states are in `state`; one
+/// sequence per input, start token dropped. Inputs that are done leave the batch.
+pub(crate) fn beam_search(
+    model: &dyn EncoderDecoder,
+    mut state: DecoderState,
+    batch: usize,
+    config: &GenerationConfig,
+) -> Result<Vec<Sequence>> {
+    let search = Search::new(config);
+    let start = config.decoder_start()?;
+    // Expand each input to num_beams rows.
+    state.expand(search.num_beams)?;
+    let mut items = search.start(batch, start);
+    let mut results: Vec<Sequence> = vec![Vec::new(); batch];
+    let mut cur_len = 1;
+
+    while !items.is_empty() {
+        let (row_tops, vocab) = search.score_rows(model, &items, start, &mut state)?;
+        let mut row_tops = row_tops.into_iter();
         let mut next_rows: Vec<u32> = Vec::new();
         let mut still: Vec<Item> = Vec::with_capacity(items.len());
         for (item_index, mut item) in items.into_iter().enumerate() {
-            let row_base = (item_index * num_beams) as u32;
-            // Top `keep` continuations over all beams of this input.
-            let mut top: Vec<Candidate> = Vec::with_capacity(keep + 1);
-            for _ in 0..item.beams.len() {
-                let Some(row_top) = row_tops.next() else {
-                    return Err(crate::Error::msg("decoder returned fewer rows than beams"));
-                };
-                for c in row_top {
-                    push_top(&mut top, c, keep);
+            let row_base = (item_index * search.num_beams) as u32;
+            match search.advance(&mut item, &mut row_tops, row_base, vocab, cur_len)? {
+                Advance::Done(sequence) => results[item.input] = sequence,
+                Advance::Running(rows) => {
+                    next_rows.extend(rows);
+                    still.push(item);
                 }
             }
-            let ended: Vec<bool> = top
-                .iter()
-                .map(|&(_, flat)| hits_max || config.is_eos((flat % vocab) as u32))
-                .collect();
-
-            // Finished hypotheses: only the first num_beams candidates may finish, and only
-            // while this input can still improve.
-            let full = item.finished.len() == num_beams;
-            let frozen =
-                !item.can_improve || (full && config.early_stopping == EarlyStopping::Always);
-            if !frozen {
-                for (rank, &(score, flat)) in top.iter().enumerate().take(num_beams) {
-                    if !ended[rank] {
-                        continue;
-                    }
-                    let mut seq = item.beams[flat / vocab].seq.clone();
-                    seq.push((flat % vocab) as u32);
-                    let normed = score / length_norm(cur_len);
-                    // Existing hypotheses win ties (they come first in transformers' merge).
-                    let at = item.finished.partition_point(|(s, _)| *s >= normed);
-                    item.finished.insert(at, (normed, seq));
-                    item.finished.truncate(num_beams);
-                }
-            }
-
-            // Running beams for the next step: the best num_beams candidates that did not end.
-            let mut running: Vec<Candidate> = top
-                .iter()
-                .zip(&ended)
-                .enumerate()
-                .map(|(rank, (&(score, _), &end))| {
-                    (if end { score + VERY_NEGATIVE } else { score }, rank)
-                })
-                .collect();
-            running.sort_by(better);
-            running.truncate(num_beams);
-            let beams: Vec<Beam> = running
-                .iter()
-                .map(|&(score, rank)| {
-                    let flat = top[rank].1;
-                    let mut seq = item.beams[flat / vocab].seq.clone();
-                    seq.push((flat % vocab) as u32);
-                    Beam { seq, score }
-                })
-                .collect();
-
-            // transformers' early-stop heuristic, evaluated with the new length.
-            if item.can_improve {
-                let hypothetical = if config.early_stopping == EarlyStopping::Never && lp > 0.0 {
-                    max_length - 1
-                } else {
-                    cur_len
-                };
-                let best = beams[0].score / length_norm(hypothetical);
-                let worst = if item.finished.len() == num_beams {
-                    item.finished[num_beams - 1].0
-                } else {
-                    VERY_NEGATIVE
-                };
-                item.can_improve = best > worst;
-            }
-            let full = item.finished.len() == num_beams;
-            let done = hits_max
-                || !item.can_improve
-                || (full && config.early_stopping == EarlyStopping::Always);
-            if done {
-                let best = item.finished.first().map(|(_, s)| s.clone());
-                results[item.input] = best.map(|s| s[1..].to_vec()).unwrap_or_default();
-                continue;
-            }
-            next_rows.extend(
-                running
-                    .iter()
-                    .map(|&(_, rank)| row_base + (top[rank].1 / vocab) as u32),
-            );
-            item.beams = beams;
-            still.push(item);
         }
         items = still;
         cur_len += 1;

@@ -1,4 +1,4 @@
-//! What our own CPU kernels (`q5_linear`, `q8_linear`, `packed_f32`, `packed_i8`, and the beam
+//! What our own CPU kernels (`q5_0`, `q8_0`, `packed_f32`, `packed_i8`, and the beam
 //! search's vector log-softmax) share: the check for the instructions they need, the output
 //! buffer their threads write into, and reading embedding rows back from a packed weight matrix.
 //!

@@ -238,7 +238,7 @@ impl Tile<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::cpu::test_tensor;
+    use crate::kernels::cpu::test_tensor;
     use candle_core::Device;
     use candle_core::Module;
 

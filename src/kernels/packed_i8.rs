@@ -231,7 +231,7 @@ unsafe fn kernel(_: &[i8], _: &[i8], _: &mut [[i32; NR]; MR]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::cpu::test_tensor;
+    use crate::kernels::cpu::test_tensor;
     use candle_core::Device;
     use candle_core::Module;
 

@@ -21,7 +21,7 @@ use candle_core::{Result, Tensor};
 /// Bytes per Q8_0 block: f16 scale, 32 signed bytes.
 const BLOCK_BYTES: usize = 34;
 /// How far ahead of the block being read the kernel asks for the row's bytes (see
-/// `q5_linear`'s constant of the same name).
+/// `q5_0`'s constant of the same name).
 const PREFETCH_BYTES: usize = 2048;
 
 /// A Q8_0 weight matrix of `n` rows (outputs) by `k` columns (inputs), raw blocks row by row.
@@ -109,7 +109,7 @@ unsafe fn dot_avx2(_: &[u8], _: &Q8Acts, _: usize) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::cpu::test_tensor;
+    use crate::kernels::cpu::test_tensor;
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::{Device, Module};
 
@@ -117,7 +117,7 @@ mod tests {
     /// bytes, which does the same integer arithmetic in the same order.
     #[test]
     fn matches_candles_q8_0_matmul() {
-        if !super::super::cpu::has_avx2_fma() {
+        if !crate::kernels::cpu::has_avx2_fma() {
             eprintln!("SKIP: this CPU has no AVX2/FMA");
             return;
         }
@@ -147,7 +147,7 @@ mod tests {
     /// -128 (the sign trick's unsigned 128), not wrapped.
     #[test]
     fn minus_128_weights_count_in_full() {
-        if !super::super::cpu::has_avx2_fma() {
+        if !crate::kernels::cpu::has_avx2_fma() {
             return;
         }
         let mut block = vec![0u8; BLOCK_BYTES];
@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn a_wrong_byte_count_is_an_error() {
-        if !super::super::cpu::has_avx2_fma() {
+        if !crate::kernels::cpu::has_avx2_fma() {
             return;
         }
         assert!(Q8Linear::new(&[0u8; 33], 1, 32).is_err());

@@ -1,5 +1,5 @@
-//! Activation rows quantized to Q8_0 blocks, the form in which the GGUF kernels (`q5_linear`,
-//! `q8_linear`) multiply them: 32 signed bytes and one scale per block, scale = max |x| / 127
+//! Activation rows quantized to Q8_0 blocks, the form in which the GGUF kernels (`q5_0`,
+//! `q8_0`) multiply them: 32 signed bytes and one scale per block, scale = max |x| / 127
 //! rounded through f16, as llama.cpp and candle quantize the activations of a Q5_0 or Q8_0
 //! matmul, so that the integer part of every block's dot product is the same as theirs.
 //!
@@ -21,7 +21,7 @@ pub(crate) struct Q8Acts {
     /// Each block's scale.
     pub d: Vec<f32>,
     /// Each block's 16 × (sum of each run of four values), the eight lanes of the dot product of
-    /// the block with 32 sixteens: what `q5_linear`'s unsigned weights (value + 16) add.
+    /// the block with 32 sixteens: what `q5_0`'s unsigned weights (value + 16) add.
     pub offset: Vec<[i32; 8]>,
 }
 

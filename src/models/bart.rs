@@ -8,7 +8,7 @@
 //! and it has no BART. Here the model is immutable and all per-call state is a
 //! [`DecoderState`].
 //!
-//! Not for: generation loops (`crate::generate`) or tokenizers (`super::marian`, `super::seq2seq`).
+//! Not for: generation loops (`crate::generate`) or tokenizers (`crate::tokenizers`, `crate::backends::seq2seq`).
 
 use std::sync::Arc;
 
@@ -16,9 +16,9 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{layer_norm, Activation, Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
-use super::attention::{MultiHead, Spec};
-pub use super::linear::LinearKind;
-use super::linear::{linear_b, QLinear};
+use crate::nn::attention::{MultiHead, Spec};
+pub use crate::nn::linear::LinearKind;
+use crate::nn::linear::{linear_b, Linear};
 use crate::generate::{additive_mask, DecoderState, EncoderDecoder, LayerCache};
 
 fn default_true() -> bool {
@@ -145,8 +145,8 @@ fn attention(cfg: &Config, heads: usize, vb: VarBuilder) -> Result<MultiHead> {
 /// Feed-forward block: fc1, activation, fc2.
 #[derive(Debug, Clone)]
 struct FeedForward {
-    fc1: QLinear,
-    fc2: QLinear,
+    fc1: Linear,
+    fc2: Linear,
     activation: Activation,
 }
 
@@ -263,7 +263,7 @@ impl DecoderLayer {
 #[derive(Debug, Clone)]
 enum TokenTable {
     Table(Embedding),
-    LmHead(Arc<QLinear>),
+    LmHead(Arc<Linear>),
 }
 
 impl TokenTable {
@@ -337,7 +337,7 @@ pub struct BartForConditionalGeneration {
     decoder_layers: Vec<DecoderLayer>,
     decoder_layer_norm: Option<LayerNorm>,
     /// The LM head (with the final logits bias, if any), held as the other linear layers are.
-    lm_head: Arc<QLinear>,
+    lm_head: Arc<Linear>,
     pre_norm: bool,
     device: Device,
 }
@@ -389,10 +389,10 @@ impl BartForConditionalGeneration {
                 Ok(None)
             }
         };
-        let lm_head = Arc::new(QLinear::new(lm_head, final_logits_bias, cfg.linear_kind)?);
+        let lm_head = Arc::new(Linear::new(lm_head, final_logits_bias, cfg.linear_kind)?);
         // A table tied to a packed or int8 LM head reads its rows from that copy.
         let table = |tokens: Tensor, is_lm_head: bool| match lm_head.as_ref() {
-            QLinear::F32(_) => TokenTable::Table(Embedding::new(tokens, d)),
+            Linear::F32(_) => TokenTable::Table(Embedding::new(tokens, d)),
             _ if is_lm_head => TokenTable::LmHead(lm_head.clone()),
             _ => TokenTable::Table(Embedding::new(tokens, d)),
         };

@@ -1,93 +1,87 @@
-//! Models: the architectures (weights in, logits out) and the backends that wrap them as the two
-//! things a pipeline asks for, a [`Translator`] and a [`Summarizer`].
+//! Model architectures: weights in, logits out. One file per architecture, after
+//! candle-transformers: a config read from the model's own files, `new` / `from_gguf`, and
+//! `forward`.
 //!
-//! This is the seam between *what a user asks for* (`pipeline`) and *how a family of models does
-//! it*: the pipeline only ever sees these traits, so a GGUF chat model, Marian, BART or T5 plug in
-//! the same way. Not for: reading documents, choosing or downloading model files (`catalog`,
-//! `hub`), or writing outputs.
+//! - Encoder-decoder (safetensors): [`bart`] (BART, mBART, and the Marian layout), [`marian`]
+//!   (what Marian changes), [`t5`]. They implement `crate::generate::EncoderDecoder`.
+//! - Decoder-only (GGUF): [`qwen2`]. They implement [`CausalLm`], and [`ARCHITECTURES`] maps a
+//!   file's `general.architecture` to the one that loads it: adding an architecture is its file
+//!   plus one line there.
 //!
-//! Backends are `Send + Sync` and take `&self`: one loaded model is shared by all rayon workers,
-//! and whatever per-request state a model needs (KV caches) lives in the call, not in the weights.
+//! Not for: tokenizers (`crate::tokenizers`), prompts, batching and decoding loops
+//! (`crate::backends`, `crate::generate`), where model files come from (`crate::hub`,
+//! `crate::catalog`), or the CPU kernels (`crate::kernels`) and shared layers (`crate::nn`)
+//! the architectures are built from.
+//!
+//! A loaded model is immutable and shared between threads; per-sequence state (KV caches) is
+//! owned by the caller.
 
-mod attention;
 pub mod bart;
-pub mod linear;
-pub(crate) mod cpu;
-pub mod packed_f32;
-pub mod packed_i8;
 pub mod marian;
-pub mod seq2seq;
-pub mod spm;
-pub mod t5;
-pub mod weights;
-
-use serde::Serialize;
-
-use crate::Result;
-
-/// Tokens read and written by a model call, for progress, tokens/s and the JSON report.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Usage {
-    /// Tokens fed to the model (prompt or encoder input).
-    pub input_tokens: u64,
-    /// Tokens the model generated.
-    pub output_tokens: u64,
-}
-
-impl std::ops::AddAssign for Usage {
-    fn add_assign(&mut self, rhs: Self) {
-        self.input_tokens += rhs.input_tokens;
-        self.output_tokens += rhs.output_tokens;
-    }
-}
-
-/// The output of a model call, with what it cost.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Output<T> {
-    pub value: T,
-    pub usage: Usage,
-}
-
-/// French paragraphs in, English paragraphs out.
-pub trait Translator: Send + Sync {
-    /// Translates each paragraph; the result has exactly one entry per input, in order, and no
-    /// entry contains a blank line (so the paragraph layout of the document survives).
-    ///
-    /// Paragraphs may come from several documents at once; a backend that batches is free to
-    /// pool and reorder internally, but its output for a paragraph never depends on which other
-    /// paragraphs came with it.
-    fn translate(&self, paragraphs: &[&str]) -> Result<Output<Vec<String>>>;
-}
-
-/// What a call to [`Summarizer::summarize`] is asked to summarize.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SummaryInput {
-    /// A whole document that fits the model's input.
-    Document,
-    /// One chunk of a document too long for one call.
-    Chunk,
-    /// Partial summaries of the chunks, to be merged into one.
-    Partials,
-}
-
-/// English text in, a short English summary out.
-pub trait Summarizer: Send + Sync {
-    /// The largest input, in this model's tokens, that one `summarize` call accepts.
-    fn max_input_tokens(&self) -> usize;
-
-    /// How many tokens `text` takes as input to this model.
-    fn count_tokens(&self, text: &str) -> Result<usize>;
-
-    /// Summarizes `text`, which must fit [`Summarizer::max_input_tokens`]. Returns plain text:
-    /// sentences or bullet lines, which the pipeline shapes into the brief's Markdown.
-    fn summarize(&self, text: &str, input: SummaryInput) -> Result<Output<String>>;
-}
-
-pub mod gguf_chat;
-pub mod gguf_tokenizer;
-pub mod load;
-pub mod q5_linear;
-mod q8_acts;
-pub mod q8_linear;
 pub mod qwen2;
+pub mod t5;
+
+use std::fs::File;
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Result, Tensor};
+
+use crate::nn::kv_cache::KvCache;
+
+/// A decoder-only language model loaded from a GGUF file: what the chat backend runs.
+pub trait CausalLm: Send + Sync {
+    /// The longest sequence (prompt plus generation) a cache of this model holds.
+    fn max_len(&self) -> usize;
+
+    /// A fresh, empty cache for one sequence.
+    fn new_cache(&self) -> KvCache;
+
+    /// Feeds `ids` (one sequence) after what `cache` already holds, and returns the logits
+    /// (f32, vocabulary-sized) for the token that follows the last of them.
+    fn forward(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor>;
+}
+
+/// Loads the weights of one architecture from an open GGUF file; `max_len` caps the context
+/// (prompt plus generation) this process will use.
+pub type LoadGguf = fn(&gguf_file::Content, &mut File, usize, &Device) -> Result<Box<dyn CausalLm>>;
+
+/// A decoder-only architecture, by the `general.architecture` value of its GGUF files.
+pub struct Architecture {
+    /// `general.architecture`, as llama.cpp writes it.
+    pub name: &'static str,
+    /// The model families that use it, for messages and `models info`.
+    pub families: &'static str,
+    pub load: LoadGguf,
+}
+
+/// Every GGUF architecture transbrief runs. One line per architecture.
+pub const ARCHITECTURES: &[Architecture] = &[Architecture {
+    name: "qwen2",
+    families: "Qwen2, Qwen2.5",
+    load: |ct, file, max_len, device| Ok(Box::new(qwen2::Model::from_gguf(ct, file, max_len, device)?)),
+}];
+
+/// The `general.architecture` of a GGUF file, or an empty string when it has none.
+pub fn architecture_name(ct: &gguf_file::Content) -> String {
+    ct.metadata
+        .get("general.architecture")
+        .and_then(|v| v.to_string().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The registered architecture of a GGUF file; the error names the file's architecture and
+/// lists the supported ones.
+pub fn architecture_of(ct: &gguf_file::Content) -> std::result::Result<&'static Architecture, String> {
+    let name = architecture_name(ct);
+    ARCHITECTURES.iter().find(|a| a.name == name).ok_or_else(|| {
+        let supported: Vec<String> = ARCHITECTURES
+            .iter()
+            .map(|a| format!("{} ({})", a.name, a.families))
+            .collect();
+        format!(
+            "architecture '{name}' is not supported (supported: {})",
+            supported.join("; ")
+        )
+    })
+}

@@ -7,15 +7,15 @@
 //! layers (weights cannot be shared across threads, caches cannot be reordered for beam search),
 //! has no encoder padding mask, and recomputes cross-attention keys/values at every step.
 //!
-//! Not for: generation loops (`crate::generate`) or prompts (`super::seq2seq`).
+//! Not for: generation loops (`crate::generate`) or prompts (`crate::backends::seq2seq`).
 
 use candle_core::{DType, Device, Result, Tensor};
 use candle_core::Module;
-use candle_nn::{embedding, Activation, Embedding, Linear, RmsNorm, VarBuilder};
+use candle_nn::{embedding, Activation, Embedding, Linear as CandleLinear, RmsNorm, VarBuilder};
 use serde::Deserialize;
 
-use super::attention::{MultiHead, Spec};
-use super::linear::{linear_b, LinearKind, QLinear};
+use crate::nn::attention::{MultiHead, Spec};
+use crate::nn::linear::{linear_b, LinearKind, Linear};
 use crate::generate::{additive_mask, DecoderState, EncoderDecoder, KeyValue};
 
 fn default_buckets() -> usize {
@@ -66,6 +66,10 @@ pub struct Config {
     pub eos_token_id: Option<u32>,
     #[serde(default)]
     pub decoder_start_token_id: Option<u32>,
+    /// How linear weights are held in memory (not read from the file; set by
+    /// [`T5ForConditionalGeneration::new_with`]).
+    #[serde(skip)]
+    pub linear_kind: LinearKind,
 }
 
 impl Config {
@@ -128,7 +132,7 @@ impl Attention {
             bias: false,
             names: ["q", "k", "v", "o"],
             scaling: 1.0,
-            kind: super::linear::LinearKind::F32,
+            kind: cfg.linear_kind,
         };
         Ok(Self {
             proj: MultiHead::new(spec, &vb)?,
@@ -178,13 +182,13 @@ impl Attention {
 #[derive(Debug, Clone)]
 enum FeedForward {
     Relu {
-        wi: QLinear,
-        wo: QLinear,
+        wi: Linear,
+        wo: Linear,
     },
     Gated {
-        wi_0: QLinear,
-        wi_1: QLinear,
-        wo: QLinear,
+        wi_0: Linear,
+        wi_1: Linear,
+        wo: Linear,
         act: Activation,
     },
 }
@@ -192,7 +196,7 @@ enum FeedForward {
 impl FeedForward {
     fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let (d, ff) = (cfg.d_model, cfg.d_ff);
-        let wo = linear_b(ff, d, false, LinearKind::F32, vb.pp("wo"))?;
+        let wo = linear_b(ff, d, false, cfg.linear_kind, vb.pp("wo"))?;
         if let Some(act) = cfg.feed_forward_proj.strip_prefix("gated-") {
             let act = match act {
                 "gelu" | "gelu_new" => Activation::NewGelu,
@@ -205,14 +209,14 @@ impl FeedForward {
                 }
             };
             Ok(Self::Gated {
-                wi_0: linear_b(d, ff, false, LinearKind::F32, vb.pp("wi_0"))?,
-                wi_1: linear_b(d, ff, false, LinearKind::F32, vb.pp("wi_1"))?,
+                wi_0: linear_b(d, ff, false, cfg.linear_kind, vb.pp("wi_0"))?,
+                wi_1: linear_b(d, ff, false, cfg.linear_kind, vb.pp("wi_1"))?,
                 wo,
                 act,
             })
         } else {
             Ok(Self::Relu {
-                wi: linear_b(d, ff, false, LinearKind::F32, vb.pp("wi"))?,
+                wi: linear_b(d, ff, false, cfg.linear_kind, vb.pp("wi"))?,
                 wo,
             })
         }
@@ -280,20 +284,30 @@ pub struct T5ForConditionalGeneration {
     decoder: Vec<Block>,
     decoder_norm: RmsNorm,
     /// Its own matrix (packed for our kernel where it can be), or the shared embeddings.
-    lm_head: QLinear,
+    lm_head: Linear,
     output_scale: f64,
     device: Device,
 }
 
 impl T5ForConditionalGeneration {
+    /// [`Self::new`] with the linear layers (attention projections, feed-forward, an untied LM
+    /// head) held as `kind`.
+    pub fn new_with(cfg: &Config, vb: VarBuilder, kind: LinearKind) -> Result<Self> {
+        let cfg = Config {
+            linear_kind: kind,
+            ..cfg.clone()
+        };
+        Self::new(&cfg, vb)
+    }
+
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let shared = embedding(cfg.vocab_size, cfg.d_model, vb.pp("shared"))?;
         let lm_head = if vb.contains_tensor("lm_head.weight") {
             let w = vb.get((cfg.vocab_size, cfg.d_model), "lm_head.weight")?;
-            QLinear::new(w, None, LinearKind::F32)?
+            Linear::new(w, None, cfg.linear_kind)?
         } else {
             // Tied: multiply by the embedding table itself rather than hold a packed copy.
-            QLinear::F32(Linear::new(shared.embeddings().clone(), None))
+            Linear::F32(CandleLinear::new(shared.embeddings().clone(), None))
         };
         let stack = |name: &str, layers: usize, decoder: bool| -> Result<Vec<Block>> {
             (0..layers)

@@ -6,7 +6,7 @@
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::linear::{linear_b, LinearKind, QLinear};
+use super::linear::{linear_b, LinearKind, Linear};
 
 use crate::generate::KeyValue;
 
@@ -26,10 +26,10 @@ pub(crate) struct Spec<'a> {
 
 #[derive(Debug, Clone)]
 pub(crate) struct MultiHead {
-    q: QLinear,
-    k: QLinear,
-    v: QLinear,
-    o: QLinear,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
     heads: usize,
     head_dim: usize,
     scaling: f64,

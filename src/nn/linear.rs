@@ -1,21 +1,21 @@
 //! Linear layers of the encoder-decoder families, in the form their weights are held:
-//! - f32: packed for our AVX2/FMA kernel (`super::packed_f32`), or candle-nn's `Linear` where
+//! - f32: packed for our AVX2/FMA kernel (`crate::kernels::packed_f32`), or candle-nn's `Linear` where
 //!   that cannot run (no AVX2/FMA, GPUs);
 //! - int8: on the CPU with AVX2 and FMA, one scale per weight row and activations quantized per row at
-//!   each call (`super::packed_i8`), as CTranslate2's `int8` compute type does for the same
+//!   each call (`crate::kernels::packed_i8`), as CTranslate2's `int8` compute type does for the same
 //!   layers; elsewhere GGML's Q8_0 blocks (32 weights, one f16 scale) through candle's quantized
 //!   matmul.
 //!
 //! Not for: layer norms or the attention arithmetic itself, which stay f32. A tied embedding
-//! table reads its rows from its LM head's copy ([`QLinear::rows`]).
+//! table reads its rows from its LM head's copy ([`Linear::rows`]).
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::{Linear as CandleLinear, VarBuilder};
 use std::sync::Arc;
 
-use super::packed_f32::PackedF32;
-use super::packed_i8::PackedI8;
+use crate::kernels::packed_f32::PackedF32;
+use crate::kernels::packed_i8::PackedI8;
 
 /// How the weights of linear layers are held.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,37 +24,37 @@ pub enum LinearKind {
     #[default]
     F32,
     /// Quantized to int8 at load time (see the module docs for the two layouts).
-    Q8_0,
+    Int8,
 }
 
 /// A linear layer, `y = x W^T + b`, in one of the [`LinearKind`]s.
 #[derive(Debug, Clone)]
-pub enum QLinear {
-    F32(Linear),
+pub enum Linear {
+    F32(CandleLinear),
     /// f32 weights packed for [`PackedF32`] (the CPU with AVX2 and FMA).
     Packed(Arc<PackedF32>),
     /// int8 weights with one scale per row, packed for [`PackedI8`] (the CPU with AVX2/FMA).
     I8(Arc<PackedI8>),
     Q8 {
         weight: QMatMul,
-        /// The same blocks, for [`QLinear::rows`].
+        /// The same blocks, for [`Linear::rows`].
         table: Arc<QTensor>,
         bias: Option<Tensor>,
     },
 }
 
-impl QLinear {
+impl Linear {
     /// Wraps `weight` (`(out, in)`) and `bias` (`(out,)`) as `kind`. Without our int8 kernel,
     /// Q8_0 blocks need `in` to be a multiple of 32; other shapes then stay f32.
     pub fn new(weight: Tensor, bias: Option<Tensor>, kind: LinearKind) -> Result<Self> {
         let in_dim = weight.dim(1)?;
-        if kind == LinearKind::Q8_0 {
+        if kind == LinearKind::Int8 {
             if let Some(packed) = PackedI8::new(&weight, bias.as_ref())? {
                 return Ok(Self::I8(Arc::new(packed)));
             }
         }
         match kind {
-            LinearKind::Q8_0 if in_dim % 32 == 0 => {
+            LinearKind::Int8 if in_dim % 32 == 0 => {
                 let table = Arc::new(QTensor::quantize(&weight, GgmlDType::Q8_0)?);
                 Ok(Self::Q8 {
                     weight: QMatMul::from_arc(table.clone())?,
@@ -64,13 +64,13 @@ impl QLinear {
             }
             _ => match PackedF32::new(&weight, bias.as_ref())? {
                 Some(packed) => Ok(Self::Packed(Arc::new(packed))),
-                None => Ok(Self::F32(Linear::new(weight, bias))),
+                None => Ok(Self::F32(CandleLinear::new(weight, bias))),
             },
         }
     }
 }
 
-impl QLinear {
+impl Linear {
     /// The weight rows of `ids` (`(ids.., in)`), read from this layer's own copy, so that an
     /// embedding table tied to it need not hold a second one. `None` for candle's f32 `Linear`
     /// (its weight tensor serves as the table directly).
@@ -84,7 +84,7 @@ impl QLinear {
     }
 }
 
-impl Module for QLinear {
+impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
             Self::F32(linear) => linear.forward(xs),
@@ -108,20 +108,20 @@ pub fn linear_b(
     bias: bool,
     kind: LinearKind,
     vb: VarBuilder,
-) -> Result<QLinear> {
+) -> Result<Linear> {
     let weight = vb.get((out_dim, in_dim), "weight")?;
     let bias = if bias {
         Some(vb.get(out_dim, "bias")?)
     } else {
         None
     };
-    QLinear::new(weight, bias, kind)
+    Linear::new(weight, bias, kind)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::cpu::test_tensor;
+    use crate::kernels::cpu::test_tensor;
 
     #[test]
     fn int8_weights_stay_within_the_rounding_bound_of_f32() {
@@ -131,9 +131,9 @@ mod tests {
         let x = test_tensor(&[3, 5, k], 3, 1.5);
         let wv = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let f = QLinear::new(w.clone(), Some(b.clone()), LinearKind::F32).unwrap();
-        let q = QLinear::new(w, Some(b), LinearKind::Q8_0).unwrap();
-        assert!(matches!(q, QLinear::Q8 { .. } | QLinear::I8(_)));
+        let f = Linear::new(w.clone(), Some(b.clone()), LinearKind::F32).unwrap();
+        let q = Linear::new(w, Some(b), LinearKind::Int8).unwrap();
+        assert!(matches!(q, Linear::Q8 { .. } | Linear::I8(_)));
         let yf = f.forward(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let yq = q.forward(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(yf.len(), m * n);

@@ -4,7 +4,7 @@
 //!
 //! Not for: the prompts (the catalog) or the model calls themselves (the `Summarizer`).
 
-use crate::models::{Output, Summarizer, SummaryInput, Usage};
+use crate::backends::{Output, Summarizer, SummaryInput, Usage};
 use crate::{Error, Result};
 
 /// Fewest and most bullet points in a brief.
@@ -13,6 +13,17 @@ pub const MAX_BULLETS: usize = 6;
 
 /// Levels of chunk-then-merge before giving up (each level shrinks the text many times over).
 const MAX_DEPTH: usize = 4;
+
+/// The title a brief gets when the model gives none: the document's base name (up to its first
+/// dot) with `-` and `_` as spaces; "Brief" for a document without a name (stdin).
+pub fn fallback_title(input: Option<&std::path::Path>) -> String {
+    let Some(name) = input.and_then(|p| p.file_name()) else {
+        return "Brief".into();
+    };
+    let name = name.to_string_lossy();
+    let base = name.split('.').next().unwrap_or(&name);
+    base.replace(['-', '_'], " ")
+}
 
 /// Summarizes `english` and returns the brief's Markdown. `fallback_title` is used when the
 /// model gives no title line.

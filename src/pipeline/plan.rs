@@ -15,17 +15,15 @@ use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use crate::text::Format;
+use crate::text::format::{Format, BRIEF_SUFFIX};
 
-/// Globs that select documents when no `--include` is given.
-pub const DEFAULT_INCLUDE: &[&str] = &["*.txt", "*.md", "*.markdown"];
 
 /// What to walk and where outputs go.
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
     pub paths: Vec<PathBuf>,
     /// Globs a file must match (its name or its path below the walked folder); empty means
-    /// [`DEFAULT_INCLUDE`].
+    /// every format's extensions ([`Format::default_globs`]).
     pub include: Vec<String>,
     /// Globs that exclude files or whole folders.
     pub exclude: Vec<String>,
@@ -37,7 +35,7 @@ pub struct PlanOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub input: PathBuf,
-    pub format: Format,
+    pub format: &'static Format,
     pub translation: PathBuf,
     pub brief: PathBuf,
 }
@@ -56,8 +54,9 @@ pub struct Plan {
     pub problems: Vec<Problem>,
 }
 
-/// Output file names for an input file name, or `None` when the name is not a document's
-/// (no stem, or one of our outputs or a reference).
+/// Output file names for an input file name (the translation's as its format says, and the
+/// brief's), or `None` when the name is not a document's (no stem, or one of our outputs or a
+/// reference).
 pub fn output_names(file_name: &str) -> Option<(String, String)> {
     if is_output_or_reference(file_name) {
         return None;
@@ -70,14 +69,8 @@ pub fn output_names(file_name: &str) -> Option<(String, String)> {
     if base.is_empty() {
         return None;
     }
-    let translation_ext = match ext.to_ascii_lowercase().as_str() {
-        "md" | "markdown" => "md",
-        _ => "txt",
-    };
-    Some((
-        format!("{base}.en.{translation_ext}"),
-        format!("{base}.brief.en.md"),
-    ))
+    let format = Format::by_extension(ext).unwrap_or(&crate::text::format::PLAIN);
+    Some((format.translation_name(base), format!("{base}{BRIEF_SUFFIX}")))
 }
 
 /// Whether a file name is one transbrief writes, or a reference to score against.
@@ -112,12 +105,7 @@ fn matches(set: &GlobSet, rel: &Path) -> bool {
 /// Walks `opts.paths` and names every output. Errors in `include`/`exclude` are usage errors.
 pub fn plan(opts: &PlanOptions) -> Result<Plan, String> {
     let include = if opts.include.is_empty() {
-        globset(
-            &DEFAULT_INCLUDE
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-        )?
+        globset(&Format::default_globs())?
     } else {
         globset(&opts.include)?
     };
@@ -125,68 +113,81 @@ pub fn plan(opts: &PlanOptions) -> Result<Plan, String> {
     let mut plan = Plan::default();
     // (input, output dir)
     let mut found: Vec<(PathBuf, PathBuf)> = Vec::new();
-
     for root in &opts.paths {
-        let meta = match std::fs::metadata(root) {
-            Ok(m) => m,
+        match std::fs::metadata(root) {
+            Err(e) => plan.problems.push(Problem {
+                path: root.clone(),
+                message: format!("cannot read: {e}"),
+            }),
+            Ok(meta) if meta.is_file() => {
+                // A file named on the command line is taken whatever its extension.
+                let out = match &opts.out_dir {
+                    Some(d) => d.clone(),
+                    None => root.parent().unwrap_or(Path::new("")).to_path_buf(),
+                };
+                found.push((root.clone(), out));
+            }
+            Ok(_) => walk_folder(root, opts, &include, &exclude, &mut found, &mut plan.problems),
+        }
+    }
+    let mut jobs = name_outputs(found);
+    resolve_collisions(&mut jobs, &mut plan.problems);
+    plan.jobs = jobs;
+    Ok(plan)
+}
+
+/// Walks one folder, adding every file `include` takes (with its output folder) to `found`.
+/// Excluded folders are pruned, not walked.
+fn walk_folder(
+    root: &Path,
+    opts: &PlanOptions,
+    include: &GlobSet,
+    exclude: &GlobSet,
+    found: &mut Vec<(PathBuf, PathBuf)>,
+    problems: &mut Vec<Problem>,
+) {
+    let prune_root = root.to_path_buf();
+    let prune = exclude.clone();
+    let walker = ignore::WalkBuilder::new(root)
+        .standard_filters(false)
+        .hidden(true)
+        .follow_links(true)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(move |e| {
+            let rel = e.path().strip_prefix(&prune_root).unwrap_or(e.path());
+            rel.as_os_str().is_empty() || !matches(&prune, rel)
+        })
+        .build();
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
             Err(e) => {
-                plan.problems.push(Problem {
-                    path: root.clone(),
-                    message: format!("cannot read: {e}"),
+                problems.push(Problem {
+                    path: error_path(&e).unwrap_or_else(|| root.to_path_buf()),
+                    message: walk_message(&e),
                 });
                 continue;
             }
         };
-        if meta.is_file() {
-            // A file named on the command line is taken whatever its extension.
-            let out = match &opts.out_dir {
-                Some(d) => d.clone(),
-                None => root.parent().unwrap_or(Path::new("")).to_path_buf(),
-            };
-            found.push((root.clone(), out));
+        let path = entry.path();
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
             continue;
         }
-        // Excluded folders are pruned, not walked.
-        let prune_root = root.clone();
-        let prune = exclude.clone();
-        let walker = ignore::WalkBuilder::new(root)
-            .standard_filters(false)
-            .hidden(true)
-            .follow_links(true)
-            .sort_by_file_name(|a, b| a.cmp(b))
-            .filter_entry(move |e| {
-                let rel = e.path().strip_prefix(&prune_root).unwrap_or(e.path());
-                rel.as_os_str().is_empty() || !matches(&prune, rel)
-            })
-            .build();
-        for entry in walker {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    plan.problems.push(Problem {
-                        path: error_path(&e).unwrap_or_else(|| root.clone()),
-                        message: walk_message(&e),
-                    });
-                    continue;
-                }
-            };
-            let path = entry.path();
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                continue;
-            }
-            let rel = path.strip_prefix(root).unwrap_or(path);
-            if !matches(&include, rel) {
-                continue;
-            }
-            let out = match &opts.out_dir {
-                Some(d) => d.join(rel.parent().unwrap_or(Path::new(""))),
-                None => path.parent().unwrap_or(Path::new("")).to_path_buf(),
-            };
-            found.push((path.to_path_buf(), out));
+        let rel = path.strip_prefix(root).unwrap_or(path);
+        if !matches(include, rel) {
+            continue;
         }
+        let out = match &opts.out_dir {
+            Some(d) => d.join(rel.parent().unwrap_or(Path::new(""))),
+            None => path.parent().unwrap_or(Path::new("")).to_path_buf(),
+        };
+        found.push((path.to_path_buf(), out));
     }
+}
 
-    // Name outputs; an input may be named twice (a folder and a file in it).
+/// The job of each `(input, output folder)`, in path order; an input may have been found twice
+/// (a folder and a file in it), and names that are not documents' are dropped.
+fn name_outputs(mut found: Vec<(PathBuf, PathBuf)>) -> Vec<Job> {
     found.sort();
     found.dedup();
     let mut jobs: Vec<Job> = Vec::new();
@@ -198,11 +199,7 @@ pub fn plan(opts: &PlanOptions) -> Result<Plan, String> {
         let Some((t, b)) = output_names(&name) else {
             continue;
         };
-        let format = if t.ends_with(".md") {
-            Format::Markdown
-        } else {
-            Format::Plain
-        };
+        let format = Format::of_document(&input);
         jobs.push(Job {
             input,
             format,
@@ -210,9 +207,7 @@ pub fn plan(opts: &PlanOptions) -> Result<Plan, String> {
             brief: out_dir.join(b),
         });
     }
-    resolve_collisions(&mut jobs, &mut plan.problems);
-    plan.jobs = jobs;
-    Ok(plan)
+    jobs
 }
 
 /// Priority of an input for an output name two inputs share: an explicit `.fr.` tag first, then
@@ -224,7 +219,11 @@ fn priority(job: &Job) -> (u8, u8, PathBuf) {
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
     let tagged = if name.contains(".fr.") { 0 } else { 1 };
-    let plain = if job.format == Format::Plain { 0 } else { 1 };
+    let plain = if *job.format == crate::text::format::PLAIN {
+        0
+    } else {
+        1
+    };
     (tagged, plain, job.input.clone())
 }
 

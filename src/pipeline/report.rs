@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::models::Usage;
+use crate::backends::Usage;
 
 /// The outcome of one document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

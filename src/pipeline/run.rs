@@ -22,14 +22,15 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde_json::json;
 
-use crate::catalog::Task;
-use crate::models::load::Loader;
-use crate::models::{Output, Summarizer, Translator};
+use crate::catalog::{Entry, Task};
+use crate::backends::load::{Loader, Selection};
+use crate::backends::{Output, Summarizer, Translator};
 use crate::pipeline::brief;
 use crate::pipeline::plan::{self, Job, PlanOptions};
 use crate::pipeline::report::{DocReport, DocStatus, OutputReport, Report};
 use crate::pipeline::write::{self, OutputState};
-use crate::text::{self, Format};
+use crate::text::read::Decoded;
+use crate::text::{self, format::Format};
 use crate::{Error, Result};
 
 /// Everything `transbrief run` was asked.
@@ -46,8 +47,9 @@ pub struct RunOptions {
     pub jobs: usize,
     /// Largest input file accepted, in bytes.
     pub max_bytes: u64,
-    pub translate_model: Option<String>,
-    pub brief_model: Option<String>,
+    /// The models, resolved by [`Loader::select`]. A brief needs a translation model too (it
+    /// is made from the English); with no brief model, no briefs are made.
+    pub models: Selection,
     /// Draw a progress bar on stderr (when it is a terminal).
     pub progress: bool,
     /// Print one line per failed document on stderr.
@@ -57,11 +59,26 @@ pub struct RunOptions {
 /// The models of a run, resolved from the catalog but loaded on first use.
 struct Models<'a> {
     loader: &'a Loader,
-    translate: Option<(crate::catalog::Entry, String)>,
-    brief: Option<(crate::catalog::Entry, String)>,
+    translate: Option<(Entry, String)>,
+    brief: Option<(Entry, String)>,
 }
 
-impl Models<'_> {
+impl<'a> Models<'a> {
+    fn new(opts: &RunOptions, loader: &'a Loader) -> Self {
+        let wants_brief = opts.only.is_none() || opts.only == Some(Task::Brief);
+        let identified = |e: &Entry| (e.clone(), loader.identity(e));
+        Models {
+            loader,
+            translate: Some(identified(&opts.models.translate)),
+            brief: opts
+                .models
+                .brief
+                .as_ref()
+                .filter(|_| wants_brief)
+                .map(identified),
+        }
+    }
+
     fn translator(&self) -> Result<Arc<dyn Translator>> {
         let (entry, _) = self
             .translate
@@ -83,76 +100,36 @@ fn fingerprint(parts: serde_json::Value) -> String {
     write::sha256_hex(parts.to_string().as_bytes())
 }
 
-/// Plans and runs. Usage errors (bad globs, unknown models) are `Err`; everything that goes
-/// wrong with one document is in its [`DocReport`].
+/// Texts kept from the settling pass for the documents that will run, so that they are not
+/// read twice; past this many bytes in all, the rest are read again when they run.
+const KEPT_TEXT_BYTES: usize = 256 << 20;
+
+/// A document after the settling pass.
+enum Settled {
+    /// Nothing to do (its outputs are up to date): its final report.
+    Skipped(DocReport),
+    /// To run, with its text when it was kept.
+    Pending(Option<Decoded>),
+}
+
+/// Plans and runs. Usage errors (bad globs) are `Err`; everything that goes wrong with one
+/// document is in its [`DocReport`].
 pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
     let started = Instant::now();
     let plan = plan::plan(&opts.plan).map_err(Error::msg)?;
-    let wants = |t: Task| opts.only.is_none() || opts.only == Some(t);
-
-    // The brief is made from the English translation, so both models are needed for briefs.
-    let translate = loader.entry(Task::Translate, opts.translate_model.as_deref())?;
-    let translate = Some((translate.clone(), loader.identity(translate)));
-    let brief = if wants(Task::Brief) {
-        let e = loader.entry(Task::Brief, opts.brief_model.as_deref())?;
-        Some((e.clone(), loader.identity(e)))
-    } else {
-        None
-    };
-    let models = Models {
-        loader,
-        translate,
-        brief,
-    };
-
-    let mut dirs: Vec<&Path> = plan
-        .jobs
-        .iter()
-        .flat_map(|j| [j.translation.parent(), j.brief.parent()])
-        .flatten()
-        .collect();
-    dirs.sort();
-    dirs.dedup();
+    let models = Models::new(opts, loader);
     if !opts.dry_run {
-        for d in dirs {
-            write::remove_stale_temps(d);
-        }
+        remove_stale_temps(&plan);
     }
-
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build()
         .map_err(|e| Error::msg(format!("cannot start {} worker threads: {e}", opts.jobs)))?;
-    // Documents whose outputs are up to date are settled first by a dry pass (it reads each
-    // input and checks its outputs' records, and loads no model), so that candle's kernel
-    // threads are sized by the documents that will really run at once: a re-run after one file
-    // of many changed gives that file every core, not one.
-    // With one worker (or one document) the sizing cannot change, and the pass is skipped.
-    let sizing_matters = opts.jobs > 1 && plan.jobs.len() > 1;
-    let settled: Vec<Option<DocReport>> = if opts.dry_run || !sizing_matters {
-        plan.jobs.iter().map(|_| None).collect()
-    } else {
-        let dry = RunOptions {
-            dry_run: true,
-            ..opts.clone()
-        };
-        pool.install(|| {
-            plan.jobs
-                .par_iter()
-                .map(|job| Some(process(job, &dry, &models)).filter(|r| r.status == DocStatus::Skipped))
-                .collect()
-        })
-    };
+    let settled = settle(&plan, opts, &models, &pool);
     if !opts.dry_run {
-        let to_run = settled.iter().filter(|s| s.is_none()).count();
-        let in_flight = opts.jobs.max(1).min(to_run.max(1));
-        tracing::debug!(to_run, in_flight, "documents needing a model");
-        if let Some(n) = crate::device::default_kernel_threads(in_flight) {
-            tracing::debug!(threads = n, documents = in_flight, "kernel threads");
-        }
+        size_kernel_threads(&settled, opts.jobs);
     }
     let bar = progress_bar(plan.jobs.len(), opts.progress);
-    let generated = AtomicU64::new(0);
     // Each error names its file, in the report as on stderr.
     let mut reports: Vec<DocReport> = plan
         .problems
@@ -171,34 +148,7 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
             }
         }
     }
-    let done: Vec<DocReport> = pool.install(|| {
-        plan.jobs
-            .par_iter()
-            .zip(settled)
-            .map(|(job, settled)| {
-                let report = if let Some(report) = settled {
-                    report
-                } else if crate::cancel::requested() {
-                    let mut r = DocReport::new(job.input.clone());
-                    r.status = DocStatus::Interrupted;
-                    r
-                } else {
-                    process(job, opts, &models)
-                };
-                let total = generated.fetch_add(report.tokens.output_tokens, Ordering::Relaxed)
-                    + report.tokens.output_tokens;
-                let secs = started.elapsed().as_secs_f64();
-                bar.set_message(format!("{:.1} tokens/s", total as f64 / secs.max(1e-3)));
-                if opts.print_errors {
-                    if let Some(e) = &report.error {
-                        print_line(&bar, format!("error: {e}"));
-                    }
-                }
-                bar.inc(1);
-                report
-            })
-            .collect()
-    });
+    let done = pool.install(|| process_all(&plan.jobs, settled, opts, &models, &bar, started));
     bar.finish_and_clear();
     reports.extend(done);
     reports.sort_by(|a, b| a.input.cmp(&b.input));
@@ -209,6 +159,108 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
         reports,
         started.elapsed().as_secs_f64(),
     ))
+}
+
+/// Removes the temp files an interrupted run left in the folders this run writes to.
+fn remove_stale_temps(plan: &plan::Plan) {
+    let mut dirs: Vec<&Path> = plan
+        .jobs
+        .iter()
+        .flat_map(|j| [j.translation.parent(), j.brief.parent()])
+        .flatten()
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs {
+        write::remove_stale_temps(d);
+    }
+}
+
+/// Settles the documents whose outputs are up to date before any model runs (a dry pass: it
+/// reads each input and checks its outputs' records, and loads no model), so that candle's kernel
+/// threads are sized by the documents that will really run at once: a re-run after one file of
+/// many changed gives that file every core, not one. With one worker (or one document) the
+/// sizing cannot change, and the pass is skipped.
+fn settle(
+    plan: &plan::Plan,
+    opts: &RunOptions,
+    models: &Models,
+    pool: &rayon::ThreadPool,
+) -> Vec<Settled> {
+    let sizing_matters = opts.jobs > 1 && plan.jobs.len() > 1;
+    if opts.dry_run || !sizing_matters {
+        return plan.jobs.iter().map(|_| Settled::Pending(None)).collect();
+    }
+    let dry = RunOptions {
+        dry_run: true,
+        ..opts.clone()
+    };
+    let kept = AtomicU64::new(0);
+    pool.install(|| {
+        plan.jobs
+            .par_iter()
+            .map(|job| {
+                let mut text = None;
+                let report = process(job, &dry, models, None, Some(&mut text));
+                if report.status == DocStatus::Skipped {
+                    return Settled::Skipped(report);
+                }
+                let len = text.as_ref().map_or(0, |d: &Decoded| d.text.len()) as u64;
+                let total = kept.fetch_add(len, Ordering::Relaxed) + len;
+                Settled::Pending(text.filter(|_| total <= KEPT_TEXT_BYTES as u64))
+            })
+            .collect()
+    })
+}
+
+/// Sizes candle's kernel threads by the documents that will run at once.
+fn size_kernel_threads(settled: &[Settled], jobs: usize) {
+    let to_run = settled
+        .iter()
+        .filter(|s| matches!(s, Settled::Pending(_)))
+        .count();
+    let in_flight = jobs.max(1).min(to_run.max(1));
+    tracing::debug!(to_run, in_flight, "documents needing a model");
+    if let Some(n) = crate::device::default_kernel_threads(in_flight) {
+        tracing::debug!(threads = n, documents = in_flight, "kernel threads");
+    }
+}
+
+/// Runs every document on the current rayon pool, in parallel, with progress.
+fn process_all(
+    jobs: &[Job],
+    settled: Vec<Settled>,
+    opts: &RunOptions,
+    models: &Models,
+    bar: &indicatif::ProgressBar,
+    started: Instant,
+) -> Vec<DocReport> {
+    let generated = AtomicU64::new(0);
+    jobs.par_iter()
+        .zip(settled)
+        .map(|(job, settled)| {
+            let report = match settled {
+                Settled::Skipped(report) => report,
+                Settled::Pending(_) if crate::cancel::requested() => {
+                    let mut r = DocReport::new(job.input.clone());
+                    r.status = DocStatus::Interrupted;
+                    r
+                }
+                Settled::Pending(text) => process(job, opts, models, text, None),
+            };
+            let total = generated.fetch_add(report.tokens.output_tokens, Ordering::Relaxed)
+                + report.tokens.output_tokens;
+            let secs = started.elapsed().as_secs_f64();
+            bar.set_message(format!("{:.1} tokens/s", total as f64 / secs.max(1e-3)));
+            if opts.print_errors {
+                if let Some(e) = &report.error {
+                    print_line(bar, format!("error: {e}"));
+                }
+            }
+            bar.inc(1);
+            report
+        })
+        .collect()
 }
 
 /// Prints a line on stderr above the progress bar, or plainly when there is none (a hidden
@@ -278,14 +330,21 @@ fn decide(output: &Path, fingerprint: String) -> Result<Decision> {
 }
 
 /// Processes one document; never panics on its content, never touches another's files.
-fn process(job: &Job, opts: &RunOptions, models: &Models) -> DocReport {
+/// `preread` is its text when the settling pass kept it; `keep` receives the text read here.
+fn process(
+    job: &Job,
+    opts: &RunOptions,
+    models: &Models,
+    preread: Option<Decoded>,
+    keep: Option<&mut Option<Decoded>>,
+) -> DocReport {
     let started = Instant::now();
     let mut report = DocReport::new(job.input.clone());
     // A bug (a panic) on one document's content must cost only that document, not the run and
     // every other document in flight. `report` is only ever appended to, so after an unwind it
     // holds what was known so far and is safe to read.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        process_inner(job, opts, models, &mut report)
+        process_inner(job, opts, models, preread, keep, &mut report)
     }))
     .unwrap_or_else(|panic| {
         let what = panic
@@ -322,27 +381,93 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
+/// The decisions for one document's outputs: `None` for an output not asked for.
+struct Decisions {
+    translation: Option<Decision>,
+    brief: Option<Decision>,
+}
+
 fn process_inner(
     job: &Job,
     opts: &RunOptions,
     models: &Models,
+    preread: Option<Decoded>,
+    keep: Option<&mut Option<Decoded>>,
     report: &mut DocReport,
 ) -> Result<()> {
     let t = Instant::now();
-    let doc = text::read::read_document(&job.input, opts.max_bytes)
-        .map_err(|e| Error::input(&job.input, e))?;
+    let doc = match preread {
+        Some(doc) => doc,
+        None => text::read::read_document(&job.input, opts.max_bytes)
+            .map_err(|e| Error::input(&job.input, e))?,
+    };
     report.timings.read_ms = ms(t);
     report.encoding = Some(doc.encoding.to_string());
-    let text_sha = write::sha256_hex(doc.text.as_bytes());
-    let wants = |t: Task| opts.only.is_none() || opts.only == Some(t);
+    let decisions = decide_outputs(job, opts, models, &doc.text)?;
+    let need_translation = plan_output(report, opts, "translation", job, &decisions.translation);
+    let need_brief = plan_output(report, opts, "brief", job, &decisions.brief);
+    if !need_translation && !need_brief {
+        report.status = DocStatus::Skipped;
+        return Ok(());
+    }
+    if opts.dry_run {
+        report.status = DocStatus::Planned;
+        if let Some(keep) = keep {
+            *keep = Some(doc);
+        }
+        return Ok(());
+    }
 
-    let (translate_entry, translate_id) = models
+    let (translate_entry, _) = models
+        .translate
+        .as_ref()
+        .ok_or_else(|| Error::msg("no translation model"))?;
+    // The English text: freshly translated, or the up-to-date translation on disk.
+    let fresh = need_translation
+        || (need_brief
+            && !matches!(&decisions.translation, Some(d) if d.state == OutputState::UpToDate));
+    let english = if fresh {
+        report.model.translate = Some(translate_entry.name.clone());
+        let t = Instant::now();
+        let out = translate_document(&doc.text, job.format, &*models.translator()?)?;
+        report.timings.translate_ms = ms(t);
+        report.tokens += out.usage;
+        report.paragraphs = out.value.1;
+        out.value.0
+    } else {
+        std::fs::read_to_string(&job.translation).map_err(|e| Error::input(&job.translation, e))?
+    };
+    if need_translation {
+        crate::cancel::check()?;
+        let fp = decisions.translation.as_ref().map(|d| d.fingerprint.as_str());
+        commit(
+            &job.translation,
+            english.as_bytes(),
+            fp.unwrap_or_default(),
+            job,
+            &translate_entry.name,
+        )?;
+        mark_written(report, "translation");
+    }
+    if need_brief {
+        let fp = decisions.brief.as_ref().map(|d| d.fingerprint.as_str());
+        write_brief(job, models, &english, fp.unwrap_or_default(), report)?;
+    }
+    report.status = DocStatus::Done;
+    Ok(())
+}
+
+/// Fingerprints each output asked for and compares it with its record.
+fn decide_outputs(job: &Job, opts: &RunOptions, models: &Models, text: &str) -> Result<Decisions> {
+    let text_sha = write::sha256_hex(text.as_bytes());
+    let wants = |t: Task| opts.only.is_none() || opts.only == Some(t);
+    let (_, translate_id) = models
         .translate
         .as_ref()
         .ok_or_else(|| Error::msg("no translation model"))?;
     let translation_fp = fingerprint(json!({
         "tool": env!("CARGO_PKG_VERSION"), "task": "translate", "model": translate_id,
-        "format": format!("{:?}", job.format), "input": text_sha,
+        "format": job.format.fingerprint, "input": text_sha,
     }));
     let translation = if wants(Task::Translate) {
         Some(decide(&job.translation, translation_fp.clone())?)
@@ -359,87 +484,62 @@ fn process_inner(
         )?),
         None => None,
     };
+    Ok(Decisions { translation, brief })
+}
 
-    let mut plan_output = |kind, path: &Path, d: &Decision| {
-        let needed = d.needed(opts.force);
-        report.outputs.push(OutputReport {
-            kind,
-            path: path.to_path_buf(),
-            action: if needed { "would-write" } else { "up-to-date" },
-            reason: needed.then(|| d.reason(opts.force)),
-        });
-        needed
+/// Adds an output to the report as planned; whether it needs writing.
+fn plan_output(
+    report: &mut DocReport,
+    opts: &RunOptions,
+    kind: &'static str,
+    job: &Job,
+    decision: &Option<Decision>,
+) -> bool {
+    let Some(d) = decision else {
+        return false;
     };
-    let need_translation = translation
-        .as_ref()
-        .is_some_and(|d| plan_output("translation", &job.translation, d));
-    let need_brief = brief
-        .as_ref()
-        .is_some_and(|d| plan_output("brief", &job.brief, d));
-
-    if opts.dry_run {
-        report.status = if need_translation || need_brief {
-            DocStatus::Planned
-        } else {
-            DocStatus::Skipped
-        };
-        return Ok(());
-    }
-    if !need_translation && !need_brief {
-        report.status = DocStatus::Skipped;
-        return Ok(());
-    }
-
-    // The English text: freshly translated, or the up-to-date translation on disk.
-    let english = if need_translation
-        || (need_brief && !matches!(&translation, Some(d) if d.state == OutputState::UpToDate))
-    {
-        report.model.translate = Some(translate_entry.name.clone());
-        let t = Instant::now();
-        let out = translate_document(&doc.text, job.format, &*models.translator()?)?;
-        report.timings.translate_ms = ms(t);
-        report.tokens += out.usage;
-        report.paragraphs = out.value.1;
-        out.value.0
+    let path = if kind == "brief" {
+        &job.brief
     } else {
-        std::fs::read_to_string(&job.translation).map_err(|e| Error::input(&job.translation, e))?
+        &job.translation
     };
-    if need_translation {
-        crate::cancel::check()?;
-        let d = translation.as_ref().map(|d| d.fingerprint.as_str());
-        commit(
-            &job.translation,
-            english.as_bytes(),
-            d.unwrap_or_default(),
-            job,
-            &translate_entry.name,
-        )?;
-        mark_written(report, "translation");
-    }
+    let needed = d.needed(opts.force);
+    report.outputs.push(OutputReport {
+        kind,
+        path: path.to_path_buf(),
+        action: if needed { "would-write" } else { "up-to-date" },
+        reason: needed.then(|| d.reason(opts.force)),
+    });
+    needed
+}
 
-    if need_brief {
-        let (brief_entry, _) = models
-            .brief
-            .as_ref()
-            .ok_or_else(|| Error::msg("no brief model"))?;
-        report.model.brief = Some(brief_entry.name.clone());
-        let t = Instant::now();
-        let title = fallback_title(&job.input);
-        let out = brief::make_brief(&*models.summarizer()?, &english, &title)?;
-        report.timings.brief_ms = ms(t);
-        report.tokens += out.usage;
-        crate::cancel::check()?;
-        let fp = brief.as_ref().map(|d| d.fingerprint.as_str());
-        commit(
-            &job.brief,
-            out.value.as_bytes(),
-            fp.unwrap_or_default(),
-            job,
-            &brief_entry.name,
-        )?;
-        mark_written(report, "brief");
-    }
-    report.status = DocStatus::Done;
+/// Briefs the English text and writes the brief.
+fn write_brief(
+    job: &Job,
+    models: &Models,
+    english: &str,
+    fingerprint: &str,
+    report: &mut DocReport,
+) -> Result<()> {
+    let (brief_entry, _) = models
+        .brief
+        .as_ref()
+        .ok_or_else(|| Error::msg("no brief model"))?;
+    report.model.brief = Some(brief_entry.name.clone());
+    let t = Instant::now();
+    let title = brief::fallback_title(Some(&job.input));
+    let out = brief::make_brief(&*models.summarizer()?, english, &title)?;
+    report.timings.brief_ms = ms(t);
+    report.tokens += out.usage;
+    crate::cancel::check()?;
+    commit(
+        &job.brief,
+        out.value.as_bytes(),
+        fingerprint,
+        job,
+        &brief_entry.name,
+    )?;
+    mark_written(report, "brief");
     Ok(())
 }
 
@@ -472,76 +572,21 @@ fn mark_written(report: &mut DocReport, kind: &str) {
     }
 }
 
-/// A title for a brief when the model gives none: the document's base name.
-fn fallback_title(input: &Path) -> String {
-    let name = input
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let base = name.split('.').next().unwrap_or(&name);
-    base.replace(['-', '_'], " ")
-}
-
-/// Translates a whole document, keeping its layout: plain text paragraph for paragraph (one
-/// blank line between output paragraphs); Markdown block for block, markup and code untouched.
-/// Returns the English text and the number of paragraphs translated.
+/// Translates a whole document, keeping its layout as its format says (plain text paragraph
+/// for paragraph, one blank line between output paragraphs; Markdown block for block, markup and
+/// code untouched). Returns the English text and the number of pieces translated.
 pub fn translate_document(
     text: &str,
-    format: Format,
+    format: &Format,
     translator: &dyn Translator,
 ) -> Result<Output<(String, usize)>> {
-    match format {
-        Format::Plain => {
-            let spans = text::segment::paragraphs(text);
-            let paragraphs: Vec<&str> = spans.iter().map(|s| &text[s.clone()]).collect();
-            let out = translator.translate(&paragraphs)?;
-            check_count(paragraphs.len(), out.value.len())?;
-            let mut english = out.value.join("\n\n");
-            english.push('\n');
-            Ok(Output {
-                value: (english, paragraphs.len()),
-                usage: out.usage,
-            })
-        }
-        Format::Markdown => {
-            let blocks = text::markdown::blocks(text);
-            let bodies: Vec<&str> = blocks
-                .iter()
-                .filter_map(|b| match b {
-                    text::markdown::Block::Text { body, .. } if !body.trim().is_empty() => {
-                        Some(*body)
-                    }
-                    _ => None,
-                })
-                .collect();
-            let out = translator.translate(&bodies)?;
-            check_count(bodies.len(), out.value.len())?;
-            let mut translated = out.value.iter();
-            let mut english = String::with_capacity(text.len());
-            for b in &blocks {
-                match b {
-                    text::markdown::Block::Text {
-                        prefix,
-                        body,
-                        suffix,
-                    } => {
-                        english.push_str(prefix);
-                        if body.trim().is_empty() {
-                            english.push_str(body);
-                        } else {
-                            english.push_str(translated.next().map_or("", String::as_str));
-                        }
-                        english.push_str(suffix);
-                    }
-                    text::markdown::Block::Verbatim(v) => english.push_str(v),
-                }
-            }
-            Ok(Output {
-                value: (english, bodies.len()),
-                usage: out.usage,
-            })
-        }
-    }
+    let pieces = format.codec.pieces(text);
+    let out = translator.translate(&pieces)?;
+    check_count(pieces.len(), out.value.len())?;
+    Ok(Output {
+        value: (format.codec.rebuild(text, &out.value), pieces.len()),
+        usage: out.usage,
+    })
 }
 
 fn check_count(sent: usize, got: usize) -> Result<()> {

@@ -13,6 +13,17 @@
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 use std::ops::Range;
 
+use super::format::{Codec, Format};
+
+/// Markdown documents: `.md` and `.markdown`, translated as `.md`.
+pub static MARKDOWN: Format = Format {
+    name: "markdown",
+    fingerprint: "Markdown",
+    extensions: &["md", "markdown"],
+    output_extension: "md",
+    codec: &Markdown,
+};
+
 /// One piece of a Markdown document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Block<'a> {
@@ -220,6 +231,92 @@ fn assemble<'a>(md: &'a str, bodies: &[Range<usize>]) -> Vec<Block<'a>> {
         out.push(Block::Verbatim(&md[cursor..]));
     }
     out
+}
+
+/// Markdown: the prose of each block ([`markdown::blocks`]) is translated; markup, code and
+/// blank lines are kept byte for byte.
+struct Markdown;
+
+impl Codec for Markdown {
+    fn pieces<'a>(&self, text: &'a str) -> Vec<&'a str> {
+        blocks(text)
+            .into_iter()
+            .filter_map(|b| match b {
+                Block::Text { body, .. } if !body.trim().is_empty() => Some(body),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn rebuild(&self, text: &str, translations: &[String]) -> String {
+        let mut translated = translations.iter();
+        let mut out = String::with_capacity(text.len());
+        for b in blocks(text) {
+            match b {
+                Block::Text {
+                    prefix,
+                    body,
+                    suffix,
+                } => {
+                    out.push_str(prefix);
+                    if body.trim().is_empty() {
+                        out.push_str(body);
+                    } else {
+                        out.push_str(translated.next().map_or("", String::as_str));
+                    }
+                    out.push_str(suffix);
+                }
+                Block::Verbatim(v) => out.push_str(v),
+            }
+        }
+        out
+    }
+
+    fn plain_text(&self, text: &str) -> String {
+        to_text(text)
+    }
+}
+
+/// The text of a Markdown document: each heading, paragraph, list item or code block becomes a
+/// block of its own (blank lines between blocks), line breaks inside a block are kept, and all
+/// markup is dropped.
+pub fn to_text(markdown: &str) -> String {
+    let mut out = String::new();
+    let break_block = |out: &mut String| {
+        if !out.is_empty() && !out.ends_with("\n\n") {
+            out.push_str(if out.ends_with('\n') { "\n" } else { "\n\n" });
+        }
+    };
+    for event in Parser::new(markdown) {
+        match event {
+            Event::Text(t) | Event::Code(t) => out.push_str(&t),
+            Event::SoftBreak | Event::HardBreak => out.push('\n'),
+            Event::Start(
+                Tag::Paragraph
+                | Tag::Heading { .. }
+                | Tag::Item
+                | Tag::List(_)
+                | Tag::BlockQuote(_)
+                | Tag::CodeBlock(_)
+                | Tag::TableRow
+                | Tag::TableHead,
+            )
+            | Event::End(
+                TagEnd::Paragraph
+                | TagEnd::Heading(_)
+                | TagEnd::Item
+                | TagEnd::List(_)
+                | TagEnd::BlockQuote(_)
+                | TagEnd::CodeBlock
+                | TagEnd::TableRow
+                | TagEnd::TableHead,
+            )
+            | Event::Rule => break_block(&mut out),
+            Event::Start(Tag::TableCell) | Event::End(TagEnd::TableCell) => out.push(' '),
+            _ => {}
+        }
+    }
+    out.trim().to_string()
 }
 
 #[cfg(test)]

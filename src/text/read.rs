@@ -2,7 +2,7 @@
 //! UTF-16 with or without BOM, windows-1252 as the fallback for legacy French files), refuses
 //! binary files with a reason a user can act on, and normalizes line endings to `\n`.
 //!
-//! Not for: deciding *which* files to read (that is the pipeline's walk and [`super::format_of`]),
+//! Not for: deciding *which* files to read (that is the pipeline's walk and [`super::format`]),
 //! nor for splitting the text (see [`super::segment`]).
 
 use std::fs::{self, File};

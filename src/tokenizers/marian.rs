@@ -1,14 +1,13 @@
-//! Marian (opus-mt-*, including transformer-big `tc-big`) translation models: the model, which is
-//! transformers' BART layout with sinusoidal positions and no embedding layer norm (built by
-//! [`super::bart`], selected by `model_type: "marian"`), and the Marian tokenizer built straight
-//! from the repository's `source.spm`, `target.spm` and `vocab.json`, without Python.
+//! The Marian (opus-mt-*, including transformer-big `tc-big`) tokenizer, built straight from the
+//! repository's `source.spm`, `target.spm` and `vocab.json`, without Python. The Marian model
+//! itself is `crate::models::marian`.
 //!
 //! The tokenizer reproduces transformers' `MarianTokenizer`: sentencepiece pieces of the source
 //! model, mapped to ids through `vocab.json` (pieces it lacks become `<unk>`), then `</s>`; a
 //! leading `>>xx<<` language code is kept as one token. Decoding maps ids back through
 //! `vocab.json`, drops special tokens and turns `▁` into spaces.
 //!
-//! Not for: batching, sentence splitting or generation (`super::seq2seq`, `crate::generate`).
+//! Not for: batching, sentence splitting or generation (`crate::backends::seq2seq`, `crate::generate`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,7 +15,6 @@ use std::path::Path;
 use super::spm::SpmModel;
 use crate::{Error, Result};
 
-pub use super::bart::{BartForConditionalGeneration as MarianMTModel, Config};
 
 /// transformers' `MarianTokenizer`, for a shared (joint) source/target vocabulary.
 pub struct MarianTokenizer {

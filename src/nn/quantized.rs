@@ -1,0 +1,156 @@
+//! Layers of GGUF models that every architecture shares, holding the weights in the block
+//! types of the file: [`QLinear`] (a weight matrix, through our own CPU kernels for Q5_0 and
+//! Q8_0, candle's quantized matmul otherwise) and [`TokenEmbedding`] (a quantized table whose
+//! rows are expanded on demand).
+//!
+//! Not for: the kernels themselves (`crate::kernels`), or what an architecture does with the
+//! layers (`crate::models`).
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Result, Tensor};
+
+use crate::kernels::q5_0::{self, Q5Linear};
+use crate::kernels::q8_0::Q8Linear;
+
+/// A weight matrix of a GGUF model, in its stored block type: candle's quantized matmul, or, for Q5_0 and Q8_0 weights on an AVX2 CPU,
+/// our own kernels ([`Q5Linear`], which candle lacks, and [`Q8Linear`], which prefetches).
+#[derive(Debug)]
+pub enum QLinear {
+    Candle(QMatMul),
+    Q5(Q5Linear),
+    Q8(Q8Linear),
+}
+
+impl QLinear {
+    /// The layer for `t`: Q5_0 and Q8_0 through our kernels on a CPU that runs them; otherwise
+    /// through candle, with Q5_0 widened to Q8_0 ([`widen_q5_0`]).
+    pub fn new(t: QTensor) -> Result<Self> {
+        if t.device().is_cpu() {
+            let (n, k) = t.shape().dims2()?;
+            match t.dtype() {
+                GgmlDType::Q5_0 => {
+                    if let Some(q5) = Q5Linear::new(&t.data()?, n, k)? {
+                        return Ok(Self::Q5(q5));
+                    }
+                }
+                GgmlDType::Q8_0 => {
+                    if let Some(q8) = Q8Linear::new(&t.data()?, n, k)? {
+                        return Ok(Self::Q8(q8));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Self::Candle(QMatMul::from_qtensor(widen_q5_0(t)?)?))
+    }
+}
+
+impl Module for QLinear {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Candle(m) => m.forward(xs),
+            Self::Q5(m) => m.forward(xs),
+            Self::Q8(m) => m.forward(xs),
+        }
+    }
+}
+
+impl QLinear {
+    /// A projection that reads the rows of `table` (an output projection tied to the token
+    /// embeddings): the same bytes serve both, through candle's quantized matmul.
+    pub fn tied(table: std::sync::Arc<QTensor>) -> Result<Self> {
+        Ok(Self::Candle(QMatMul::from_arc(table)?))
+    }
+}
+
+/// Q5_0 weights (which llama.cpp's Q4_K_M files use for most matrices whose rows are not a
+/// multiple of 256, such as the 896-wide matrices of Qwen2.5-0.5B) have no SIMD kernel in
+/// candle, and ran ~4x slower than the rest. Every Q5_0 value is a 5-bit integer times its
+/// block's scale, which a Q8_0 block (same 32 values, same f16 scale, 8-bit integers) holds
+/// exactly: converting costs 12 more bytes per 32 weights and changes no weight. Used where
+/// [`Q5Linear`] does not run (no AVX2/FMA, GPUs) and for a Q5_0 embedding table.
+pub fn widen_q5_0(t: QTensor) -> candle_core::Result<QTensor> {
+    if t.dtype() != GgmlDType::Q5_0 {
+        return Ok(t);
+    }
+    let raw = t.data()?;
+    let blocks = raw.len() / q5_0::BLOCK_BYTES;
+    let mut out = Vec::with_capacity(blocks * 34);
+    for b in raw.chunks_exact(q5_0::BLOCK_BYTES) {
+        // The same f16 scale, then the 32 values as signed bytes.
+        out.extend_from_slice(&b[0..2]);
+        let (_, q) = q5_0::unpack_block(b);
+        out.extend(q.map(|v| v as u8));
+    }
+    let dims = t.shape().dims().to_vec();
+    let device = t.device();
+    candle_core::quantized::ggml_file::qtensor_from_ggml(GgmlDType::Q8_0, &out, dims, &device)
+}
+
+/// The token embedding table, kept quantized as in the file: only the rows of the tokens being
+/// read are expanded (candle's `QTensor::embedding`, on every device). The f32 table of a
+/// 150k-token vocabulary would be 545 MB for Qwen2.5-0.5B, against 145 MB as Q8_0, and with tied
+/// weights the output projection reads the very same bytes.
+#[derive(Debug)]
+pub struct TokenEmbedding(Arc<QTensor>);
+
+impl TokenEmbedding {
+    pub fn new(table: Arc<QTensor>, hidden: usize) -> Result<Self> {
+        let (rows, cols) = table.shape().dims2()?;
+        if cols != hidden || rows == 0 {
+            candle_core::bail!("token_embd.weight is {rows}x{cols}, expected rows of {hidden}");
+        }
+        Ok(Self(table))
+    }
+
+    /// The embeddings of `ids`: (1, ids.len(), hidden), f32. An id outside the table is an error.
+    pub fn forward(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+        self.0.embedding(&Tensor::new(ids, device)?.unsqueeze(0)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q5_0_weights_become_q8_0_without_changing_a_value() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (4, 64), &dev).unwrap();
+        let q5 = QTensor::quantize(&w, GgmlDType::Q5_0).unwrap();
+        let before = q5.dequantize(&dev).unwrap().to_vec2::<f32>().unwrap();
+        let q8 = widen_q5_0(q5).unwrap();
+        assert_eq!(q8.dtype(), GgmlDType::Q8_0);
+        assert_eq!(
+            q8.dequantize(&dev).unwrap().to_vec2::<f32>().unwrap(),
+            before
+        );
+    }
+
+    /// Rows looked up in the quantized table are the rows of the table dequantized whole, for
+    /// each block type the table can have; an id outside the vocabulary is an error.
+    #[test]
+    fn quantized_embedding_rows_equal_the_dequantized_table() {
+        use candle_nn::Embedding;
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (7, 256), &dev).unwrap();
+        let ids = [6u32, 0, 3, 3];
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::F16] {
+            let table = Arc::new(QTensor::quantize(&w, dtype).unwrap());
+            let dense = Embedding::new(table.dequantize(&dev).unwrap(), 256);
+            let want = dense
+                .forward(&Tensor::new(&ids[..], &dev).unwrap().unsqueeze(0).unwrap())
+                .unwrap();
+            let quantized = TokenEmbedding::new(table, 256).unwrap();
+            let got = quantized.forward(&ids, &dev).unwrap();
+            assert_eq!(
+                got.to_vec3::<f32>().unwrap(),
+                want.to_vec3::<f32>().unwrap(),
+                "{dtype:?}"
+            );
+            assert!(quantized.forward(&[7], &dev).is_err());
+        }
+    }
+}
