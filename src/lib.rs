@@ -12,8 +12,11 @@
 //!   ([`pipeline::write`]), over a rayon pool, with a report ([`pipeline::report`]);
 //! - [`models`] holds the architectures and backends, [`generate`] the decoding loops.
 //!
-//! Without the default `engine` feature only [`text`] is built (no candle): that is what the fuzz
-//! targets in `fuzz/` link against.
+//! [`checks`] looks at a translation without a reference (length, language, numbers, names,
+//! echoes and loops, answers instead of translations).
+//!
+//! Without the default `engine` feature only [`text`] and [`checks`] are built (no candle): that
+//! is what the fuzz targets in `fuzz/` link against.
 
 /// Marks each module it wraps `#[cfg(feature = "engine")]`.
 macro_rules! engine {
@@ -38,6 +41,7 @@ engine! {
     #[doc(hidden)]
     pub mod testkit;
 }
+pub mod checks;
 pub mod text;
 
 #[cfg(feature = "engine")]
