@@ -48,10 +48,22 @@ const META: &[&str] = &[
 const POLITE: &[(&str, &[&str])] = &[
     ("sure", &["bien sur", "sur", "surement", "certes"]),
     ("certainly", &["certainement", "bien sur", "certes"]),
-    ("of course", &["bien sur", "evidemment", "naturellement"]),
-    ("i'm sorry", &["desole", "pardon", "excusez", "je suis desole"]),
-    ("i am sorry", &["desole", "pardon", "excusez", "je suis desole"]),
-    ("i apologize", &["desole", "pardon", "excusez", "je m'excuse"]),
+    (
+        "of course",
+        &["bien sur", "bien entendu", "evidemment", "naturellement"],
+    ),
+    (
+        "i'm sorry",
+        &["desole", "pardon", "excusez", "je suis desole"],
+    ),
+    (
+        "i am sorry",
+        &["desole", "pardon", "excusez", "je suis desole"],
+    ),
+    (
+        "i apologize",
+        &["desole", "pardon", "excusez", "je m'excuse"],
+    ),
     ("i cannot", &["je ne peux", "je ne sais"]),
     ("i can't", &["je ne peux", "je ne sais"]),
     ("okay", &["d'accord", "ok", "bon", "tres bien"]),
@@ -122,7 +134,11 @@ mod tests {
             ),
             None
         );
-        assert_eq!(check("Lundi noir à la Bourse", "Black Monday"), None, "short titles");
+        assert_eq!(
+            check("Lundi noir à la Bourse", "Black Monday"),
+            None,
+            "short titles"
+        );
     }
 
     #[test]
@@ -136,13 +152,25 @@ mod tests {
         ] {
             assert!(check(src, out).is_some(), "{out}");
         }
-        assert_eq!(check(src, "A Russian scientist helped Iran's nuclear programme."), None);
+        assert_eq!(
+            check(src, "A Russian scientist helped Iran's nuclear programme."),
+            None
+        );
     }
 
     #[test]
     fn polite_openers_that_translate_pass() {
-        assert_eq!(check("Bien sûr, il viendra demain.", "Sure, he will come tomorrow."), None);
-        assert_eq!(check("Désolé, je suis en retard.", "I'm sorry, I'm late."), None);
+        assert_eq!(
+            check(
+                "Bien sûr, il viendra demain.",
+                "Sure, he will come tomorrow."
+            ),
+            None
+        );
+        assert_eq!(
+            check("Désolé, je suis en retard.", "I'm sorry, I'm late."),
+            None
+        );
         assert_eq!(check("Il a dit :", "He said:"), None);
         assert_eq!(
             check(
@@ -151,6 +179,9 @@ mod tests {
             ),
             None
         );
-        assert_eq!(check("Surtout, il faut partir.", "Above all, we must leave."), None);
+        assert_eq!(
+            check("Surtout, il faut partir.", "Above all, we must leave."),
+            None
+        );
     }
 }

@@ -38,14 +38,87 @@ pub const MIN_WORDS_FOR_ID: usize = 6;
 /// borrowed phrases ("a", "on", "en", "de", "la", "et", "par", "pour", "son", "plus", "or",
 /// "est", "tout", "sans", "fait", "dont" (a typo of "don't"), "place", "prix"...).
 const FRENCH_WORDS: &[&str] = &[
-    "le", "les", "des", "du", "une", "aux", "au", "dans", "avec", "qui", "que", "sur", "cette",
-    "ces", "sont", "était", "été", "être", "avait", "avoir", "ont", "mais", "leur", "leurs",
-    "selon", "nous", "vous", "ils", "elle", "elles", "très", "où", "déjà", "après", "avant",
-    "sa", "ses", "lui", "pas", "ne", "nos", "notre", "votre", "sous", "chez", "contre",
-    "depuis", "aussi", "encore", "toute", "toutes", "tous", "quand", "lors", "ainsi", "alors",
-    "donc", "puis", "peut", "cela", "ça", "à", "il", "ce", "cet", "sera", "seront", "entre",
-    "comme", "même", "bien", "plusieurs", "autres", "années", "ans", "deux", "trois", "pendant",
-    "lorsque", "parce", "notamment",
+    "le",
+    "les",
+    "des",
+    "du",
+    "une",
+    "aux",
+    "au",
+    "dans",
+    "avec",
+    "qui",
+    "que",
+    "sur",
+    "cette",
+    "ces",
+    "sont",
+    "était",
+    "été",
+    "être",
+    "avait",
+    "avoir",
+    "ont",
+    "mais",
+    "leur",
+    "leurs",
+    "selon",
+    "nous",
+    "vous",
+    "ils",
+    "elle",
+    "elles",
+    "très",
+    "où",
+    "déjà",
+    "après",
+    "avant",
+    "sa",
+    "ses",
+    "lui",
+    "pas",
+    "ne",
+    "nos",
+    "notre",
+    "votre",
+    "sous",
+    "chez",
+    "contre",
+    "depuis",
+    "aussi",
+    "encore",
+    "toute",
+    "toutes",
+    "tous",
+    "quand",
+    "lors",
+    "ainsi",
+    "alors",
+    "donc",
+    "puis",
+    "peut",
+    "cela",
+    "ça",
+    "à",
+    "il",
+    "ce",
+    "cet",
+    "sera",
+    "seront",
+    "entre",
+    "comme",
+    "même",
+    "bien",
+    "plusieurs",
+    "autres",
+    "années",
+    "ans",
+    "deux",
+    "trois",
+    "pendant",
+    "lorsque",
+    "parce",
+    "notamment",
 ];
 
 /// Elided articles and pronouns ("l'", "d'", "qu'"...), French only when a lowercase letter
@@ -149,9 +222,16 @@ mod tests {
                   recent report of the IAEA. It cited the Tour de France and a sense of déjà vu.";
         assert_eq!(check("…", en), vec![]);
         assert_eq!(check("Lundi noir", "Black Monday"), vec![]);
-        assert_eq!(check("Le Monde", "Le Monde"), vec![], "a name may stay as is");
         assert_eq!(
-            check("x", "O'Brien met d'Artagnan and Les Misérables fans in Des Moines."),
+            check("Le Monde", "Le Monde"),
+            vec![],
+            "a name may stay as is"
+        );
+        assert_eq!(
+            check(
+                "x",
+                "O'Brien met d'Artagnan and Les Misérables fans in Des Moines."
+            ),
             vec![]
         );
     }
@@ -167,15 +247,24 @@ mod tests {
 
     #[test]
     fn french_words_left_over_are_flagged() {
-        let f = check("…", "The militiamen want to frapper les positions des rebels.");
+        let f = check(
+            "…",
+            "The militiamen want to frapper les positions des rebels.",
+        );
         assert_eq!(f.len(), 1);
         assert!(f[0].detail.contains("les, des"), "{f:?}");
         assert_eq!(
-            check("…", "The militiamen want to frapper les positions of the rebels."),
+            check(
+                "…",
+                "The militiamen want to frapper les positions of the rebels."
+            ),
             vec![],
             "one French word alone may be a quote: not flagged"
         );
-        assert_eq!(french_leftovers("l'ambassade d'Iran et d'une"), ["l'ambassade", "d'une"]);
+        assert_eq!(
+            french_leftovers("l'ambassade d'Iran et d'une"),
+            ["l'ambassade", "d'une"]
+        );
     }
 
     #[test]

@@ -115,14 +115,16 @@ mod tests {
     fn normal_translations_pass() {
         assert_eq!(check("Lundi noir", "Black Monday"), None);
         assert_eq!(check("ONU", "UN"), None, "short titles have no lower bound");
-        let fr = "Le gouvernement a annoncé lundi une hausse des impôts. Les syndicats ont protesté.";
+        let fr =
+            "Le gouvernement a annoncé lundi une hausse des impôts. Les syndicats ont protesté.";
         let en = "The government announced a tax increase on Monday. The unions protested.";
         assert_eq!(check(fr, en), None);
     }
 
     #[test]
     fn dropped_sentences_and_stubs_are_flagged() {
-        let fr = "Le gouvernement a annoncé lundi une hausse des impôts sur le revenu. Les syndicats \
+        let fr =
+            "Le gouvernement a annoncé lundi une hausse des impôts sur le revenu. Les syndicats \
                   ont aussitôt protesté contre cette mesure. Une grève est prévue pour jeudi.";
         let en = "The government announced an income tax increase on Monday. \
                   A strike is planned for Thursday.";

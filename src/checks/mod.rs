@@ -283,9 +283,9 @@ mod tests {
         let bad = "Title of the document\n\nFirst sentence of the body, long enough to count.\nSecond sentence, also long enough, in 2012.\n";
         let f = check_document(src, bad);
         assert!(!f.is_empty());
-        assert!(f
-            .iter()
-            .all(|d| d.paragraph == 2 && d.line == Some(2) && d.finding.kind == CheckKind::Numbers));
+        assert!(f.iter().all(|d| d.paragraph == 2
+            && d.line == Some(2)
+            && d.finding.kind == CheckKind::Numbers));
         let short = "Title of the document\n";
         let f = check_document(src, short);
         assert_eq!(f.len(), 1);
