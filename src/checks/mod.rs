@@ -275,6 +275,43 @@ mod tests {
         assert_eq!(check_segment(src, out, &Context::default()), vec![]);
     }
 
+    /// Random pairs built from pieces that stress the parsers (multi-byte letters, French
+    /// spaces, separators, elisions, times): no check may panic, and a pair of identical English
+    /// texts must not be taken for an echo of itself unless it is long enough to be one.
+    #[test]
+    fn random_text_never_panics() {
+        const PIECES: &[&str] = &[
+            "é", "É", "œ", "\u{202F}", "\u{A0}", " ", "\n", "\n\n", "1", "23", "2011", ",", ".",
+            "h", ":", "'", "’", "-", "%", "«", "»", "\"", "A", "ONU", "l'", "Les", "de", "the",
+            "pm", "s", "XXe", "?", "…", "millions", "1er", "14h30", "3 000", "3,5", "Banane",
+            "Here is",
+        ];
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = |n: usize| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+        };
+        for _ in 0..2000 {
+            let mut text = || {
+                let n = next(40);
+                (0..n)
+                    .map(|_| PIECES[next(PIECES.len())])
+                    .collect::<String>()
+            };
+            let (a, b, c) = (text(), text(), text());
+            let _ = check_segment(
+                &a,
+                &b,
+                &Context {
+                    previous_output: Some(&c),
+                },
+            );
+            let _ = check_document(&a, &b);
+        }
+    }
+
     #[test]
     fn document_pairs_paragraphs_and_lines() {
         let src = "Titre du document\n\nPremière phrase du corps, assez longue pour compter.\nDeuxième phrase, elle aussi assez longue, en 2011.\n";

@@ -529,5 +529,7 @@ mod tests {
             "{f:?}"
         );
         assert!(check("Il a quitté l'ONU.", "He left the EU.").is_some());
+        // Issue 14: "EI" (the Islamic State) rendered as "EU".
+        assert!(check("Les combattants de l'EI ont fui.", "EU fighters fled.").is_some());
     }
 }
