@@ -77,6 +77,12 @@ pub fn check(source: &str, output: &str) -> Option<Finding> {
     if s == 0 {
         return None;
     }
+    if o == 0 {
+        return Some(Finding::new(
+            CheckKind::Length,
+            format!("the English is empty, for {s} French characters"),
+        ));
+    }
     let ratio = o as f64 / s as f64;
     let (lo, hi) = band(s);
     if ratio < lo || ratio > hi {
@@ -133,6 +139,10 @@ mod tests {
         let f = check(fr, en).expect("one of three sentences dropped");
         assert_eq!(f.kind, CheckKind::Length);
         assert!(check(fr, "The government.").is_some());
+        assert!(
+            check("Lundi noir", " ").is_some(),
+            "empty, even for a title"
+        );
         let long = "The government announced an income tax increase. ".repeat(6);
         assert!(check(fr, &long).unwrap().detail.contains("long"));
     }
