@@ -17,8 +17,11 @@
 //!   architectures), [`nn`] (shared layers), [`kernels`] (our CPU kernels), [`tokenizers`], and
 //!   [`generate`] (the decoding loops).
 //!
-//! Without the default `engine` feature only [`text`] is built (no candle): that is what the fuzz
-//! targets in `fuzz/` link against.
+//! [`checks`] looks at a translation without a reference (length, language, numbers, names,
+//! echoes and loops, answers instead of translations).
+//!
+//! Without the default `engine` feature only [`text`] and [`checks`] are built (no candle): that
+//! is what the fuzz targets in `fuzz/` link against.
 
 /// Marks each module it wraps `#[cfg(feature = "engine")]`.
 macro_rules! engine {
@@ -48,6 +51,7 @@ engine! {
     pub mod testkit;
     pub mod tokenizers;
 }
+pub mod checks;
 pub mod text;
 
 #[cfg(feature = "engine")]
