@@ -73,6 +73,11 @@ pub enum Command {
     /// Run several translation models on the same documents and write a side-by-side report
     /// (HTML or Markdown) with word differences, BLEU/chrF and speed.
     Compare(CompareArgs),
+    /// Check a translation against its French source without a reference (length, language,
+    /// numbers, names, echo and loops, answers instead of translations): the checks `run`
+    /// applies, on any pair of files, another tool's output included. Exit 1 when something is
+    /// flagged.
+    Check(CheckArgs),
     /// Bench aid for scripts/bench: the engine on token ids with a fixed amount of work.
     #[command(subcommand, hide = true)]
     Bench(crate::bench::BenchCommand),
@@ -104,6 +109,20 @@ pub struct CompareArgs {
 
     #[command(flatten)]
     pub device: DeviceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The French source (`.txt` or `.md`).
+    #[arg(value_name = "SOURCE")]
+    pub source: PathBuf,
+    /// Its English translation, paragraph for paragraph (and line for line where the source has
+    /// lines).
+    #[arg(value_name = "TRANSLATION")]
+    pub translation: PathBuf,
+    /// Print the findings as JSON (a list of {check, paragraph, line, detail}).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which models translate and write briefs.
@@ -200,6 +219,12 @@ pub struct RunArgs {
     /// Refuse input files larger than this many bytes (default 8 MiB).
     #[arg(long, value_name = "BYTES", default_value_t = text::read::DEFAULT_MAX_BYTES)]
     pub max_bytes: u64,
+
+    /// Count a document whose translation has paragraphs flagged by the checks (and not
+    /// repaired) as failed: exit 1. Its outputs are still written, and their records say they
+    /// are flagged, so a later --strict run fails on them too without translating again.
+    #[arg(long)]
+    pub strict: bool,
 
     /// After the run, compare each output with the file of the same relative path under DIR
     /// (below --out-dir, or below the folder given), print a unified diff for each difference,
@@ -323,6 +348,9 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
     if let Command::Eval(args) = &cli.command {
         return crate::eval::cli::run(args);
     }
+    if let Command::Check(args) = &cli.command {
+        return cmd_check(args);
+    }
     if let Command::Bench(cmd) = &cli.command {
         crate::bench::run(cmd)?;
         return Ok(ExitCode::SUCCESS);
@@ -335,7 +363,90 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Brief(args) => cmd_one(catalog, args, true),
         Command::Models(cmd) => cmd_models(&catalog, cmd),
         Command::Compare(args) => cmd_compare(cli, catalog, args),
+        Command::Check(_) => unreachable!("handled above"),
     }
+}
+
+/// `transbrief check SOURCE TRANSLATION`: the pieces of both (as the source's format cuts
+/// them), checked pair by pair as `run` checks a translation.
+fn cmd_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let read = |p: &Path| -> anyhow::Result<String> {
+        Ok(text::read::read_document(p, text::read::DEFAULT_MAX_BYTES)
+            .map_err(|e| crate::Error::input(p, e))?
+            .text)
+    };
+    let (source, translation) = (read(&args.source)?, read(&args.translation)?);
+    let format = Format::of_document(&args.source);
+    let pieces = format.codec.pieces(&source);
+    let english: Vec<String> = format
+        .codec
+        .pieces(&translation)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let translated = english.len();
+    let count_mismatch = (pieces.len() != translated).then(|| {
+        format!(
+            "{} has {} paragraphs, {} has {}: paired in order, the first ones only",
+            args.source.display(),
+            pieces.len(),
+            args.translation.display(),
+            translated
+        )
+    });
+    let checked = crate::backends::check_pieces(&pieces, english);
+    let findings: Vec<pipeline::report::CheckReport> = checked
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            c.notes.into_iter().map(move |n| pipeline::report::CheckReport {
+                check: n.kind.as_str(),
+                paragraph: i + 1,
+                line: n.line,
+                detail: n.detail,
+                repaired: false,
+            })
+        })
+        .chain(count_mismatch.map(|detail| pipeline::report::CheckReport {
+            check: "length",
+            paragraph: pieces.len().min(translated) + 1,
+            line: None,
+            detail,
+            repaired: false,
+        }))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &findings)?;
+        writeln!(out)?;
+    } else {
+        for f in &findings {
+            let line = f.line.map(|l| format!(", line {l}")).unwrap_or_default();
+            writeln!(
+                out,
+                "{}: paragraph {}{line}: {}: {}",
+                args.translation.display(),
+                f.paragraph,
+                f.check,
+                f.detail
+            )?;
+        }
+        let paragraphs: std::collections::BTreeSet<usize> =
+            findings.iter().map(|f| f.paragraph).collect();
+        writeln!(
+            out,
+            "{} finding{} in {} of {} paragraphs",
+            findings.len(),
+            if findings.len() == 1 { "" } else { "s" },
+            paragraphs.len(),
+            pieces.len()
+        )?;
+    }
+    Ok(if findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn jobs(n: usize) -> usize {
@@ -395,6 +506,7 @@ fn cmd_run(cli: &Cli, catalog: Catalog, args: &RunArgs) -> anyhow::Result<ExitCo
         models,
         progress: !cli.quiet && std::io::stderr().is_terminal(),
         print_errors: true,
+        strict: args.strict,
     };
     let report = match pipeline::run(&opts, &loader) {
         Ok(r) => r,
@@ -571,9 +683,11 @@ fn cmd_one(catalog: Catalog, args: &OneArgs, brief: bool) -> anyhow::Result<Exit
         let english = if args.english && brief_entry.is_some() {
             text.clone()
         } else {
-            pipeline::run::translate_document(&text, format, &*loader.translator(&translate)?)?
-                .value
-                .0
+            let out =
+                pipeline::run::translate_document(&text, format, &*loader.translator(&translate)?)?
+                    .value;
+            print_checks(path, &out.checks);
+            out.text
         };
         match &brief_entry {
             None => Ok(english),
@@ -590,6 +704,19 @@ fn cmd_one(catalog: Catalog, args: &OneArgs, brief: bool) -> anyhow::Result<Exit
     stdout.write_all(out.as_bytes())?;
     stdout.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The checks' findings on a translation, on stderr (stdout holds the translation).
+fn print_checks(path: Option<&Path>, checks: &[pipeline::report::CheckReport]) {
+    let name = path.map_or("<stdin>".to_string(), |p| p.display().to_string());
+    for c in checks {
+        let line = c.line.map(|l| format!(", line {l}")).unwrap_or_default();
+        let state = if c.repaired { "repaired" } else { "flagged" };
+        eprintln!(
+            "{state}: {name}: paragraph {}{line}: {}: {}",
+            c.paragraph, c.check, c.detail
+        );
+    }
 }
 
 fn cmd_models(catalog: &Catalog, cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {

@@ -37,6 +37,28 @@ const RULES: &[(&str, &[&str])] = &[
         ],
     ),
     ("text", &["*"]),
+    // Built without `engine` too, beside `text`, which is all it may use.
+    (
+        "checks",
+        &[
+            "kernels",
+            "tokenizers",
+            "nn",
+            "models",
+            "generate",
+            "backends",
+            "pipeline",
+            "hub",
+            "catalog",
+            "cli",
+            "compare",
+            "eval",
+            "bench",
+            "device",
+            "cancel",
+            "atomic",
+        ],
+    ),
 ];
 
 /// What every room may import, even those marked `*`.

@@ -26,7 +26,8 @@ use candle_core::quantized::gguf_file;
 use candle_core::Device;
 
 use super::chat_template::{ChatTemplate, Role};
-use super::{Output, Summarizer, SummaryInput, Translator, Usage};
+use super::faithful;
+use super::{Checked, Output, Summarizer, SummaryInput, Translator, Usage};
 use crate::catalog::Prompts;
 use crate::generate::sampling::{self, SamplingConfig, StopReason};
 use crate::models::{self, CausalLm};
@@ -48,8 +49,10 @@ pub struct GgufChat {
     stop_ids: Vec<u32>,
     /// Caches whose first tokens hold a computed system prompt, with those tokens.
     pool: Mutex<Vec<(KvCache, Vec<u32>)>>,
-    /// How many earlier paragraphs (source and translation) are shown as context.
+    /// Whether the previous window (source and translation) is shown as context (0: no).
     context_paragraphs: usize,
+    /// Most source tokens translated in one request (see `super::faithful`).
+    window_tokens: usize,
     /// Prompt tokens of a brief request, besides the text (see `load`).
     brief_overhead: usize,
     /// The texts of the model's control tokens, longest first (see [`split_at_markers`]).
@@ -63,8 +66,12 @@ pub struct ChatSettings {
     pub sampling: SamplingConfig,
     /// Largest context (prompt plus answer) to run with.
     pub context: usize,
-    /// Earlier paragraphs of the document shown as context when translating.
+    /// Whether the previous window of the document is shown as context when translating (0:
+    /// no; any other value: yes, the one window before).
     pub context_paragraphs: usize,
+    /// Most source tokens translated in one request: lines longer than this are cut at
+    /// sentence ends.
+    pub window_tokens: usize,
 }
 
 impl GgufChat {
@@ -129,6 +136,7 @@ impl GgufChat {
             stop_ids,
             pool: Mutex::new(Vec::new()),
             context_paragraphs: settings.context_paragraphs,
+            window_tokens: settings.window_tokens.max(1),
             brief_overhead,
             markers,
         })
@@ -225,6 +233,7 @@ impl GgufChat {
             usage: Usage {
                 input_tokens: prompt_len as u64,
                 output_tokens: generated.ids.len() as u64,
+                ..Usage::default()
             },
         })
     }
@@ -234,26 +243,127 @@ impl GgufChat {
     }
 
     /// The most source tokens one translation request takes: the prompt, the context and an
-    /// answer up to twice as long must fit.
-    fn paragraph_budget(&self) -> usize {
-        (self.model.max_len().saturating_sub(256) / 4).max(32)
+    /// answer up to twice as long must fit; and no more than the window size asked for.
+    fn window_budget(&self) -> usize {
+        let fits = (self.model.max_len().saturating_sub(256) / 4).max(32);
+        self.window_tokens.min(fits)
     }
 
-    fn translate_one(&self, text: &str, context: &[(&str, &str)]) -> Result<Output<String>> {
+    /// One chat for one piece of text: with the previous window as a user/assistant exchange
+    /// before it, or (`strict`) after the prompt set's examples of requests translated rather
+    /// than obeyed.
+    fn translate_one(
+        &self,
+        text: &str,
+        context: Option<(&str, &str)>,
+        strict: bool,
+    ) -> Result<Output<String>> {
         let user = |t: &str| self.prompts.translate_user.replace("{text}", t);
-        let shown: Vec<(String, &str)> = context.iter().map(|(s, t)| (user(s), *t)).collect();
-        let mut turns: Vec<(Role, &str)> = Vec::new();
-        for (source, target) in &shown {
-            turns.push((Role::User, source));
-            turns.push((Role::Assistant, target));
-        }
-        let current = user(text);
-        turns.push((Role::User, &current));
         let n = self.count(text)?;
-        let out = self.chat(&self.prompts.translate_system, &turns, 3 * n + 64)?;
+        let out = if strict {
+            // The examples are left out where they would not fit the context (a small model).
+            let examples = &self.prompts.translate_examples;
+            let example_tokens: usize = examples
+                .iter()
+                .map(|[fr, en]| self.count(fr).unwrap_or(fr.len()) + self.count(en).unwrap_or(en.len()) + 16)
+                .sum();
+            let system = self.count(&self.prompts.translate_system)?;
+            let fits = system + example_tokens + 4 * n + 128 <= self.model.max_len();
+            let examples = if fits { &examples[..] } else { &[] };
+            let shown: Vec<String> = examples.iter().map(|[fr, _]| user(fr)).collect();
+            let mut turns: Vec<(Role, &str)> = Vec::new();
+            for (fr, [_, en]) in shown.iter().zip(examples) {
+                turns.push((Role::User, fr));
+                turns.push((Role::Assistant, en));
+            }
+            let current = self.prompts.translate_strict_user.replace("{text}", text);
+            turns.push((Role::User, &current));
+            self.chat(&self.prompts.translate_system, &turns, 3 * n + 64)?
+        } else {
+            let shown = context.map(|(s, t)| (user(s), t));
+            let mut turns: Vec<(Role, &str)> = Vec::new();
+            if let Some((source, target)) = &shown {
+                turns.push((Role::User, source));
+                turns.push((Role::Assistant, target));
+            }
+            let current = user(text);
+            turns.push((Role::User, &current));
+            self.chat(&self.prompts.translate_system, &turns, 3 * n + 64)?
+        };
+        let value = one_line(&out.value);
+        let value = if strict { unframe(&value) } else { value };
         Ok(Output {
-            value: one_paragraph(&out.value),
+            value,
             usage: out.usage,
+        })
+    }
+}
+
+/// An answer to the strict framing without the framing a small model may copy back: a leading
+/// "English:", and the instruction itself.
+fn unframe(answer: &str) -> String {
+    let mut a = answer.trim();
+    for label in ["English:", "English translation:", "Translation:"] {
+        if let Some(rest) = a.strip_prefix(label) {
+            a = rest.trim_start();
+        }
+    }
+    let instruction = "Translate the French above into English";
+    match a.find(instruction) {
+        Some(0) => a
+            .split_once("English only.")
+            .map_or("", |(_, rest)| rest)
+            .trim()
+            .to_string(),
+        Some(i) => a[..i].trim().to_string(),
+        None => a.to_string(),
+    }
+}
+
+impl faithful::WindowTranslator for GgufChat {
+    fn count_tokens(&self, text: &str) -> usize {
+        self.count(text).unwrap_or(text.len())
+    }
+
+    fn checkable(&self, text: &str) -> String {
+        let parts: Vec<&str> = split_at_markers(text, &self.markers)
+            .into_iter()
+            .filter(|(_, is_marker)| !is_marker)
+            .map(|(r, _)| text[r].trim())
+            .filter(|p| !p.is_empty())
+            .collect();
+        parts.join(" ")
+    }
+
+    fn translate_window(
+        &self,
+        text: &str,
+        context: Option<(&str, &str)>,
+        strict: bool,
+    ) -> Result<Output<String>> {
+        let context = context.filter(|_| self.context_paragraphs > 0);
+        let mut usage = Usage::default();
+        let mut translated = Vec::new();
+        let mut first = true;
+        for (range, is_marker) in split_at_markers(text, &self.markers) {
+            let part = &text[range];
+            if is_marker {
+                translated.push(part.to_string());
+                continue;
+            }
+            if part.trim().is_empty() {
+                continue;
+            }
+            // Context is only given to the first piece.
+            let ctx = if first { context } else { None };
+            first = false;
+            let o = self.translate_one(part.trim(), ctx, strict)?;
+            usage += o.usage;
+            translated.push(o.value);
+        }
+        Ok(Output {
+            value: translated.join(" "),
+            usage,
         })
     }
 }
@@ -285,61 +395,27 @@ fn split_at_markers(text: &str, markers: &[String]) -> Vec<(std::ops::Range<usiz
     out
 }
 
-/// Makes a model answer one paragraph: no blank lines inside, no surrounding whitespace.
-fn one_paragraph(text: &str) -> String {
+/// Makes a model's answer one line: its lines joined by spaces, no surrounding whitespace.
+fn one_line(text: &str) -> String {
     text.lines()
-        .map(str::trim_end)
-        .filter(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
-        .join("\n")
+        .join(" ")
 }
 
 impl Translator for GgufChat {
     fn translate(&self, paragraphs: &[&str]) -> Result<Output<Vec<String>>> {
-        let mut usage = Usage::default();
-        let mut out: Vec<String> = Vec::with_capacity(paragraphs.len());
-        let budget = self.paragraph_budget();
-        for (i, paragraph) in paragraphs.iter().enumerate() {
-            crate::cancel::check()?;
-            if paragraph.trim().is_empty() {
-                out.push(String::new());
-                continue;
-            }
-            let from = i.saturating_sub(self.context_paragraphs);
-            let context: Vec<(&str, &str)> = (from..i)
-                .filter(|&j| !out[j].is_empty())
-                .map(|j| (paragraphs[j], out[j].as_str()))
-                .collect();
-            let count = |t: &str| self.count(t).unwrap_or(t.len());
-            let mut translated = Vec::new();
-            let mut first = true;
-            for (range, is_marker) in split_at_markers(paragraph, &self.markers) {
-                let part = &paragraph[range];
-                if is_marker {
-                    translated.push(part.to_string());
-                    continue;
-                }
-                // Long paragraphs are cut into pieces; context is only given to the first.
-                let pieces = if count(part) <= budget {
-                    std::iter::once(0..part.len()).collect()
-                } else {
-                    crate::text::chunk::chunk(part, budget, &count)
-                };
-                for piece in pieces {
-                    let text = &part[piece];
-                    if text.trim().is_empty() {
-                        continue;
-                    }
-                    let ctx = if first { &context[..] } else { &[] };
-                    first = false;
-                    let o = self.translate_one(text, ctx)?;
-                    usage += o.usage;
-                    translated.push(o.value);
-                }
-            }
-            out.push(translated.join(" "));
-        }
-        Ok(Output { value: out, usage })
+        let out = self.translate_checked(paragraphs)?;
+        Ok(Output {
+            value: out.value.into_iter().map(|c| c.text).collect(),
+            usage: out.usage,
+        })
+    }
+
+    /// In windows of whole sentences, each checked and repaired (`super::faithful`).
+    fn translate_checked(&self, paragraphs: &[&str]) -> Result<Output<Vec<Checked>>> {
+        faithful::translate_paragraphs(self, paragraphs, self.window_budget())
     }
 }
 
@@ -400,8 +476,22 @@ mod tests {
     }
 
     #[test]
-    fn answers_become_single_paragraphs() {
-        assert_eq!(one_paragraph("  a\n\n\nb  \n"), "  a\nb");
-        assert_eq!(one_paragraph("\n\n"), "");
+    fn the_strict_framing_is_not_kept_in_the_answer() {
+        assert_eq!(unframe("English: The council voted."), "The council voted.");
+        assert_eq!(
+            unframe("The council voted. Translate the French above into English, every..."),
+            "The council voted."
+        );
+        assert_eq!(
+            unframe("Translate the French above into English, every sentence. Answer with the English only. The council voted."),
+            "The council voted."
+        );
+        assert_eq!(unframe("The council voted."), "The council voted.");
+    }
+
+    #[test]
+    fn answers_become_single_lines() {
+        assert_eq!(one_line("  a\n\n\nb  \n"), "a b");
+        assert_eq!(one_line("\n\n"), "");
     }
 }

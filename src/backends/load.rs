@@ -31,6 +31,9 @@ use crate::{Error, Result};
 /// Context used when neither the entry nor the catalog sets one.
 const DEFAULT_CONTEXT: usize = 8192;
 
+/// Window size (source tokens per request) when neither the entry nor the catalog sets one.
+const DEFAULT_WINDOW_TOKENS: usize = 128;
+
 /// A loaded model, by backend.
 #[derive(Clone)]
 enum Loaded {
@@ -194,6 +197,7 @@ impl Loader {
             },
             context: generation.context.unwrap_or(DEFAULT_CONTEXT),
             context_paragraphs: generation.context_paragraphs.unwrap_or(1),
+            window_tokens: generation.window_tokens.unwrap_or(DEFAULT_WINDOW_TOKENS),
         })
     }
 

@@ -17,10 +17,13 @@
 
 pub mod chat;
 pub mod chat_template;
+pub mod faithful;
 pub mod load;
 pub mod seq2seq;
 
 use serde::Serialize;
+
+use crate::checks::{self, CheckKind};
 
 use crate::Result;
 
@@ -31,12 +34,18 @@ pub struct Usage {
     pub input_tokens: u64,
     /// Tokens the model generated.
     pub output_tokens: u64,
+    /// Extra model calls made to repair outputs that failed a check (`crate::checks`).
+    pub retries: u64,
+    /// Tokens (input and output) of those calls, included in the two counts above.
+    pub retry_tokens: u64,
 }
 
 impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, rhs: Self) {
         self.input_tokens += rhs.input_tokens;
         self.output_tokens += rhs.output_tokens;
+        self.retries += rhs.retries;
+        self.retry_tokens += rhs.retry_tokens;
     }
 }
 
@@ -45,6 +54,77 @@ impl std::ops::AddAssign for Usage {
 pub struct Output<T> {
     pub value: T,
     pub usage: Usage,
+}
+
+/// A doubt about a piece's English, from the checks (`crate::checks`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// 1-based line of the piece, when the piece has lines.
+    pub line: Option<usize>,
+    pub kind: CheckKind,
+    pub detail: String,
+    /// The finding went away when the window was translated again; the English kept passes
+    /// this check.
+    pub repaired: bool,
+}
+
+/// One piece's English with what the checks said about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checked {
+    pub text: String,
+    pub notes: Vec<Note>,
+}
+
+impl Checked {
+    /// Whether a finding is left that was not repaired.
+    pub fn flagged(&self) -> bool {
+        self.notes.iter().any(|n| !n.repaired)
+    }
+}
+
+/// Checks each piece's English against its French, line by line where both have as many lines
+/// (each line's previous English as echo context), else as a whole. No repair: for backends
+/// that translate in one pass.
+pub fn check_pieces(pieces: &[&str], english: Vec<String>) -> Vec<Checked> {
+    let mut previous: Option<(String, String)> = None;
+    pieces
+        .iter()
+        .zip(english)
+        .map(|(source, text)| {
+            let s_lines: Vec<&str> = source.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let o_lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let pairs: Vec<(Option<usize>, String, String)> = if s_lines.len() > 1 && s_lines.len() == o_lines.len() {
+                s_lines
+                    .iter()
+                    .zip(&o_lines)
+                    .enumerate()
+                    .map(|(i, (s, o))| (Some(i + 1), s.to_string(), o.to_string()))
+                    .collect()
+            } else {
+                vec![(None, s_lines.join(" "), o_lines.join(" "))]
+            };
+            let mut notes = Vec::new();
+            for (line, s, o) in pairs {
+                if s.is_empty() {
+                    continue;
+                }
+                let ctx = checks::Context {
+                    previous_source: previous.as_ref().map(|(s, _)| s.as_str()),
+                    previous_output: previous.as_ref().map(|(_, o)| o.as_str()),
+                };
+                for f in checks::check_segment(&s, &o, &ctx) {
+                    notes.push(Note {
+                        line,
+                        kind: f.kind,
+                        detail: f.detail,
+                        repaired: false,
+                    });
+                }
+                previous = Some((s, o));
+            }
+            Checked { text, notes }
+        })
+        .collect()
 }
 
 /// French paragraphs in, English paragraphs out.
@@ -56,6 +136,17 @@ pub trait Translator: Send + Sync {
     /// pool and reorder internally, but its output for a paragraph never depends on which other
     /// paragraphs came with it.
     fn translate(&self, paragraphs: &[&str]) -> Result<Output<Vec<String>>>;
+
+    /// [`Translator::translate`], with each piece's English checked (`crate::checks`). A
+    /// backend that can repair what fails (by translating again) overrides this; the default
+    /// only checks.
+    fn translate_checked(&self, paragraphs: &[&str]) -> Result<Output<Vec<Checked>>> {
+        let out = self.translate(paragraphs)?;
+        Ok(Output {
+            value: check_pieces(paragraphs, out.value),
+            usage: out.usage,
+        })
+    }
 }
 
 /// What a call to [`Summarizer::summarize`] is asked to summarize.

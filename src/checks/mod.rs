@@ -100,6 +100,22 @@ pub struct Context<'a> {
     /// The English of the segment translated just before this one (the context the model was
     /// shown), for [`CheckKind::Echo`]. `None` for a document's first segment.
     pub previous_output: Option<&'a str>,
+    /// The French of that previous segment. When the French itself repeats it (a first sentence
+    /// that restates the title), English that repeats the previous English is the translation,
+    /// not an echo, and the echo check is skipped.
+    pub previous_source: Option<&'a str>,
+}
+
+/// Whether `source` repeats the opening of `previous_source` (its first [`echo::ECHO_WORDS`]
+/// words, or all of them when fewer), as lowercase words without accents or punctuation.
+fn restates(source: &str, previous_source: Option<&str>) -> bool {
+    let Some(previous) = previous_source else {
+        return false;
+    };
+    let prev = plain_words(previous);
+    let head = &prev[..prev.len().min(echo::ECHO_WORDS)];
+    let src = plain_words(source);
+    !head.is_empty() && src.windows(head.len()).any(|w| w == head)
 }
 
 /// Runs every check on one (French source, English output) pair. Empty when nothing looks wrong.
@@ -113,7 +129,9 @@ pub fn check_segment(source: &str, output: &str, ctx: &Context) -> Vec<Finding> 
     out.extend(language::check(source, output));
     out.extend(numbers::check(source, output));
     out.extend(names::check(source, output));
-    out.extend(echo::check_echo(output, ctx.previous_output));
+    if !restates(source, ctx.previous_source) {
+        out.extend(echo::check_echo(output, ctx.previous_output));
+    }
     out.extend(echo::check_loop(source, output));
     out.extend(answer::check(source, output));
     out
@@ -144,6 +162,7 @@ pub fn check_document(source: &str, translation: &str) -> Vec<DocFinding> {
     let out = paragraphs(translation);
     let mut findings = Vec::new();
     let mut previous: Option<String> = None;
+    let mut previous_source: Option<String> = None;
     for (i, (s, o)) in src.iter().zip(&out).enumerate() {
         let s_lines: Vec<&str> = source[s.clone()].lines().map(str::trim).collect();
         let o_lines: Vec<&str> = translation[o.clone()].lines().map(str::trim).collect();
@@ -151,6 +170,7 @@ pub fn check_document(source: &str, translation: &str) -> Vec<DocFinding> {
             for (j, (sl, ol)) in s_lines.iter().zip(&o_lines).enumerate() {
                 let ctx = Context {
                     previous_output: previous.as_deref(),
+                    previous_source: previous_source.as_deref(),
                 };
                 for finding in check_segment(sl, ol, &ctx) {
                     findings.push(DocFinding {
@@ -160,12 +180,14 @@ pub fn check_document(source: &str, translation: &str) -> Vec<DocFinding> {
                     });
                 }
                 previous = Some(ol.to_string());
+                previous_source = Some(sl.to_string());
             }
         } else {
             let sj = s_lines.join(" ");
             let oj = o_lines.join(" ");
             let ctx = Context {
                 previous_output: previous.as_deref(),
+                previous_source: previous_source.as_deref(),
             };
             for finding in check_segment(&sj, &oj, &ctx) {
                 findings.push(DocFinding {
@@ -175,6 +197,7 @@ pub fn check_document(source: &str, translation: &str) -> Vec<DocFinding> {
                 });
             }
             previous = Some(oj);
+            previous_source = Some(sj);
         }
     }
     if src.len() != out.len() {
@@ -306,6 +329,7 @@ mod tests {
                 &b,
                 &Context {
                     previous_output: Some(&c),
+                    previous_source: None,
                 },
             );
             let _ = check_document(&a, &b);

@@ -266,6 +266,7 @@ fn run_model(opts: &CompareOptions, loader: &Loader, entry: &Entry) -> Result<Mo
         },
         progress: opts.progress,
         print_errors: true,
+        strict: false,
     };
     let report = pipeline::run(&run, loader)?;
     let failures = report

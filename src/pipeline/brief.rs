@@ -276,6 +276,7 @@ mod tests {
                 usage: Usage {
                     input_tokens: n as u64,
                     output_tokens: 2,
+                    ..Usage::default()
                 },
             })
         }

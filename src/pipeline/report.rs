@@ -57,6 +57,21 @@ pub struct ModelsUsed {
     pub brief: Option<String>,
 }
 
+/// One doubt the checks raised about a document's English (`crate::checks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// `length`, `language`, `numbers`, `names`, `echo`, `loop`, `answer`.
+    pub check: &'static str,
+    /// 1-based paragraph (piece) of the document.
+    pub paragraph: usize,
+    /// 1-based line within the paragraph, when the paragraph has lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub detail: String,
+    /// The first English failed this check and a retry passed it: what was written passes.
+    pub repaired: bool,
+}
+
 /// One document's line in the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DocReport {
@@ -70,6 +85,10 @@ pub struct DocReport {
     pub timings: Timings,
     pub tokens: Usage,
     pub model: ModelsUsed,
+    /// What the checks found in the translation, repaired or not.
+    pub checks: Vec<CheckReport>,
+    /// Paragraphs left with a finding that was not repaired.
+    pub flagged_paragraphs: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -85,6 +104,8 @@ impl DocReport {
             timings: Timings::default(),
             tokens: Usage::default(),
             model: ModelsUsed::default(),
+            checks: Vec::new(),
+            flagged_paragraphs: 0,
             error: None,
         }
     }
@@ -108,6 +129,10 @@ pub struct Totals {
     pub planned: usize,
     pub failed: usize,
     pub interrupted: usize,
+    /// Paragraphs, over all documents, left with a finding of the checks.
+    pub flagged_paragraphs: usize,
+    /// Documents with at least one such paragraph.
+    pub flagged_documents: usize,
     pub tokens: Usage,
     /// Generated tokens per second of wall time.
     pub output_tokens_per_s: f64,
@@ -140,6 +165,8 @@ impl Report {
                 DocStatus::Interrupted => totals.interrupted += 1,
             }
             totals.tokens += d.tokens;
+            totals.flagged_paragraphs += d.flagged_paragraphs;
+            totals.flagged_documents += usize::from(d.flagged_paragraphs > 0);
         }
         if elapsed_s > 0.0 {
             totals.output_tokens_per_s = totals.tokens.output_tokens as f64 / elapsed_s;
@@ -170,6 +197,15 @@ impl Report {
         parts.push(format!("{} failed", t.failed));
         if t.interrupted > 0 {
             parts.push(format!("{} interrupted", t.interrupted));
+        }
+        if t.flagged_paragraphs > 0 {
+            parts.push(format!(
+                "{} paragraph{} flagged in {} document{} (see the report's checks)",
+                t.flagged_paragraphs,
+                if t.flagged_paragraphs == 1 { "" } else { "s" },
+                t.flagged_documents,
+                if t.flagged_documents == 1 { "" } else { "s" },
+            ));
         }
         format!(
             "{} document{}: {} in {:.1} s ({} tokens generated, {:.1} tokens/s)",

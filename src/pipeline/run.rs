@@ -27,7 +27,7 @@ use crate::backends::load::{Loader, Selection};
 use crate::backends::{Output, Summarizer, Translator};
 use crate::pipeline::brief;
 use crate::pipeline::plan::{self, Job, PlanOptions};
-use crate::pipeline::report::{DocReport, DocStatus, OutputReport, Report};
+use crate::pipeline::report::{CheckReport, DocReport, DocStatus, OutputReport, Report};
 use crate::pipeline::write::{self, OutputState};
 use crate::text::read::Decoded;
 use crate::text::{self, format::Format};
@@ -54,6 +54,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Print one line per failed document on stderr.
     pub print_errors: bool,
+    /// A document whose translation has paragraphs flagged by the checks counts as failed.
+    pub strict: bool,
 }
 
 /// The models of a run, resolved from the catalog but loaded on first use.
@@ -107,7 +109,7 @@ const KEPT_TEXT_BYTES: usize = 256 << 20;
 /// A document after the settling pass.
 enum Settled {
     /// Nothing to do (its outputs are up to date): its final report.
-    Skipped(DocReport),
+    Skipped(Box<DocReport>),
     /// To run, with its text when it was kept.
     Pending(Option<Decoded>),
 }
@@ -203,7 +205,7 @@ fn settle(
                 let mut text = None;
                 let report = process(job, &dry, models, None, Some(&mut text));
                 if report.status == DocStatus::Skipped {
-                    return Settled::Skipped(report);
+                    return Settled::Skipped(Box::new(report));
                 }
                 let len = text.as_ref().map_or(0, |d: &Decoded| d.text.len()) as u64;
                 let total = kept.fetch_add(len, Ordering::Relaxed) + len;
@@ -240,7 +242,7 @@ fn process_all(
         .zip(settled)
         .map(|(job, settled)| {
             let report = match settled {
-                Settled::Skipped(report) => report,
+                Settled::Skipped(report) => *report,
                 Settled::Pending(_) if crate::cancel::requested() => {
                     let mut r = DocReport::new(job.input.clone());
                     r.status = DocStatus::Interrupted;
@@ -408,7 +410,10 @@ fn process_inner(
     let need_brief = plan_output(report, opts, "brief", job, &decisions.brief);
     if !need_translation && !need_brief {
         report.status = DocStatus::Skipped;
-        return Ok(());
+        if decisions.translation.is_some() {
+            report.flagged_paragraphs = write::flagged_paragraphs(&job.translation);
+        }
+        return strict_verdict(opts, report);
     }
     if opts.dry_run {
         report.status = DocStatus::Planned;
@@ -432,9 +437,12 @@ fn process_inner(
         let out = translate_document(&doc.text, job.format, &*models.translator()?)?;
         report.timings.translate_ms = ms(t);
         report.tokens += out.usage;
-        report.paragraphs = out.value.1;
-        out.value.0
+        report.paragraphs = out.value.pieces;
+        report.checks = out.value.checks;
+        report.flagged_paragraphs = out.value.flagged_paragraphs;
+        out.value.text
     } else {
+        report.flagged_paragraphs = write::flagged_paragraphs(&job.translation);
         std::fs::read_to_string(&job.translation).map_err(|e| Error::input(&job.translation, e))?
     };
     if need_translation {
@@ -446,6 +454,7 @@ fn process_inner(
             fp.unwrap_or_default(),
             job,
             &translate_entry.name,
+            report.flagged_paragraphs,
         )?;
         mark_written(report, "translation");
     }
@@ -454,7 +463,24 @@ fn process_inner(
         write_brief(job, models, &english, fp.unwrap_or_default(), report)?;
     }
     report.status = DocStatus::Done;
-    Ok(())
+    strict_verdict(opts, report)
+}
+
+/// Under `--strict`, a document whose translation has flagged paragraphs fails (its outputs
+/// are still written, and their records say they are flagged).
+fn strict_verdict(opts: &RunOptions, report: &DocReport) -> Result<()> {
+    if !opts.strict || report.flagged_paragraphs == 0 {
+        return Ok(());
+    }
+    Err(Error::input(
+        &report.input,
+        format!(
+            "--strict: {} paragraph{} of the translation failed the checks (see the report's \
+             checks); the outputs were written and are marked as flagged",
+            report.flagged_paragraphs,
+            if report.flagged_paragraphs == 1 { "" } else { "s" }
+        ),
+    ))
 }
 
 /// Fingerprints each output asked for and compares it with its record.
@@ -538,18 +564,26 @@ fn write_brief(
         fingerprint,
         job,
         &brief_entry.name,
+        0,
     )?;
     mark_written(report, "brief");
     Ok(())
 }
 
-fn commit(output: &Path, content: &[u8], fp: &str, job: &Job, model: &str) -> Result<()> {
+fn commit(
+    output: &Path,
+    content: &[u8],
+    fp: &str,
+    job: &Job,
+    model: &str,
+    flagged_paragraphs: usize,
+) -> Result<()> {
     if let Some(dir) = output.parent() {
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::input(dir, format!("cannot create output folder: {e}{}", hint(&e)))
         })?;
     }
-    write::commit_output(output, content, fp, &job.input, model)
+    write::commit_flagged_output(output, content, fp, &job.input, model, flagged_paragraphs)
         .map_err(|e| Error::input(output, format!("cannot write: {e}{}", hint(&e))))
 }
 
@@ -572,19 +606,51 @@ fn mark_written(report: &mut DocReport, kind: &str) {
     }
 }
 
+/// A document's English, with what the checks said about it.
+#[derive(Debug, Clone, Default)]
+pub struct Translated {
+    pub text: String,
+    /// Pieces translated (paragraphs, or Markdown blocks).
+    pub pieces: usize,
+    /// Findings of the checks, by piece (1-based) and line, repaired or not.
+    pub checks: Vec<CheckReport>,
+    /// Pieces left with a finding that was not repaired.
+    pub flagged_paragraphs: usize,
+}
+
 /// Translates a whole document, keeping its layout as its format says (plain text paragraph
 /// for paragraph, one blank line between output paragraphs; Markdown block for block, markup and
-/// code untouched). Returns the English text and the number of pieces translated.
+/// code untouched), and checks every piece's English (`crate::checks`; the translator repairs
+/// what it can).
 pub fn translate_document(
     text: &str,
     format: &Format,
     translator: &dyn Translator,
-) -> Result<Output<(String, usize)>> {
+) -> Result<Output<Translated>> {
     let pieces = format.codec.pieces(text);
-    let out = translator.translate(&pieces)?;
+    let out = translator.translate_checked(&pieces)?;
     check_count(pieces.len(), out.value.len())?;
+    let mut checks = Vec::new();
+    let mut flagged_paragraphs = 0;
+    let mut english = Vec::with_capacity(out.value.len());
+    for (i, piece) in out.value.into_iter().enumerate() {
+        flagged_paragraphs += usize::from(piece.flagged());
+        checks.extend(piece.notes.into_iter().map(|n| CheckReport {
+            check: n.kind.as_str(),
+            paragraph: i + 1,
+            line: n.line,
+            detail: n.detail,
+            repaired: n.repaired,
+        }));
+        english.push(piece.text);
+    }
     Ok(Output {
-        value: (format.codec.rebuild(text, &out.value), pieces.len()),
+        value: Translated {
+            text: format.codec.rebuild(text, &english),
+            pieces: pieces.len(),
+            checks,
+            flagged_paragraphs,
+        },
         usage: out.usage,
     })
 }

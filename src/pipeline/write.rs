@@ -39,6 +39,19 @@ pub struct Record {
     pub input: String,
     /// The catalog name of the model that made it.
     pub model: String,
+    /// Paragraphs of the output left with a finding of the checks when it was written (absent
+    /// when none), so that a later `--strict` run still fails on it without translating again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flagged_paragraphs: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The flagged paragraphs an output's record says it has (0 without a record).
+pub fn flagged_paragraphs(output: &Path) -> usize {
+    read_record(output).map_or(0, |r| r.flagged_paragraphs)
 }
 
 /// Where the record of `output` lives.
@@ -108,6 +121,18 @@ pub fn commit_output(
     input: &Path,
     model: &str,
 ) -> std::io::Result<()> {
+    commit_flagged_output(output, content, fingerprint, input, model, 0)
+}
+
+/// [`commit_output`] for an output with `flagged_paragraphs` paragraphs that the checks flagged.
+pub fn commit_flagged_output(
+    output: &Path,
+    content: &[u8],
+    fingerprint: &str,
+    input: &Path,
+    model: &str,
+    flagged_paragraphs: usize,
+) -> std::io::Result<()> {
     let previous_sha256 = std::fs::read(output).ok().map(|b| sha256_hex(&b));
     let record = Record {
         tool: env!("CARGO_PKG_VERSION").to_string(),
@@ -116,6 +141,7 @@ pub fn commit_output(
         previous_sha256,
         input: input.display().to_string(),
         model: model.to_string(),
+        flagged_paragraphs,
     };
     let record_file = record_path(output);
     if let Some(dir) = record_file.parent() {
@@ -165,6 +191,7 @@ mod tests {
             previous_sha256: Some(sha256_hex(b"old")),
             input: "a".into(),
             model: "m".into(),
+            flagged_paragraphs: 0,
         };
         atomic_write(&record_path(&out), &serde_json::to_vec(&record).unwrap()).unwrap();
         assert_eq!(output_state(&out, "f2").unwrap(), OutputState::Stale);
