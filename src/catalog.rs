@@ -163,6 +163,10 @@ pub struct Prompts {
     pub chunk_user: String,
     /// Brief from the notes on all chunks.
     pub reduce_user: String,
+    /// Added to a brief request when the first brief stated numbers or names that the article
+    /// does not have. Has a built-in default.
+    #[serde(default = "default_brief_retry_note")]
+    pub brief_retry_note: String,
 }
 
 /// The built-in [`Prompts::translate_strict_user`]: the text alone.
@@ -170,6 +174,14 @@ pub const DEFAULT_STRICT_USER: &str = "{text}";
 
 fn default_strict_user() -> String {
     DEFAULT_STRICT_USER.to_string()
+}
+
+/// The built-in [`Prompts::brief_retry_note`].
+pub const DEFAULT_BRIEF_RETRY_NOTE: &str = "Use only names, numbers and facts that are written \
+in the text above; leave out anything it does not say.";
+
+fn default_brief_retry_note() -> String {
+    DEFAULT_BRIEF_RETRY_NOTE.to_string()
 }
 
 /// The built-in [`Prompts::translate_examples`]: requests, a question and a role-play order,

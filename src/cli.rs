@@ -400,6 +400,7 @@ fn cmd_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         .enumerate()
         .flat_map(|(i, c)| {
             c.notes.into_iter().map(move |n| pipeline::report::CheckReport {
+                output: "translation",
                 check: n.kind.as_str(),
                 paragraph: i + 1,
                 line: n.line,
@@ -408,6 +409,7 @@ fn cmd_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             })
         })
         .chain(count_mismatch.map(|detail| pipeline::report::CheckReport {
+            output: "translation",
             check: "length",
             paragraph: pieces.len().min(translated) + 1,
             line: None,
@@ -693,10 +695,22 @@ fn cmd_one(catalog: Catalog, args: &OneArgs, brief: bool) -> anyhow::Result<Exit
             None => Ok(english),
             Some(entry) => {
                 let title = pipeline::brief::fallback_title(path);
-                Ok(
-                    pipeline::brief::make_brief(&*loader.summarizer(entry)?, &english, &title)?
-                        .value,
-                )
+                let summarizer = loader.summarizer(entry)?;
+                let brief = pipeline::brief::make_checked_brief(&*summarizer, &english, &title)?;
+                let checked = brief.value;
+                let notes = (checked.repaired.iter().map(|f| (f, true)))
+                    .chain(checked.findings.iter().map(|f| (f, false)))
+                    .map(|(f, repaired)| pipeline::report::CheckReport {
+                        output: "brief",
+                        check: f.kind.as_str(),
+                        paragraph: 1,
+                        line: None,
+                        detail: f.detail.clone(),
+                        repaired,
+                    })
+                    .collect::<Vec<_>>();
+                print_checks(path, &notes);
+                Ok(checked.markdown)
             }
         }
     })?;
@@ -713,8 +727,8 @@ fn print_checks(path: Option<&Path>, checks: &[pipeline::report::CheckReport]) {
         let line = c.line.map(|l| format!(", line {l}")).unwrap_or_default();
         let state = if c.repaired { "repaired" } else { "flagged" };
         eprintln!(
-            "{state}: {name}: paragraph {}{line}: {}: {}",
-            c.paragraph, c.check, c.detail
+            "{state}: {name}: {} paragraph {}{line}: {}: {}",
+            c.output, c.paragraph, c.check, c.detail
         );
     }
 }

@@ -432,12 +432,27 @@ impl Summarizer for GgufChat {
     }
 
     fn summarize(&self, text: &str, input: SummaryInput) -> Result<Output<String>> {
+        self.brief(text, input, false)
+    }
+
+    fn summarize_strictly(&self, text: &str, input: SummaryInput) -> Result<Output<String>> {
+        self.brief(text, input, true)
+    }
+}
+
+impl GgufChat {
+    /// One brief request; `strictly` adds the prompt set's note to keep to the text.
+    fn brief(&self, text: &str, input: SummaryInput, strictly: bool) -> Result<Output<String>> {
         let template = match input {
             SummaryInput::Document => &self.prompts.brief_user,
             SummaryInput::Chunk => &self.prompts.chunk_user,
             SummaryInput::Partials => &self.prompts.reduce_user,
         };
-        let user = template.replace("{text}", text);
+        let mut user = template.replace("{text}", text);
+        if strictly {
+            user.push_str("\n\n");
+            user.push_str(&self.prompts.brief_retry_note);
+        }
         self.chat(
             &self.prompts.brief_system,
             &[(Role::User, &user)],

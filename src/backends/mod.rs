@@ -172,4 +172,11 @@ pub trait Summarizer: Send + Sync {
     /// Summarizes `text`, which must fit [`Summarizer::max_input_tokens`]. Returns plain text:
     /// sentences or bullet lines, which the pipeline shapes into the brief's Markdown.
     fn summarize(&self, text: &str, input: SummaryInput) -> Result<Output<String>>;
+
+    /// [`Summarizer::summarize`] again, after a brief stated numbers or names the document does
+    /// not have: a backend that can be told to keep to the text (a chat model) does so; the
+    /// default summarizes as before.
+    fn summarize_strictly(&self, text: &str, input: SummaryInput) -> Result<Output<String>> {
+        self.summarize(text, input)
+    }
 }

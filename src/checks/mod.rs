@@ -24,6 +24,7 @@
 //! the prose segments, not the markup).
 
 pub mod answer;
+pub mod brief;
 pub mod echo;
 pub mod language;
 pub mod length;

@@ -5,6 +5,7 @@
 //! Not for: the prompts (the catalog) or the model calls themselves (the `Summarizer`).
 
 use crate::backends::{Output, Summarizer, SummaryInput, Usage};
+use crate::checks::Finding;
 use crate::{Error, Result};
 
 /// Fewest and most bullet points in a brief.
@@ -38,6 +39,86 @@ pub fn make_brief(
         value: shape(&raw, fallback_title),
         usage,
     })
+}
+
+/// A brief and what the brief check (`crate::checks::brief`) still finds in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedBrief {
+    pub markdown: String,
+    /// Numbers or names the brief states that the document does not have, left after the retry.
+    pub findings: Vec<Finding>,
+    /// Findings of the first brief that the retry got rid of.
+    pub repaired: Vec<Finding>,
+}
+
+/// [`make_brief`], checked: a brief that states numbers or names the English does not have is
+/// made once more with the summarizer told to keep to the text; the one with fewer findings is
+/// kept (the first on ties), and what it still states is returned to be flagged.
+pub fn make_checked_brief(
+    summarizer: &dyn Summarizer,
+    english: &str,
+    fallback_title: &str,
+) -> Result<Output<CheckedBrief>> {
+    let mut usage = Usage::default();
+    let first = make_brief(summarizer, english, fallback_title)?;
+    usage += first.usage;
+    let findings = crate::checks::brief::check(english, &first.value);
+    if findings.is_empty() {
+        let value = CheckedBrief {
+            markdown: first.value,
+            findings,
+            repaired: Vec::new(),
+        };
+        return Ok(Output { value, usage });
+    }
+    let mut retry_usage = Usage::default();
+    let raw = summarize_any(
+        &Strictly(summarizer),
+        english,
+        SummaryInput::Document,
+        0,
+        &mut retry_usage,
+    )?;
+    retry_usage.retries += 1;
+    retry_usage.retry_tokens += retry_usage.input_tokens + retry_usage.output_tokens;
+    usage += retry_usage;
+    let second = shape(&raw, fallback_title);
+    let again = crate::checks::brief::check(english, &second);
+    let value = if again.len() < findings.len() {
+        let repaired = findings
+            .into_iter()
+            .filter(|f| !again.iter().any(|a| a.kind == f.kind))
+            .collect();
+        CheckedBrief {
+            markdown: second,
+            findings: again,
+            repaired,
+        }
+    } else {
+        CheckedBrief {
+            markdown: first.value,
+            findings,
+            repaired: Vec::new(),
+        }
+    };
+    Ok(Output { value, usage })
+}
+
+/// A summarizer whose every call is [`Summarizer::summarize_strictly`].
+struct Strictly<'a>(&'a dyn Summarizer);
+
+impl Summarizer for Strictly<'_> {
+    fn max_input_tokens(&self) -> usize {
+        self.0.max_input_tokens()
+    }
+
+    fn count_tokens(&self, text: &str) -> Result<usize> {
+        self.0.count_tokens(text)
+    }
+
+    fn summarize(&self, text: &str, input: SummaryInput) -> Result<Output<String>> {
+        self.0.summarize_strictly(text, input)
+    }
 }
 
 fn summarize_any(
@@ -309,5 +390,60 @@ mod tests {
         };
         make_brief(&short, "Short text.", "T").unwrap();
         assert_eq!(short.calls.lock().unwrap()[0].0, SummaryInput::Document);
+    }
+}
+
+#[cfg(test)]
+mod checked_tests {
+    use super::*;
+
+    const ENGLISH: &str = "The Lyon city council voted on Tuesday a budget of 12 million euros \
+                           to renovate three schools.";
+
+    /// Answers with a brief that invents a figure, and (when it can be told to keep to the
+    /// text, `strict_ok`) with a faithful one when asked strictly.
+    struct Inventive {
+        strict_ok: bool,
+    }
+
+    impl Summarizer for Inventive {
+        fn max_input_tokens(&self) -> usize {
+            1000
+        }
+
+        fn count_tokens(&self, text: &str) -> Result<usize> {
+            Ok(text.split_whitespace().count())
+        }
+
+        fn summarize(&self, _text: &str, _input: SummaryInput) -> Result<Output<String>> {
+            Ok(Output {
+                value: "Title: Lyon schools\n- The council voted 15 million euros.\n".into(),
+                usage: Usage::default(),
+            })
+        }
+
+        fn summarize_strictly(&self, text: &str, input: SummaryInput) -> Result<Output<String>> {
+            if !self.strict_ok {
+                return self.summarize(text, input);
+            }
+            Ok(Output {
+                value: "Title: Lyon schools\n- The council voted 12 million euros.\n".into(),
+                usage: Usage::default(),
+            })
+        }
+    }
+
+    #[test]
+    fn an_invented_figure_is_regenerated_once_then_flagged() {
+        let out = make_checked_brief(&Inventive { strict_ok: true }, ENGLISH, "t").unwrap();
+        assert!(out.value.markdown.contains("12 million"), "{:?}", out.value);
+        assert!(out.value.findings.is_empty());
+        assert_eq!(out.value.repaired.len(), 1);
+        assert_eq!(out.usage.retries, 1);
+
+        let out = make_checked_brief(&Inventive { strict_ok: false }, ENGLISH, "t").unwrap();
+        assert!(out.value.markdown.contains("15 million"), "{:?}", out.value);
+        assert_eq!(out.value.findings.len(), 1, "{:?}", out.value);
+        assert!(out.value.findings[0].detail.contains("15"));
     }
 }

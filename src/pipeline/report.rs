@@ -60,9 +60,11 @@ pub struct ModelsUsed {
 /// One doubt the checks raised about a document's English (`crate::checks`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckReport {
+    /// The output checked: `translation` or `brief`.
+    pub output: &'static str,
     /// `length`, `language`, `numbers`, `names`, `echo`, `loop`, `answer`.
     pub check: &'static str,
-    /// 1-based paragraph (piece) of the document.
+    /// 1-based paragraph (piece) of the document; 1 for a brief, which is checked whole.
     pub paragraph: usize,
     /// 1-based line within the paragraph, when the paragraph has lines.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,6 +91,8 @@ pub struct DocReport {
     pub checks: Vec<CheckReport>,
     /// Paragraphs left with a finding that was not repaired.
     pub flagged_paragraphs: usize,
+    /// The brief states numbers or names the English does not have, even after its retry.
+    pub flagged_brief: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -106,6 +110,7 @@ impl DocReport {
             model: ModelsUsed::default(),
             checks: Vec::new(),
             flagged_paragraphs: 0,
+            flagged_brief: false,
             error: None,
         }
     }

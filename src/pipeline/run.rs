@@ -413,6 +413,9 @@ fn process_inner(
         if decisions.translation.is_some() {
             report.flagged_paragraphs = write::flagged_paragraphs(&job.translation);
         }
+        if decisions.brief.is_some() {
+            report.flagged_brief = write::flagged_paragraphs(&job.brief) > 0;
+        }
         return strict_verdict(opts, report);
     }
     if opts.dry_run {
@@ -469,16 +472,22 @@ fn process_inner(
 /// Under `--strict`, a document whose translation has flagged paragraphs fails (its outputs
 /// are still written, and their records say they are flagged).
 fn strict_verdict(opts: &RunOptions, report: &DocReport) -> Result<()> {
-    if !opts.strict || report.flagged_paragraphs == 0 {
+    if !opts.strict || (report.flagged_paragraphs == 0 && !report.flagged_brief) {
         return Ok(());
     }
+    let what = match (report.flagged_paragraphs, report.flagged_brief) {
+        (0, _) => "the brief states numbers or names the document does not have".to_string(),
+        (n, brief) => format!(
+            "{n} paragraph{} of the translation failed the checks{}",
+            if n == 1 { "" } else { "s" },
+            if brief { ", and so did the brief" } else { "" }
+        ),
+    };
     Err(Error::input(
         &report.input,
         format!(
-            "--strict: {} paragraph{} of the translation failed the checks (see the report's \
-             checks); the outputs were written and are marked as flagged",
-            report.flagged_paragraphs,
-            if report.flagged_paragraphs == 1 { "" } else { "s" }
+            "--strict: {what} (see the report's checks); the outputs were written and are \
+             marked as flagged"
         ),
     ))
 }
@@ -554,17 +563,29 @@ fn write_brief(
     report.model.brief = Some(brief_entry.name.clone());
     let t = Instant::now();
     let title = brief::fallback_title(Some(&job.input));
-    let out = brief::make_brief(&*models.summarizer()?, english, &title)?;
+    let out = brief::make_checked_brief(&*models.summarizer()?, english, &title)?;
     report.timings.brief_ms = ms(t);
     report.tokens += out.usage;
+    let checked = out.value;
+    let notes = (checked.repaired.into_iter().map(|f| (f, true)))
+        .chain(checked.findings.iter().cloned().map(|f| (f, false)));
+    report.checks.extend(notes.map(|(f, repaired)| CheckReport {
+        output: "brief",
+        check: f.kind.as_str(),
+        paragraph: 1,
+        line: None,
+        detail: f.detail,
+        repaired,
+    }));
+    report.flagged_brief = !checked.findings.is_empty();
     crate::cancel::check()?;
     commit(
         &job.brief,
-        out.value.as_bytes(),
+        checked.markdown.as_bytes(),
         fingerprint,
         job,
         &brief_entry.name,
-        0,
+        usize::from(report.flagged_brief),
     )?;
     mark_written(report, "brief");
     Ok(())
@@ -636,6 +657,7 @@ pub fn translate_document(
     for (i, piece) in out.value.into_iter().enumerate() {
         flagged_paragraphs += usize::from(piece.flagged());
         checks.extend(piece.notes.into_iter().map(|n| CheckReport {
+            output: "translation",
             check: n.kind.as_str(),
             paragraph: i + 1,
             line: n.line,
