@@ -112,9 +112,9 @@ pub struct Generation {
     pub context: Option<usize>,
     /// Beam width for seq2seq models.
     pub num_beams: Option<usize>,
-    /// Chat models: how many earlier paragraphs of the document (French source and its
-    /// translation) are shown before the paragraph being translated. 0 translates each
-    /// paragraph alone.
+    /// Chat models: whether the previous window of the document (its French and the English
+    /// kept for it) is shown before the one being translated: 0 translates each window alone,
+    /// any other value shows the one window before.
     pub context_paragraphs: Option<usize>,
     /// Chat models: the most source tokens translated in one request. A line longer than this
     /// is cut at sentence ends into windows, translated one by one and joined back.
