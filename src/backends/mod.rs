@@ -82,46 +82,24 @@ impl Checked {
     }
 }
 
-/// Checks each piece's English against its French, line by line where both have as many lines
-/// (each line's previous English as echo context), else as a whole. No repair: for backends
-/// that translate in one pass.
+/// Checks each piece's English against its French ([`checks::check_paragraph`]: line by line
+/// where both have as many lines, else as a whole; the previous segment as echo context). No
+/// repair: for backends that translate in one pass.
 pub fn check_pieces(pieces: &[&str], english: Vec<String>) -> Vec<Checked> {
-    let mut previous: Option<(String, String)> = None;
+    let mut previous = None;
     pieces
         .iter()
         .zip(english)
         .map(|(source, text)| {
-            let s_lines: Vec<&str> = source.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-            let o_lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-            let pairs: Vec<(Option<usize>, String, String)> = if s_lines.len() > 1 && s_lines.len() == o_lines.len() {
-                s_lines
-                    .iter()
-                    .zip(&o_lines)
-                    .enumerate()
-                    .map(|(i, (s, o))| (Some(i + 1), s.to_string(), o.to_string()))
-                    .collect()
-            } else {
-                vec![(None, s_lines.join(" "), o_lines.join(" "))]
-            };
-            let mut notes = Vec::new();
-            for (line, s, o) in pairs {
-                if s.is_empty() {
-                    continue;
-                }
-                let ctx = checks::Context {
-                    previous_source: previous.as_ref().map(|(s, _)| s.as_str()),
-                    previous_output: previous.as_ref().map(|(_, o)| o.as_str()),
-                };
-                for f in checks::check_segment(&s, &o, &ctx) {
-                    notes.push(Note {
-                        line,
-                        kind: f.kind,
-                        detail: f.detail,
-                        repaired: false,
-                    });
-                }
-                previous = Some((s, o));
-            }
+            let notes = checks::check_paragraph(source, &text, &mut previous)
+                .into_iter()
+                .map(|(line, f)| Note {
+                    line,
+                    kind: f.kind,
+                    detail: f.detail,
+                    repaired: false,
+                })
+                .collect();
             Checked { text, notes }
         })
         .collect()

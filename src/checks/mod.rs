@@ -162,44 +162,14 @@ pub fn check_document(source: &str, translation: &str) -> Vec<DocFinding> {
     let src = paragraphs(source);
     let out = paragraphs(translation);
     let mut findings = Vec::new();
-    let mut previous: Option<String> = None;
-    let mut previous_source: Option<String> = None;
+    let mut previous = None;
     for (i, (s, o)) in src.iter().zip(&out).enumerate() {
-        let s_lines: Vec<&str> = source[s.clone()].lines().map(str::trim).collect();
-        let o_lines: Vec<&str> = translation[o.clone()].lines().map(str::trim).collect();
-        if s_lines.len() > 1 && s_lines.len() == o_lines.len() {
-            for (j, (sl, ol)) in s_lines.iter().zip(&o_lines).enumerate() {
-                let ctx = Context {
-                    previous_output: previous.as_deref(),
-                    previous_source: previous_source.as_deref(),
-                };
-                for finding in check_segment(sl, ol, &ctx) {
-                    findings.push(DocFinding {
-                        paragraph: i + 1,
-                        line: Some(j + 1),
-                        finding,
-                    });
-                }
-                previous = Some(ol.to_string());
-                previous_source = Some(sl.to_string());
-            }
-        } else {
-            let sj = s_lines.join(" ");
-            let oj = o_lines.join(" ");
-            let ctx = Context {
-                previous_output: previous.as_deref(),
-                previous_source: previous_source.as_deref(),
-            };
-            for finding in check_segment(&sj, &oj, &ctx) {
-                findings.push(DocFinding {
-                    paragraph: i + 1,
-                    line: None,
-                    finding,
-                });
-            }
-            previous = Some(oj);
-            previous_source = Some(sj);
-        }
+        let found = check_paragraph(&source[s.clone()], &translation[o.clone()], &mut previous);
+        findings.extend(found.into_iter().map(|(line, finding)| DocFinding {
+            paragraph: i + 1,
+            line,
+            finding,
+        }));
     }
     if src.len() != out.len() {
         findings.push(DocFinding {
@@ -214,6 +184,37 @@ pub fn check_document(source: &str, translation: &str) -> Vec<DocFinding> {
                 ),
             ),
         });
+    }
+    findings
+}
+
+/// Checks one paragraph's English against its French: line by line (with the line's 1-based
+/// number) when both have the same number of lines, and more than one; otherwise joined and
+/// checked as one segment. `previous` holds the (French, English) of the segment checked before,
+/// the echo context, and is updated.
+pub fn check_paragraph(
+    source: &str,
+    output: &str,
+    previous: &mut Option<(String, String)>,
+) -> Vec<(Option<usize>, Finding)> {
+    let s_lines: Vec<&str> = source.lines().map(str::trim).collect();
+    let o_lines: Vec<&str> = output.lines().map(str::trim).collect();
+    let pairs: Vec<(Option<usize>, String, String)> =
+        if s_lines.len() > 1 && s_lines.len() == o_lines.len() {
+            (s_lines.iter().zip(&o_lines).enumerate())
+                .map(|(j, (s, o))| (Some(j + 1), s.to_string(), o.to_string()))
+                .collect()
+        } else {
+            vec![(None, s_lines.join(" "), o_lines.join(" "))]
+        };
+    let mut findings = Vec::new();
+    for (line, s, o) in pairs {
+        let ctx = Context {
+            previous_source: previous.as_ref().map(|(s, _)| s.as_str()),
+            previous_output: previous.as_ref().map(|(_, o)| o.as_str()),
+        };
+        findings.extend(check_segment(&s, &o, &ctx).into_iter().map(|f| (line, f)));
+        *previous = Some((s, o));
     }
     findings
 }
