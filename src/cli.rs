@@ -74,7 +74,7 @@ pub enum Command {
     /// (HTML or Markdown) with word differences, BLEU/chrF and speed.
     Compare(CompareArgs),
     /// Check a translation against its French source without a reference (length, language,
-    /// numbers, names, echo and loops, answers instead of translations): the checks `run`
+    /// numbers, dates, names, echo and loops, answers instead of translations): the checks `run`
     /// applies, on any pair of files, another tool's output included. Exit 1 when something is
     /// flagged.
     Check(CheckArgs),

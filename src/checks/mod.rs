@@ -6,6 +6,8 @@
 //! - [`CheckKind::Language`]: a sentence of the English is French, or French words are left in it
 //!   (see [`language`]);
 //! - [`CheckKind::Numbers`]: a number of the source is missing, or one was added (see [`numbers`]);
+//! - [`CheckKind::Dates`]: a day of the week or a month of the source is missing or changed
+//!   (see [`dates`]);
 //! - [`CheckKind::Names`]: a proper name or acronym of the source is missing (see [`names`]);
 //! - [`CheckKind::Echo`] and [`CheckKind::Loop`]: the previous segment's English comes back, or
 //!   the output repeats itself (see [`echo`]);
@@ -25,6 +27,7 @@
 
 pub mod answer;
 pub mod brief;
+pub mod dates;
 pub mod echo;
 pub mod language;
 pub mod length;
@@ -39,6 +42,7 @@ pub enum CheckKind {
     Length,
     Language,
     Numbers,
+    Dates,
     Names,
     Echo,
     Loop,
@@ -47,23 +51,25 @@ pub enum CheckKind {
 
 impl CheckKind {
     /// Every kind, in the order the checks run.
-    pub const ALL: [CheckKind; 7] = [
+    pub const ALL: [CheckKind; 8] = [
         CheckKind::Length,
         CheckKind::Language,
         CheckKind::Numbers,
+        CheckKind::Dates,
         CheckKind::Names,
         CheckKind::Echo,
         CheckKind::Loop,
         CheckKind::Answer,
     ];
 
-    /// The kind's name in reports: "length", "language", "numbers", "names", "echo", "loop",
-    /// "answer".
+    /// The kind's name in reports: "length", "language", "numbers", "dates", "names", "echo",
+    /// "loop", "answer".
     pub fn as_str(self) -> &'static str {
         match self {
             CheckKind::Length => "length",
             CheckKind::Language => "language",
             CheckKind::Numbers => "numbers",
+            CheckKind::Dates => "dates",
             CheckKind::Names => "names",
             CheckKind::Echo => "echo",
             CheckKind::Loop => "loop",
@@ -129,6 +135,7 @@ pub fn check_segment(source: &str, output: &str, ctx: &Context) -> Vec<Finding> 
     out.extend(length::check(source, output));
     out.extend(language::check(source, output));
     out.extend(numbers::check(source, output));
+    out.extend(dates::check(source, output));
     out.extend(names::check(source, output));
     if !restates(source, ctx.previous_source) {
         out.extend(echo::check_echo(output, ctx.previous_output));
@@ -277,7 +284,7 @@ mod tests {
         let names: Vec<_> = CheckKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(
             names,
-            ["length", "language", "numbers", "names", "echo", "loop", "answer"]
+            ["length", "language", "numbers", "dates", "names", "echo", "loop", "answer"]
         );
     }
 

@@ -11,6 +11,7 @@
 //! - times: `14h30`, `14 h 30` = `14:30` = `2:30 pm`; `14h` = `2 pm` (the hour matches itself or
 //!   itself ± 12, minutes `00` are not numbers);
 //! - decades: `années 60` = `the sixties` = `the 1960s` = `the '60s`;
+//! - rounds of a cup: `8es de finale` = `the last 16` = `the round of 16`;
 //! - digits glued after a letter belong to a code or a name ("CO2", "G20", "A380") and are left
 //!   to the names check.
 //!
@@ -174,6 +175,11 @@ pub fn numbers(text: &str) -> Vec<Number> {
             let scaled: Vec<f64> = values.iter().map(|v| v * f).collect();
             values.extend(scaled);
         }
+        // Rounds of a cup: "8es de finale" are the last 16, "16es de finale" the last 32.
+        if groups.is_empty() && is_round_of_cup(after) {
+            let doubled: Vec<f64> = values.iter().map(|v| v * 2.0).collect();
+            values.extend(doubled);
+        }
         out.push(Number {
             values,
             text: text[byte(start)..byte(end)].to_string(),
@@ -181,6 +187,18 @@ pub fn numbers(text: &str) -> Vec<Number> {
         i = end;
     }
     out
+}
+
+/// Whether `after` (the text after a number) makes it a French round of a cup: an ordinal
+/// suffix, then "de finale" ("8es de finale", "16e de finale").
+fn is_round_of_cup(after: &str) -> bool {
+    let rest = ["èmes", "ème", "es", "e"]
+        .iter()
+        .find_map(|s| after.strip_prefix(s));
+    rest.is_some_and(|r| {
+        let words: Vec<&str> = r.split_whitespace().take(2).collect();
+        words == ["de", "finale"] || words == ["de", "finales"]
+    })
 }
 
 /// The values `g0` followed by separated `groups` may stand for: all separators grouping
@@ -600,6 +618,13 @@ mod tests {
         assert_eq!(vals("le 15.11.2011"), [[15.0], [11.0], [2011.0]]);
         assert_eq!(vals("2,5 milliards"), [[2.5, 2.5e9]]);
         assert_eq!(vals("the 1960s"), [[1960.0, 60.0]]);
+        assert_eq!(vals("les 8es de finale"), [[8.0, 16.0]]);
+        assert_eq!(vals("le 8e arrondissement"), [[8.0]]);
+        assert!(check(
+            "qualifiés pour les 8es de finale",
+            "qualified for the last 16"
+        )
+        .is_empty());
     }
 
     #[test]
