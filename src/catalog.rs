@@ -168,7 +168,7 @@ pub struct Prompts {
     /// Brief from the notes on all chunks.
     pub reduce_user: String,
     /// Added to a brief request when the first brief stated numbers or names that the article
-    /// does not have. Has a built-in default.
+    /// does not have, or copied its sentences. Has a built-in default.
     #[serde(default = "default_brief_retry_note")]
     pub brief_retry_note: String,
 }
@@ -191,7 +191,8 @@ fn default_quoted_user() -> String {
 
 /// The built-in [`Prompts::brief_retry_note`].
 pub const DEFAULT_BRIEF_RETRY_NOTE: &str = "Use only names, numbers and facts that are written \
-in the text above; leave out anything it does not say.";
+in the text above; leave out anything it does not say. Write each bullet point in your own words, \
+shorter than the sentences of the text: do not copy its sentences.";
 
 fn default_brief_retry_note() -> String {
     DEFAULT_BRIEF_RETRY_NOTE.to_string()

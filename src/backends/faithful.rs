@@ -59,9 +59,17 @@ pub trait WindowTranslator {
     }
 }
 
-/// The checks on a window's English, on what the model translated.
-fn check(model: &dyn WindowTranslator, source: &str, english: &str, ctx: &Context) -> Vec<Finding> {
-    checks::check_segment(&model.checkable(source), &model.checkable(english), ctx)
+/// The checks on a window's English, on what the model translated, timed into `usage`.
+fn check(
+    model: &dyn WindowTranslator,
+    source: &str,
+    english: &str,
+    ctx: &Context,
+    usage: &mut Usage,
+) -> Vec<Finding> {
+    usage.time_checks(|| {
+        checks::check_segment(&model.checkable(source), &model.checkable(english), ctx)
+    })
 }
 
 /// How one paragraph's translation went.
@@ -247,7 +255,7 @@ fn attempt(
     }
     let english = strip_echo(&out.value, previous.map(|(_, e)| e)).to_string();
     let ctx = context(previous);
-    let findings = check(model, source, &english, &ctx);
+    let findings = check(model, source, &english, &ctx, usage);
     Ok(Attempt { english, findings })
 }
 
@@ -285,7 +293,7 @@ fn repair(
         let english = format!("{} {}", left.english, right.english);
         let ctx = context(previous);
         let joined = Attempt {
-            findings: check(model, source, &english, &ctx),
+            findings: check(model, source, &english, &ctx, usage),
             english,
         };
         if joined.cost() < best.cost() {
@@ -307,7 +315,7 @@ fn repair(
         if !best.findings.is_empty() && is_english(source) {
             let kept = Attempt {
                 english: source.to_string(),
-                findings: check(model, source, source, &context(previous)),
+                findings: check(model, source, source, &context(previous), usage),
             };
             if kept.cost() < best.cost() {
                 best = kept;

@@ -38,6 +38,21 @@ pub struct Usage {
     pub retries: u64,
     /// Tokens (input and output) of those calls, included in the two counts above.
     pub retry_tokens: u64,
+    /// Microseconds spent in the checks (`crate::checks`) of the outputs, retries included:
+    /// what checking costs beside the model calls. Reported as the document's
+    /// `timings.check_ms`, not among the tokens.
+    #[serde(skip)]
+    pub check_us: u64,
+}
+
+impl Usage {
+    /// Runs `f` (a check) and adds its time to [`Usage::check_us`].
+    pub fn time_checks<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let t = std::time::Instant::now();
+        let out = f();
+        self.check_us += t.elapsed().as_micros() as u64;
+        out
+    }
 }
 
 impl std::ops::AddAssign for Usage {
@@ -46,6 +61,7 @@ impl std::ops::AddAssign for Usage {
         self.output_tokens += rhs.output_tokens;
         self.retries += rhs.retries;
         self.retry_tokens += rhs.retry_tokens;
+        self.check_us += rhs.check_us;
     }
 }
 
@@ -119,9 +135,10 @@ pub trait Translator: Send + Sync {
     /// backend that can repair what fails (by translating again) overrides this; the default
     /// only checks.
     fn translate_checked(&self, paragraphs: &[&str]) -> Result<Output<Vec<Checked>>> {
-        let out = self.translate(paragraphs)?;
+        let mut out = self.translate(paragraphs)?;
+        let value = out.usage.time_checks(|| check_pieces(paragraphs, out.value));
         Ok(Output {
-            value: check_pieces(paragraphs, out.value),
+            value,
             usage: out.usage,
         })
     }
@@ -152,7 +169,7 @@ pub trait Summarizer: Send + Sync {
     fn summarize(&self, text: &str, input: SummaryInput) -> Result<Output<String>>;
 
     /// [`Summarizer::summarize`] again, after a brief stated numbers or names the document does
-    /// not have: a backend that can be told to keep to the text (a chat model) does so; the
+    /// not have or copied its sentences: a backend that can be told to keep to the text (a chat model) does so; the
     /// default summarizes as before.
     fn summarize_strictly(&self, text: &str, input: SummaryInput) -> Result<Output<String>> {
         self.summarize(text, input)

@@ -51,8 +51,8 @@ pub struct CheckedBrief {
     pub repaired: Vec<Finding>,
 }
 
-/// [`make_brief`], checked: a brief that states numbers or names the English does not have is
-/// made once more with the summarizer told to keep to the text; the one with fewer findings is
+/// [`make_brief`], checked: a brief that states numbers or names the English does not have, or
+/// copies its sentences, is made once more with the summarizer told to keep to the text; the one with fewer findings is
 /// kept (the first on ties), and what it still states is returned to be flagged.
 pub fn make_checked_brief(
     summarizer: &dyn Summarizer,
@@ -62,7 +62,7 @@ pub fn make_checked_brief(
     let mut usage = Usage::default();
     let first = make_brief(summarizer, english, fallback_title)?;
     usage += first.usage;
-    let findings = crate::checks::brief::check(english, &first.value);
+    let findings = usage.time_checks(|| crate::checks::brief::check(english, &first.value));
     if findings.is_empty() {
         let value = CheckedBrief {
             markdown: first.value,
@@ -83,7 +83,7 @@ pub fn make_checked_brief(
     retry_usage.retry_tokens += retry_usage.input_tokens + retry_usage.output_tokens;
     usage += retry_usage;
     let second = shape(&raw, fallback_title);
-    let again = crate::checks::brief::check(english, &second);
+    let again = usage.time_checks(|| crate::checks::brief::check(english, &second));
     let value = if again.len() < findings.len() {
         let repaired = findings
             .into_iter()

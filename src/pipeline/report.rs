@@ -44,6 +44,8 @@ pub struct OutputReport {
 pub struct Timings {
     pub read_ms: f64,
     pub translate_ms: f64,
+    /// Of `translate_ms` and `brief_ms`, the time spent in the checks of the outputs.
+    pub check_ms: f64,
     pub brief_ms: f64,
     pub total_ms: f64,
 }
@@ -91,7 +93,8 @@ pub struct DocReport {
     pub checks: Vec<CheckReport>,
     /// Paragraphs left with a finding that was not repaired.
     pub flagged_paragraphs: usize,
-    /// The brief states numbers or names the English does not have, even after its retry.
+    /// The brief states numbers or names the English does not have, or copies its sentences,
+    /// even after its retry.
     pub flagged_brief: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -376,6 +376,7 @@ fn process(
         }
     }
     report.timings.total_ms = ms(started);
+    report.timings.check_ms = report.tokens.check_us as f64 / 1000.0;
     report
 }
 
@@ -476,7 +477,7 @@ fn strict_verdict(opts: &RunOptions, report: &DocReport) -> Result<()> {
         return Ok(());
     }
     let what = match (report.flagged_paragraphs, report.flagged_brief) {
-        (0, _) => "the brief states numbers or names the document does not have".to_string(),
+        (0, _) => "the brief failed the checks".to_string(),
         (n, brief) => format!(
             "{n} paragraph{} of the translation failed the checks{}",
             if n == 1 { "" } else { "s" },
