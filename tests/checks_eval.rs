@@ -2,9 +2,13 @@
 //! "Detection" criterion: defects planted by `scripts/plant-defects` in clean English must be
 //! flagged (at least 95% of them), and clean English must not be (at most 5% of paragraphs).
 //!
-//! The clean English is the human reference of newstest-dev for now (model outputs that are
-//! known clean are not available yet), so the rates measure the checks against a human
-//! translator's liberties, which are larger than a faithful model's.
+//! The clean English is the human reference of newstest-dev by default, so the rates measure
+//! the checks against a human translator's liberties (and a few errors: "53%" rendered "85%").
+//! To measure on a model's translations instead, as the issue asks (the 1.5B model's outputs of
+//! newstest-dev, kept by `scripts/eval-newstest ... --keep`), set
+//! `TRANSBRIEF_CLEAN_DIR=/that/folder` (its `NAME.fr.txt` and `NAME.en.txt`; another English
+//! suffix with `TRANSBRIEF_CLEAN_SUFFIX`). Model outputs are not committed, so CI measures on
+//! the references.
 //!
 //! Prints the rates per kind (`cargo test --test checks_eval -- --nocapture`); asserts them only
 //! on the data shipped in `../shared/eval`, and prints `SKIP: ...` and passes where it (or
@@ -86,7 +90,29 @@ struct Clean {
     micros: f64,
 }
 
+/// The clean English to measure on: (folder, English suffix, label).
+fn clean_set(eval: &Path) -> (PathBuf, String, String) {
+    match std::env::var_os("TRANSBRIEF_CLEAN_DIR") {
+        Some(dir) => {
+            let suffix =
+                std::env::var("TRANSBRIEF_CLEAN_SUFFIX").unwrap_or_else(|_| ".en.txt".into());
+            let dir = PathBuf::from(dir);
+            let label = format!("{} ({suffix})", dir.display());
+            (dir, suffix, label)
+        }
+        None => (
+            eval.join("newstest-dev"),
+            ".ref.en.txt".into(),
+            "newstest-dev (human references)".into(),
+        ),
+    }
+}
+
 fn clean_rates(dir: &Path) -> Clean {
+    clean_rates_of(dir, ".ref.en.txt")
+}
+
+fn clean_rates_of(dir: &Path, suffix: &str) -> Clean {
     let mut c = Clean {
         segments: 0,
         flagged: BTreeSet::new(),
@@ -94,7 +120,7 @@ fn clean_rates(dir: &Path) -> Clean {
         examples: Vec::new(),
         micros: 0.0,
     };
-    let docs = pairs(dir, ".ref.en.txt");
+    let docs = pairs(dir, suffix);
     let start = Instant::now();
     let results: Vec<Vec<DocFinding>> = docs
         .iter()
@@ -160,10 +186,10 @@ fn planted_defects_are_flagged_and_clean_paragraphs_are_not() {
         println!("SKIP: python3 not found (scripts/plant-defects needs it)");
         return;
     };
-    let src = eval.join("newstest-dev");
+    let (src, suffix, label) = clean_set(&eval);
 
-    let clean = clean_rates(&src);
-    let clean_rate = report_clean("newstest-dev (human references)", &clean);
+    let clean = clean_rates_of(&src, &suffix);
+    let clean_rate = report_clean(&label, &clean);
     for e in &clean.examples {
         println!("    clean flagged: {e}");
     }
@@ -177,7 +203,7 @@ fn planted_defects_are_flagged_and_clean_paragraphs_are_not() {
             .arg(Path::new(ROOT).join("scripts/plant-defects"))
             .arg(&src)
             .arg(tmp.path())
-            .args(["--seed", &seed.to_string()])
+            .args(["--seed", &seed.to_string(), "--english-suffix", &suffix])
             .status()
             .expect("run scripts/plant-defects");
         assert!(status.success(), "scripts/plant-defects failed");
