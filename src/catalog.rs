@@ -10,6 +10,12 @@
 //! 2. `$XDG_CONFIG_HOME/transbrief/models.toml` (or the platform's config dir), if it exists;
 //! 3. each `--catalog FILE` given on the command line, in order.
 //!
+//! A model may also be named without an entry, as llama.cpp and Ollama users do: a local GGUF
+//! file, or `hf:ORG/REPO/FILE.gguf[@REVISION]` on the Hugging Face hub. [`Catalog::resolve`]
+//! turns such a reference into an entry of its own (family `gguf-chat`, both tasks, the
+//! [`REFERENCE_PROMPTS`] prompt set and the catalog-wide generation settings), so that loading,
+//! fingerprints and reports treat it like any other model.
+//!
 //! Not for: locating or downloading files (`hub`), or loading weights (`models`).
 
 use std::collections::BTreeMap;
@@ -35,8 +41,15 @@ pub enum CatalogError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("unknown model '{name}'{hint}. `transbrief models list` shows the catalog")]
+    #[error(
+        "unknown model '{name}'{hint}: it is not in the catalog (`transbrief models list` shows \
+         it) and not a file. A model is {}",
+        REFERENCE_FORMS
+    )]
     UnknownModel { name: String, hint: String },
+    /// A file or `hf:` reference that cannot name a model.
+    #[error("model '{reference}': {message}. A model is {}", REFERENCE_FORMS)]
+    BadReference { reference: String, message: String },
     #[error("model '{name}' does not do {task} (it does: {tasks})")]
     WrongTask {
         name: String,
@@ -45,6 +58,78 @@ pub enum CatalogError {
     },
     #[error("model '{name}': {message}")]
     Invalid { name: String, message: String },
+}
+
+/// The forms a model reference may take, for errors and help.
+pub const REFERENCE_FORMS: &str = "a catalog name, a local GGUF file (PATH.gguf), or \
+hf:ORG/REPO/FILE.gguf[@REVISION] (from the Hugging Face hub, revision `main` by default)";
+
+/// The prompt set of a model named by a file or an `hf:` reference rather than by an entry.
+pub const REFERENCE_PROMPTS: &str = "news-fr-en";
+
+/// A GGUF file on the Hugging Face hub, as `hf:ORG/REPO/FILE.gguf[@REVISION]` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubRef {
+    /// `ORG/REPO`.
+    pub repo: String,
+    /// The file's path in the repository (it may be in a folder).
+    pub file: String,
+    /// Branch, tag or commit; `None` means `main`.
+    pub revision: Option<String>,
+}
+
+impl HubRef {
+    /// `None` when `reference` does not start with `hf:`; else the reference, or why it is
+    /// malformed.
+    pub fn parse(reference: &str) -> Option<Result<HubRef, String>> {
+        let rest = reference.strip_prefix("hf:")?;
+        Some(Self::parse_rest(rest))
+    }
+
+    fn parse_rest(rest: &str) -> Result<HubRef, String> {
+        let (path, revision) = match rest.split_once('@') {
+            Some((path, rev)) => {
+                if rev.is_empty() || rev.chars().any(|c| c.is_whitespace() || c == '@') {
+                    return Err("the revision after '@' is empty or malformed".to_string());
+                }
+                (path, Some(rev.to_string()))
+            }
+            None => (rest, None),
+        };
+        let mut parts = path.splitn(3, '/');
+        let (org, repo, file) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(o), Some(r), Some(f)) => (o, r, f),
+            _ => return Err("it names no repository and file".to_string()),
+        };
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s != "."
+                && s != ".."
+                && s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        if !name_ok(org) || !name_ok(repo) {
+            return Err(format!("'{org}/{repo}' is not a repository name"));
+        }
+        if file.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+            return Err(format!("'{file}' is not a file path in the repository"));
+        }
+        if !file.to_ascii_lowercase().ends_with(".gguf") {
+            return Err(format!("'{file}' is not a .gguf file"));
+        }
+        Ok(HubRef {
+            repo: format!("{org}/{repo}"),
+            file: file.to_string(),
+            revision,
+        })
+    }
+}
+
+/// Whether `reference` (not a catalog name, not `hf:`) names a local file: it ends in `.gguf`,
+/// or it is an existing file.
+fn is_file_reference(reference: &str) -> bool {
+    reference.to_ascii_lowercase().ends_with(".gguf") || Path::new(reference).is_file()
 }
 
 /// What a model is asked to do.
@@ -425,24 +510,115 @@ impl Catalog {
 
     /// The entry called `name`, with a did-you-mean when there is none.
     pub fn get(&self, name: &str) -> Result<&Entry, CatalogError> {
-        self.entries.get(name).ok_or_else(|| {
-            let best = self
-                .entries
-                .keys()
-                .map(|k| (strsim::jaro_winkler(name, k), k))
-                .filter(|(score, _)| *score > 0.8)
-                .max_by(|a, b| a.0.total_cmp(&b.0));
-            CatalogError::UnknownModel {
-                name: name.to_string(),
-                hint: best
-                    .map(|(_, k)| format!(" (did you mean '{k}'?)"))
-                    .unwrap_or_default(),
-            }
+        self.entries.get(name).ok_or_else(|| self.unknown(name))
+    }
+
+    fn unknown(&self, name: &str) -> CatalogError {
+        let best = self
+            .entries
+            .keys()
+            .map(|k| (strsim::jaro_winkler(name, k), k))
+            .filter(|(score, _)| *score > 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        CatalogError::UnknownModel {
+            name: name.to_string(),
+            hint: best
+                .map(|(_, k)| format!(" (did you mean '{k}'?)"))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The entry a model reference names: a catalog name first; else `hf:ORG/REPO/FILE.gguf`
+    /// with an optional `@REVISION`; else a local file (anything ending in `.gguf`, or an
+    /// existing file). A file or `hf:` reference gets an entry of its own, named by the
+    /// absolute path or by the reference, which serves both tasks with the
+    /// [`REFERENCE_PROMPTS`] prompt set and the catalog-wide generation settings.
+    pub fn resolve(&self, reference: &str) -> Result<Entry, CatalogError> {
+        if let Some(entry) = self.entries.get(reference) {
+            return Ok(entry.clone());
+        }
+        let bad = |message: String| CatalogError::BadReference {
+            reference: reference.to_string(),
+            message,
+        };
+        if let Some(hub) = HubRef::parse(reference) {
+            let hub = hub.map_err(bad)?;
+            let description = format!("{} from the Hugging Face hub", hub.file);
+            let source = Source {
+                repo: Some(hub.repo),
+                revision: hub.revision,
+                path: None,
+            };
+            return self.reference_entry(reference.to_string(), description, source, hub.file);
+        }
+        if !is_file_reference(reference) {
+            return Err(self.unknown(reference));
+        }
+        let path = Path::new(reference);
+        if !path.is_file() {
+            let why = if path.exists() {
+                "is not a file"
+            } else {
+                "no such file"
+            };
+            return Err(bad(why.to_string()));
+        }
+        let file_name = path
+            .file_name()
+            .ok_or_else(|| bad("names no file".to_string()))?;
+        let file = file_name.to_string_lossy().into_owned();
+        // The folder's canonical path and the file's own name: one name however the path is
+        // spelt, and a link (a Hugging Face snapshot's) keeps its name rather than its blob's.
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let absolute = folder
+            .canonicalize()
+            .map_err(|e| bad(e.to_string()))?
+            .join(file_name);
+        let source = Source {
+            path: Some(absolute.clone()),
+            ..Source::default()
+        };
+        let name = absolute.display().to_string();
+        self.reference_entry(name, "local GGUF file".to_string(), source, file)
+    }
+
+    /// A `gguf-chat` entry for a model named by reference.
+    fn reference_entry(
+        &self,
+        name: String,
+        description: String,
+        source: Source,
+        file: String,
+    ) -> Result<Entry, CatalogError> {
+        if !self.prompts.contains_key(REFERENCE_PROMPTS) {
+            return Err(CatalogError::Invalid {
+                name,
+                message: format!(
+                    "a model named by file or hf: reference uses the prompt set \
+                     '{REFERENCE_PROMPTS}', which no catalog defines"
+                ),
+            });
+        }
+        Ok(Entry {
+            name,
+            description,
+            family: Family::GgufChat,
+            tasks: vec![Task::Translate, Task::Brief],
+            source,
+            files: BTreeMap::from([("model".to_string(), file)]),
+            sha256: BTreeMap::new(),
+            prompts: Some(REFERENCE_PROMPTS.to_string()),
+            generation: Generation::default(),
+            weights: None,
         })
     }
 
-    /// The entry for `task`: `name` if given, else the catalog's default for the task.
-    pub fn for_task(&self, task: Task, name: Option<&str>) -> Result<&Entry, CatalogError> {
+    /// The entry for `task`: `name` (any reference [`Catalog::resolve`] takes) if given, else
+    /// the catalog's default for the task.
+    pub fn for_task(&self, task: Task, name: Option<&str>) -> Result<Entry, CatalogError> {
         let default = match task {
             Task::Translate => self.defaults.translate.as_deref(),
             Task::Brief => self.defaults.brief.as_deref(),
@@ -451,7 +627,7 @@ impl Catalog {
             name: "(default)".into(),
             message: format!("no default model for {task}; name one"),
         })?;
-        let entry = self.get(name)?;
+        let entry = self.resolve(name)?;
         if !entry.tasks.contains(&task) {
             return Err(CatalogError::WrongTask {
                 name: entry.name.clone(),
@@ -564,6 +740,110 @@ mod tests {
         assert!(err.contains("did you mean 'qwen2.5-coder-0.5b'"), "{err}");
         let err = builtin().get("zzz").unwrap_err().to_string();
         assert!(!err.contains("did you mean"), "{err}");
+    }
+
+    #[test]
+    fn a_catalog_name_resolves_to_its_entry() {
+        let c = builtin();
+        let e = c.resolve("qwen2.5-coder-1.5b").unwrap();
+        assert_eq!(&e, c.get("qwen2.5-coder-1.5b").unwrap());
+    }
+
+    #[test]
+    fn a_gguf_file_resolves_to_a_chat_entry_of_its_own() {
+        let c = builtin();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("My-Model.Q4_K_M.GGUF");
+        std::fs::write(&path, b"not read here").unwrap();
+        let e = c.resolve(path.to_str().unwrap()).unwrap();
+        let path = dir.path().canonicalize().unwrap().join("My-Model.Q4_K_M.GGUF");
+        assert_eq!(e.name, path.display().to_string());
+        assert_eq!(e.family, Family::GgufChat);
+        assert_eq!(e.tasks, vec![Task::Translate, Task::Brief]);
+        assert_eq!(e.source.path.as_deref(), Some(path.as_path()));
+        assert_eq!(e.source.repo, None);
+        assert_eq!(e.files["model"], "My-Model.Q4_K_M.GGUF");
+        assert_eq!(e.prompts.as_deref(), Some(REFERENCE_PROMPTS));
+        assert!(c.prompts(&e).is_some());
+        // The catalog-wide settings apply, as to an entry that sets none.
+        assert_eq!(c.generation(&e), Generation::default().or(&c.generation));
+        assert_eq!(c.for_task(Task::Brief, path.to_str()).unwrap(), e);
+        // Any existing file is taken as a model file, whatever its name.
+        let other = dir.path().join("model.bin");
+        std::fs::write(&other, b"x").unwrap();
+        assert_eq!(c.resolve(other.to_str().unwrap()).unwrap().files["model"], "model.bin");
+    }
+
+    #[test]
+    fn a_missing_gguf_file_is_named_with_the_accepted_forms() {
+        let c = builtin();
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone.gguf");
+        let err = c.resolve(missing.to_str().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("gone.gguf") && err.contains("no such file"), "{err}");
+        assert!(err.contains("hf:ORG/REPO/FILE.gguf"), "{err}");
+        let folder = dir.path().join("folder.gguf");
+        std::fs::create_dir(&folder).unwrap();
+        let err = c.resolve(folder.to_str().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("is not a file"), "{err}");
+    }
+
+    #[test]
+    fn an_hf_reference_resolves_to_a_hub_entry() {
+        let c = builtin();
+        let r = "hf:Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf";
+        let e = c.resolve(r).unwrap();
+        assert_eq!(e.name, r);
+        assert_eq!(e.family, Family::GgufChat);
+        assert_eq!(
+            e.source.repo.as_deref(),
+            Some("Qwen/Qwen2.5-1.5B-Instruct-GGUF")
+        );
+        assert_eq!(e.source.revision, None, "main, by default");
+        assert_eq!(e.source.path, None);
+        assert_eq!(e.files["model"], "qwen2.5-1.5b-instruct-q4_k_m.gguf");
+        let e = c.resolve("hf:org/repo/sub/dir/m.gguf@v1.0").unwrap();
+        assert_eq!(e.source.repo.as_deref(), Some("org/repo"));
+        assert_eq!(e.source.revision.as_deref(), Some("v1.0"));
+        assert_eq!(e.files["model"], "sub/dir/m.gguf");
+    }
+
+    #[test]
+    fn a_malformed_hf_reference_says_why_and_what_is_accepted() {
+        let c = builtin();
+        for (reference, why) in [
+            ("hf:Qwen", "names no repository and file"),
+            ("hf:Qwen/Repo", "names no repository and file"),
+            ("hf:Qwen/Repo/", "not a file path"),
+            ("hf:Qwen/Repo/model.bin", "not a .gguf file"),
+            ("hf:Qwen/Repo/m.gguf@", "revision"),
+            ("hf:/Repo/m.gguf", "not a repository name"),
+            ("hf:a b/Repo/m.gguf", "not a repository name"),
+            ("hf:org/repo/../m.gguf", "not a file path"),
+        ] {
+            let err = c.resolve(reference).unwrap_err().to_string();
+            assert!(err.contains(reference) && err.contains(why), "{reference}: {err}");
+            assert!(err.contains("a catalog name"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_name_suggests_the_closest_and_lists_the_forms() {
+        let err = builtin().resolve("qwen2.5-coder-05b").unwrap_err().to_string();
+        assert!(err.contains("did you mean 'qwen2.5-coder-0.5b'"), "{err}");
+        assert!(err.contains("GGUF file") && err.contains("hf:ORG/REPO"), "{err}");
+    }
+
+    #[test]
+    fn a_reference_needs_the_default_prompt_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.gguf");
+        std::fs::write(&path, b"x").unwrap();
+        let err = Catalog::default()
+            .resolve(path.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(REFERENCE_PROMPTS), "{err}");
     }
 
     #[test]

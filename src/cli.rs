@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::catalog::{Catalog, Task, Weights};
 use crate::device::DeviceChoice;
 use crate::hub::{self, Access};
+use crate::backends::gguf_info;
 use crate::backends::load::{Loader, Selection};
 use crate::pipeline::{self, PlanOptions, RunOptions};
 use crate::text::{self, format::Format};
@@ -24,6 +25,8 @@ Examples:
   transbrief run ./docs                      translate and brief every .txt/.md under ./docs
   transbrief run ./docs --dry-run            show what would be done, and why
   transbrief run ./docs --only translate --translate-model qwen2.5-coder-1.5b
+  transbrief run ./docs --translate-model ./models/my-model-q4_k_m.gguf
+  transbrief run ./docs --translate-model hf:Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf
   transbrief run ./docs --out-dir ./english --report run.json
   transbrief translate article.fr.txt        one document to stdout
   cat article.fr.txt | transbrief brief -    a brief to stdout
@@ -90,7 +93,8 @@ pub struct CompareArgs {
     #[arg(value_name = "DOCS")]
     pub docs: PathBuf,
 
-    /// Catalog names of the translation models to compare, comma-separated (A,B[,C...]).
+    /// The translation models to compare, comma-separated (A,B[,C...]), each as
+    /// --translate-model takes it: a catalog name, a GGUF file or hf:ORG/REPO/FILE.gguf.
     #[arg(long, required = true, value_delimiter = ',', value_name = "A,B")]
     pub models: Vec<String>,
 
@@ -128,13 +132,17 @@ pub struct CheckArgs {
 /// Which models translate and write briefs.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Catalog name of the translation model (default: the catalog's).
-    #[arg(long, value_name = "NAME")]
+    /// The translation model (default: the catalog's). One of: a catalog name (`transbrief
+    /// models list`); a local GGUF file (a path ending in .gguf, or any existing file); or
+    /// hf:ORG/REPO/FILE.gguf[@REVISION], found in the Hugging Face cache or downloaded (revision
+    /// main by default). A file or hf: model runs as a gguf-chat model with the news-fr-en
+    /// prompts and the catalog's [generation] settings.
+    #[arg(long, value_name = "MODEL")]
     pub translate_model: Option<String>,
 
-    /// Catalog name of the brief model (default: the catalog's). Briefs are made from the
-    /// translation, so a brief needs both models.
-    #[arg(long, value_name = "NAME")]
+    /// The brief model (default: the catalog's), in the same forms as --translate-model. Briefs
+    /// are made from the translation, so a brief needs both models.
+    #[arg(long, value_name = "MODEL")]
     pub brief_model: Option<String>,
 }
 
@@ -262,9 +270,11 @@ pub struct OneArgs {
 pub enum ModelsCommand {
     /// Every model of the catalog, the tasks it serves, and whether its files are local.
     List,
-    /// One model: its source, files, local paths and generation settings.
+    /// One model: its source, files, local paths and generation settings; for a local GGUF
+    /// file, its architecture, size, quantization, chat template and context length.
     Info {
-        /// Catalog name.
+        /// A catalog name, a GGUF file, or hf:ORG/REPO/FILE.gguf[@REVISION].
+        #[arg(value_name = "MODEL")]
         name: String,
         /// Also compute the sha256 of local files.
         #[arg(long)]
@@ -273,7 +283,8 @@ pub enum ModelsCommand {
     /// Download a model's files into the Hugging Face cache (with a progress bar), and verify
     /// their sha256.
     Fetch {
-        /// Catalog name.
+        /// A catalog name, or hf:ORG/REPO/FILE.gguf[@REVISION].
+        #[arg(value_name = "MODEL")]
         name: String,
     },
 }
@@ -581,7 +592,7 @@ fn cmd_compare(cli: &Cli, catalog: Catalog, args: &CompareArgs) -> anyhow::Resul
     let models = args
         .models
         .iter()
-        .map(|m| loader.entry(Task::Translate, Some(m)).cloned())
+        .map(|m| loader.entry(Task::Translate, Some(m)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(usage)?;
     let opts = crate::compare::CompareOptions {
@@ -738,11 +749,12 @@ fn cmd_models(catalog: &Catalog, cmd: &ModelsCommand) -> anyhow::Result<ExitCode
     match cmd {
         ModelsCommand::List => models_list(catalog, &mut out)?,
         ModelsCommand::Info { name, hash } => {
-            models_info(catalog, catalog.get(name).map_err(usage)?, *hash, &mut out)?
+            let entry = catalog.resolve(name).map_err(usage)?;
+            models_info(catalog, &entry, *hash, &mut out)?
         }
         ModelsCommand::Fetch { name } => {
-            let e = catalog.get(name).map_err(usage)?;
-            let files = hub::resolve(e, Access::from_flag(false))?;
+            let e = catalog.resolve(name).map_err(usage)?;
+            let files = hub::resolve(&e, Access::from_flag(false))?;
             for (role, path) in &files.paths {
                 writeln!(out, "{role}: {}", path.display())?;
             }
@@ -801,13 +813,16 @@ fn models_list(catalog: &Catalog, out: &mut impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `models info`: the entry, its files (local or not, hashed with `hash`), its settings.
+/// `models info`: the entry, its files (local or not, hashed with `hash`; what the header of a
+/// GGUF file says), its settings. A GGUF file that cannot be read is an error, after the rest is
+/// printed.
 fn models_info(
     catalog: &Catalog,
     e: &crate::catalog::Entry,
     hash: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
+    let mut unreadable = None;
     writeln!(out, "name:        {}", e.name)?;
     writeln!(out, "description: {}", e.description)?;
     writeln!(out, "family:      {}", e.family)?;
@@ -836,6 +851,15 @@ fn models_info(
                 if hash {
                     writeln!(out, "  actual:    {}", hub::sha256_file(p)?)?;
                 }
+                if s.file.to_ascii_lowercase().ends_with(".gguf") {
+                    match gguf_info::inspect(p) {
+                        Ok(info) => print_gguf_info(&info, out)?,
+                        Err(err) => {
+                            writeln!(out, "  gguf:          unreadable ({err})")?;
+                            unreadable.get_or_insert(err);
+                        }
+                    }
+                }
             }
             None => writeln!(
                 out,
@@ -851,6 +875,41 @@ fn models_info(
     }
     if let Some(p) = &e.prompts {
         writeln!(out, "prompts:     {p}")?;
+    }
+    match unreadable {
+        Some(err) => Err(err.into()),
+        None => Ok(()),
+    }
+}
+
+/// The lines of `models info` on a GGUF file's header.
+fn print_gguf_info(info: &gguf_info::GgufInfo, out: &mut impl Write) -> anyhow::Result<()> {
+    let arch = if info.architecture.is_empty() {
+        "(none)"
+    } else {
+        info.architecture.as_str()
+    };
+    match &info.supported {
+        Ok(families) => writeln!(out, "  architecture:  {arch} (supported: {families})")?,
+        Err(why) => writeln!(out, "  architecture:  {arch} (not supported: {why})")?,
+    }
+    if let Some(name) = &info.model_name {
+        writeln!(out, "  model name:    {name}")?;
+    }
+    let size = match info.file_size as f64 {
+        b if b >= 1e9 => format!("{:.2} GB", b / 1e9),
+        b => format!("{:.1} MB", b / 1e6),
+    };
+    writeln!(out, "  size:          {size} ({} bytes)", info.file_size)?;
+    writeln!(out, "  quantization:  {}", info.quantization())?;
+    writeln!(out, "  tensors:       {}", info.tensor_type_counts())?;
+    match info.chat_template {
+        Some(len) => writeln!(out, "  chat template: yes ({len} bytes)")?,
+        None => writeln!(out, "  chat template: no (tokenizer.chat_template is absent)")?,
+    }
+    match info.context_length {
+        Some(n) => writeln!(out, "  context:       {n} tokens")?,
+        None => writeln!(out, "  context:       not given ({arch}.context_length is absent)")?,
     }
     Ok(())
 }

@@ -5,7 +5,10 @@
 //! (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`), so a file fetched by
 //! Python or by `transbrief models fetch` is found offline afterwards. With `--offline` or
 //! `HF_HUB_OFFLINE=1`, nothing is downloaded and a missing file is an error that says how to get
-//! it. Not for: parsing the files (the model backends do that).
+//! it. Offline, an entry that follows `main` (an `hf:` reference without `@REVISION`, or a
+//! catalog entry with `revision = "main"`) whose repository has no `refs/main` in the cache
+//! (snapshots copied without their refs) uses the one snapshot that holds the file.
+//! Not for: parsing the files (the model backends do that).
 //!
 //! Verifying a sha256 reads the whole file (a second per GB); the result is remembered in
 //! `~/.cache/transbrief/verified.json`, keyed by path, size and modification time, so each file
@@ -47,6 +50,17 @@ pub enum HubError {
         repo: String,
         file: String,
         message: String,
+    },
+    #[error(
+        "model '{model}': the Hugging Face cache has no refs/main for {repo}, and several \
+         snapshots hold {file} ({snapshots}): name one (hf:{repo}/{file}@COMMIT, or a catalog \
+         entry's `revision`)"
+    )]
+    Ambiguous {
+        model: String,
+        repo: String,
+        file: String,
+        snapshots: String,
     },
     #[error("model '{model}': local file {} does not exist", path.display())]
     LocalMissing { model: String, path: PathBuf },
@@ -163,7 +177,36 @@ pub fn find_local(entry: &Entry, file: &str) -> Option<PathBuf> {
     cache.repo(cache_repo).get(file)
 }
 
-/// The status of each file of `entry`, without downloading or hashing anything.
+/// For an entry that follows `main` in a cache without `refs/main`: the one snapshot folder
+/// holding `file`, `None` when none does (or when the entry is not such an entry), and the
+/// snapshots' names when several do.
+fn snapshot_without_ref(entry: &Entry, file: &str) -> Result<Option<PathBuf>, Vec<String>> {
+    let (None, Some(repo), "main") = (&entry.source.path, &entry.source.repo, revision(entry))
+    else {
+        return Ok(None);
+    };
+    let folder = cache_dir().join(Repo::model(repo.clone()).folder_name());
+    if folder.join("refs").join("main").exists() {
+        return Ok(None);
+    }
+    let Ok(snapshots) = std::fs::read_dir(folder.join("snapshots")) else {
+        return Ok(None);
+    };
+    let mut found: Vec<(String, PathBuf)> = snapshots
+        .flatten()
+        .map(|s| (s.file_name().to_string_lossy().into_owned(), s.path().join(file)))
+        .filter(|(_, p)| p.is_file())
+        .collect();
+    found.sort();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop().map(|(_, p)| p)),
+        _ => Err(found.into_iter().map(|(name, _)| name).collect()),
+    }
+}
+
+/// The status of each file of `entry`, without downloading or hashing anything: what an
+/// offline run would use.
 pub fn status(entry: &Entry) -> Vec<FileStatus> {
     entry
         .files
@@ -171,7 +214,8 @@ pub fn status(entry: &Entry) -> Vec<FileStatus> {
         .map(|(role, file)| FileStatus {
             role: role.clone(),
             file: file.clone(),
-            local: find_local(entry, file),
+            local: find_local(entry, file)
+                .or_else(|| snapshot_without_ref(entry, file).ok().flatten()),
         })
         .collect()
 }
@@ -183,6 +227,18 @@ pub fn resolve(entry: &Entry, access: Access) -> Result<ResolvedFiles, HubError>
     for (role, file) in &entry.files {
         let path = match find_local(entry, file) {
             Some(p) => p,
+            None if access == Access::Offline => match snapshot_without_ref(entry, file) {
+                Ok(Some(p)) => p,
+                Ok(None) => fetch_file(entry, file, access)?,
+                Err(snapshots) => {
+                    return Err(HubError::Ambiguous {
+                        model: entry.name.clone(),
+                        repo: entry.source.repo.clone().unwrap_or_default(),
+                        file: file.clone(),
+                        snapshots: snapshots.join(", "),
+                    })
+                }
+            },
             None => fetch_file(entry, file, access)?,
         };
         if let Some(expected) = entry.sha256.get(file) {

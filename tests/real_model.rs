@@ -1,6 +1,7 @@
 //! End to end with the real Qwen2.5-Coder-0.5B-Instruct GGUF, when it is in the Hugging Face
-//! cache (`../shared/models/seed-hf-cache qwen2.5-coder-0.5b` puts it there). Without it, each
-//! test prints `SKIP:` and the reason, and passes.
+//! cache (`../shared/models/seed-hf-cache qwen2.5-coder-0.5b` puts it there), by its catalog
+//! name and by its `hf:` reference. Without it, each test prints `SKIP:` and the reason, and
+//! passes.
 
 use std::path::PathBuf;
 
@@ -68,4 +69,70 @@ fn translates_a_news_article_keeping_names_and_paragraphs_and_briefs_it() {
     let bullets = brief.lines().filter(|l| l.starts_with("- ")).count();
     assert!((1..=6).contains(&bullets), "{brief:?}");
     assert!(brief.contains("Raqqa"), "{brief:?}");
+}
+
+/// The same file, named as llama.cpp users name it.
+const HF_REF: &str =
+    "hf:Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
+
+/// The file `HF_REF` names offline (the cache's `refs/main`, or its one snapshot holding it).
+fn real_hf_ref() -> Option<PathBuf> {
+    let catalog = Catalog::load(&[]).ok()?;
+    let entry = catalog.resolve(HF_REF).ok()?;
+    let found = transbrief::hub::status(&entry).pop()?.local;
+    if found.is_none() {
+        eprintln!(
+            "SKIP: {HF_REF} is not in the Hugging Face cache ({}) at refs/main; run \
+             `../shared/models/seed-hf-cache {MODEL}` to run this test",
+            transbrief::hub::cache_dir().display()
+        );
+    }
+    found
+}
+
+#[test]
+fn the_real_model_is_described_and_translates_offline_by_its_hf_reference() {
+    let Some(file) = real_hf_ref() else {
+        return;
+    };
+    let size = std::fs::metadata(&file).unwrap().len();
+    let info = Command::cargo_bin("transbrief")
+        .unwrap()
+        .args(["models", "info", HF_REF])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let info = String::from_utf8(info).unwrap();
+    eprintln!("{info}");
+    for line in [
+        "repo:        Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF @ main".to_string(),
+        "architecture:  qwen2 (supported".to_string(),
+        format!("({size} bytes)"),
+        "quantization:  Q4_K_M (general.file_type 15)".to_string(),
+        "Q4_K: ".to_string(),
+        "chat template: yes".to_string(),
+        "context:       32768 tokens".to_string(),
+        "prompts:     news-fr-en".to_string(),
+    ] {
+        assert!(info.contains(&line), "no {line:?} in\n{info}");
+    }
+    let out = Command::cargo_bin("transbrief")
+        .unwrap()
+        .env_remove("HF_HUB_OFFLINE")
+        .args(["translate", "--offline", "--translate-model", HF_REF, "-"])
+        .write_stdin("Le gouvernement a annoncé une nouvelle loi sur l'énergie.\n")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let en = String::from_utf8(out).unwrap();
+    eprintln!("translation: {en}");
+    assert!(en.to_lowercase().contains("government"), "{en:?}");
+    assert!(
+        !en.contains("gouvernement"),
+        "the output is English: {en:?}"
+    );
 }

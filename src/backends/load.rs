@@ -8,7 +8,8 @@
 //! to them (its `max_new_tokens = 1024` would otherwise replace every model's tuned length).
 //!
 //! Model names are resolved here, once per command ([`Loader::select`]); the pipeline and the
-//! commands get catalog entries, never names.
+//! commands get catalog entries, never names. A name may also be a GGUF file or an `hf:`
+//! reference, which the catalog turns into an entry of its own ([`Catalog::resolve`]).
 //!
 //! Not for: what the models do (the backends), where files come from (`hub`), or what the
 //! catalog says (`catalog`); this module joins the three.
@@ -110,8 +111,9 @@ impl Loader {
         &self.device
     }
 
-    /// The entry that serves `task`: `name`, or the catalog default.
-    pub fn entry(&self, task: Task, name: Option<&str>) -> Result<&Entry, CatalogError> {
+    /// The entry that serves `task`: `name` (a catalog name, a GGUF file or an `hf:`
+    /// reference, see [`Catalog::resolve`]), or the catalog default.
+    pub fn entry(&self, task: Task, name: Option<&str>) -> Result<Entry, CatalogError> {
         self.catalog.for_task(task, name)
     }
 
@@ -124,11 +126,11 @@ impl Loader {
         brief: Option<&str>,
         only: Option<Task>,
     ) -> Result<Selection, CatalogError> {
-        let translate = self.entry(Task::Translate, translate)?.clone();
+        let translate = self.entry(Task::Translate, translate)?;
         let brief = if only == Some(Task::Translate) {
             None
         } else {
-            Some(self.entry(Task::Brief, brief)?.clone())
+            Some(self.entry(Task::Brief, brief)?)
         };
         Ok(Selection { translate, brief })
     }

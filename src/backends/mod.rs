@@ -7,7 +7,8 @@
 //! - [`chat`]: any GGUF instruct model of a registered architecture (`crate::models`), prompted
 //!   through its chat template ([`chat_template`]);
 //! - [`seq2seq`]: Marian as a translator, BART and T5 as summarizers;
-//! - [`load`]: from a catalog entry to a loaded backend, each model opened once per process.
+//! - [`load`]: from a catalog entry to a loaded backend, each model opened once per process;
+//! - [`gguf_info`]: what a GGUF file says about itself (`models info`), read from its header.
 //!
 //! Not for: the transformer arithmetic (`models`, `nn`, `kernels`), tokenizers (`tokenizers`),
 //! reading documents, or writing outputs (`pipeline`).
@@ -18,6 +19,7 @@
 pub mod chat;
 pub mod chat_template;
 pub mod faithful;
+pub mod gguf_info;
 pub mod load;
 pub mod seq2seq;
 

@@ -105,9 +105,28 @@ const METRICS: Metrics = Metrics {
     rouge: false,
 };
 
-/// The cache folder of one model's outputs.
+/// The cache folder of one model's outputs. A catalog name is the folder's name; a model
+/// named by a file path or an `hf:` reference (slashes, colons) gets a folder name of the safe
+/// characters of its name and a hash of the whole, so that it stays one folder under
+/// `compare/` and two references do not share one.
 pub fn cache_dir(docs: &Path, model: &str) -> PathBuf {
-    docs.join(".transbrief").join("compare").join(model)
+    let safe: String = model
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let folder = if safe == model && model != "." && model != ".." {
+        safe
+    } else {
+        let hash = pipeline::write::sha256_hex(model.as_bytes());
+        format!("{}-{}", safe.trim_start_matches(['_', '.']), &hash[..12])
+    };
+    docs.join(".transbrief").join("compare").join(folder)
 }
 
 /// Runs each model (reusing up-to-date outputs) and gathers the comparison.
@@ -309,4 +328,36 @@ fn run_model(opts: &CompareOptions, loader: &Loader, entry: &Entry) -> Result<Mo
         scores: None,
         failures,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_folder_is_one_folder_under_compare_whatever_the_model_is_called() {
+        let docs = Path::new("/docs");
+        let base = docs.join(".transbrief").join("compare");
+        assert_eq!(
+            cache_dir(docs, "qwen2.5-coder-0.5b"),
+            base.join("qwen2.5-coder-0.5b")
+        );
+        let names = [
+            "/models/q.gguf",
+            "/other/q.gguf",
+            "hf:Qwen/Repo/q.gguf",
+            "hf:Qwen/Repo/q.gguf@abc",
+            "..",
+        ];
+        let dirs: Vec<PathBuf> = names.iter().map(|n| cache_dir(docs, n)).collect();
+        for (name, dir) in names.iter().zip(&dirs) {
+            assert_eq!(dir.parent(), Some(base.as_path()), "{name}: {}", dir.display());
+            let folder = dir.file_name().unwrap().to_str().unwrap();
+            assert!(!folder.starts_with('.'), "{name}: {folder}");
+        }
+        let mut unique = dirs.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), dirs.len(), "{dirs:?}");
+    }
 }
