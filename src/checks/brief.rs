@@ -6,6 +6,8 @@
 //! from the document ([`copied_bullets`]), the "brief" is the article's opening sentences, which
 //! a reader of the brief would read in the translation anyway ([`CheckKind::Echo`]).
 //!
+//! A brief without a bullet point (a title alone) is not one either ([`CheckKind::Length`]).
+//!
 //! Not for: whether the brief is a good summary (ROUGE against references is `eval`'s).
 
 use super::numbers::numbers;
@@ -94,7 +96,12 @@ pub fn check(document: &str, brief: &str) -> Vec<Finding> {
         });
     }
     let (copied, total) = copied_bullets(document, brief);
-    if total > 0 && 2 * copied >= total {
+    if total == 0 {
+        out.push(Finding {
+            kind: CheckKind::Length,
+            detail: "the brief has no bullet points".to_string(),
+        });
+    } else if 2 * copied >= total {
         out.push(Finding {
             kind: CheckKind::Echo,
             detail: format!(
@@ -134,6 +141,9 @@ mod tests {
                      - Works run from September for two years.\n";
         assert_eq!(copied_bullets(doc, brief), (0, 2));
         assert!(check(doc, brief).is_empty());
+        // A title alone copies nothing, and is no brief either.
+        let f = check(doc, "# Lyon, Schools, Budget, Works, September, Mayor\n");
+        assert!(f.iter().any(|f| f.kind == CheckKind::Length), "{f:?}");
     }
 
     #[test]
