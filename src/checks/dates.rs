@@ -12,7 +12,7 @@
 //! Not for: dates in digits (`12/06/2015`: the numbers check), relative dates ("hier" →
 //! "yesterday"), or whether a date is right.
 
-use super::{fold, words, CheckKind, Finding};
+use super::{fold, missing_and_added, words, CheckKind, Finding};
 
 /// (folded French name, English name, month number or 0 for a day).
 const NAMES: &[(&str, &str, u32)] = &[
@@ -115,20 +115,7 @@ pub fn check(source: &str, output: &str) -> Vec<Finding> {
         .filter(|i| !src.contains(i) && !optional.contains(i))
         .map(|&i| NAMES[i].1)
         .collect();
-    let mut findings = Vec::new();
-    if !missing.is_empty() {
-        findings.push(Finding::new(
-            CheckKind::Dates,
-            format!("not in the English: {}", missing.join(", ")),
-        ));
-    }
-    if !added.is_empty() {
-        findings.push(Finding::new(
-            CheckKind::Dates,
-            format!("not in the French: {}", added.join(", ")),
-        ));
-    }
-    findings
+    missing_and_added(CheckKind::Dates, &missing, &added)
 }
 
 #[cfg(test)]

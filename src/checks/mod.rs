@@ -101,6 +101,32 @@ impl Finding {
     }
 }
 
+/// The findings of a check that compares what the French and the English state: what is
+/// `missing` from the English, then what is `added` to it (none for an empty list).
+fn missing_and_added<M: AsRef<str>, A: AsRef<str>>(
+    kind: CheckKind,
+    missing: &[M],
+    added: &[A],
+) -> Vec<Finding> {
+    fn join<S: AsRef<str>>(v: &[S]) -> String {
+        v.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ")
+    }
+    let mut findings = Vec::new();
+    if !missing.is_empty() {
+        findings.push(Finding::new(
+            kind,
+            format!("not in the English: {}", join(missing)),
+        ));
+    }
+    if !added.is_empty() {
+        findings.push(Finding::new(
+            kind,
+            format!("not in the French: {}", join(added)),
+        ));
+    }
+    findings
+}
+
 /// What the checks know beyond the pair itself.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Context<'a> {

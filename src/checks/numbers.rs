@@ -25,7 +25,7 @@
 //! Not for: checking units, currencies or signs ("-5" = "5"), or dates reordered across fields;
 //! a year the English adds for clarity ("last year" → "in 2010") is reported as added.
 
-use super::{fold, words, CheckKind, Finding};
+use super::{fold, missing_and_added, words, CheckKind, Finding};
 
 /// A number found in a text: its possible values (one, or several when its writing is
 /// ambiguous or a scale word follows) and how it was written.
@@ -581,20 +581,7 @@ pub fn check(source: &str, output: &str) -> Vec<Finding> {
             added.push(&n.text);
         }
     }
-    let mut findings = Vec::new();
-    if !missing.is_empty() {
-        findings.push(Finding::new(
-            CheckKind::Numbers,
-            format!("not in the English: {}", missing.join(", ")),
-        ));
-    }
-    if !added.is_empty() {
-        findings.push(Finding::new(
-            CheckKind::Numbers,
-            format!("not in the French: {}", added.join(", ")),
-        ));
-    }
-    findings
+    missing_and_added(CheckKind::Numbers, &missing, &added)
 }
 
 #[cfg(test)]
