@@ -55,6 +55,8 @@ pub struct GgufChat {
     window_tokens: usize,
     /// Prompt tokens of a brief request, besides the text (see `load`).
     brief_overhead: usize,
+    /// Prompt tokens of the system prompt and the strict framing's examples, counted once.
+    example_tokens: usize,
     /// The texts of the model's control tokens, longest first (see [`split_at_markers`]).
     markers: Vec<String>,
 }
@@ -114,6 +116,10 @@ impl GgufChat {
             .max()
             .unwrap_or(0)
             + 32;
+        let example_tokens = count(&settings.prompts.translate_system)?
+            + (settings.prompts.translate_examples.iter())
+                .map(|[fr, en]| Ok(count(fr)? + count(en)? + 16))
+                .sum::<Result<usize>>()?;
         let mut stop_ids = tokenizer.stop_ids();
         for end in template.end_of_turn(&tokenizer) {
             if !stop_ids.contains(&end) {
@@ -138,6 +144,7 @@ impl GgufChat {
             context_paragraphs: settings.context_paragraphs,
             window_tokens: settings.window_tokens.max(1),
             brief_overhead,
+            example_tokens,
             markers,
         })
     }
@@ -270,53 +277,33 @@ impl GgufChat {
     ) -> Result<Output<String>> {
         let user = |t: &str| self.prompts.translate_user.replace("{text}", t);
         let n = self.count(text)?;
-        let out = if framing == Framing::Quoted {
-            let current = self.prompts.translate_quoted_user.replace("{text}", text);
-            let out = self.chat(
-                &self.prompts.translate_system,
-                &[(Role::User, &current)],
-                QUOTE,
-                3 * n + 64,
-            )?;
-            return Ok(Output {
-                value: unquote(&one_line(&out.value)),
-                usage: out.usage,
-            });
-        } else if framing == Framing::Strict {
+        let shown: Vec<(String, &str)> = match framing {
+            Framing::Plain => context.map(|(s, t)| (user(s), t)).into_iter().collect(),
             // The examples are left out where they would not fit the context (a small model).
-            let examples = &self.prompts.translate_examples;
-            let example_tokens: usize = examples
-                .iter()
-                .map(|[fr, en]| self.count(fr).unwrap_or(fr.len()) + self.count(en).unwrap_or(en.len()) + 16)
-                .sum();
-            let system = self.count(&self.prompts.translate_system)?;
-            let fits = system + example_tokens + 4 * n + 128 <= self.model.max_len();
-            let examples = if fits { &examples[..] } else { &[] };
-            let shown: Vec<String> = examples.iter().map(|[fr, _]| user(fr)).collect();
-            let mut turns: Vec<(Role, &str)> = Vec::new();
-            for (fr, [_, en]) in shown.iter().zip(examples) {
-                turns.push((Role::User, fr));
-                turns.push((Role::Assistant, en));
+            Framing::Strict if self.example_tokens + 4 * n + 128 <= self.model.max_len() => {
+                let examples = &self.prompts.translate_examples;
+                examples.iter().map(|[fr, en]| (user(fr), en.as_str())).collect()
             }
-            let current = self.prompts.translate_strict_user.replace("{text}", text);
-            turns.push((Role::User, &current));
-            self.chat(&self.prompts.translate_system, &turns, "", 3 * n + 64)?
-        } else {
-            let shown = context.map(|(s, t)| (user(s), t));
-            let mut turns: Vec<(Role, &str)> = Vec::new();
-            if let Some((source, target)) = &shown {
-                turns.push((Role::User, source));
-                turns.push((Role::Assistant, target));
-            }
-            let current = user(text);
-            turns.push((Role::User, &current));
-            self.chat(&self.prompts.translate_system, &turns, "", 3 * n + 64)?
+            Framing::Strict | Framing::Quoted => Vec::new(),
         };
-        let value = one_line(&out.value);
-        let value = if framing == Framing::Strict {
-            unframe(&value)
-        } else {
-            value
+        let current = match framing {
+            Framing::Plain => user(text),
+            Framing::Strict => self.prompts.translate_strict_user.replace("{text}", text),
+            Framing::Quoted => self.prompts.translate_quoted_user.replace("{text}", text),
+        };
+        let mut turns: Vec<(Role, &str)> = Vec::new();
+        for (source, english) in &shown {
+            turns.push((Role::User, source));
+            turns.push((Role::Assistant, english));
+        }
+        turns.push((Role::User, &current));
+        let prefill = if framing == Framing::Quoted { QUOTE } else { "" };
+        let out = self.chat(&self.prompts.translate_system, &turns, prefill, 3 * n + 64)?;
+        let answer = one_line(&out.value);
+        let value = match framing {
+            Framing::Plain => answer,
+            Framing::Strict => unframe(&answer),
+            Framing::Quoted => unquote(&answer),
         };
         Ok(Output {
             value,
