@@ -170,9 +170,9 @@ pub trait Summarizer: Send + Sync {
     /// sentences or bullet lines, which the pipeline shapes into the brief's Markdown.
     fn summarize(&self, text: &str, input: SummaryInput) -> Result<Output<String>>;
 
-    /// [`Summarizer::summarize`] again, after a brief stated numbers or names the document does
-    /// not have or copied its sentences: a backend that can be told to keep to the text (a chat model) does so; the
-    /// default summarizes as before.
+    /// [`Summarizer::summarize`] again, after a brief failed the brief check (numbers or names
+    /// the document does not have, copied sentences): a backend that can be told to keep to the
+    /// text (a chat model) does so; the default summarizes as before.
     fn summarize_strictly(&self, text: &str, input: SummaryInput) -> Result<Output<String>> {
         self.summarize(text, input)
     }

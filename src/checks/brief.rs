@@ -44,16 +44,13 @@ pub fn copied_bullets(document: &str, brief: &str) -> (usize, usize) {
 /// The length of the longest run of consecutive words of `a` found consecutively in `b`.
 fn longest_common_run(a: &[String], b: &[String]) -> usize {
     let mut best = 0;
-    let mut prev = vec![0usize; b.len() + 1];
+    let (mut prev, mut cur) = (vec![0usize; b.len() + 1], vec![0usize; b.len() + 1]);
     for x in a {
-        let mut cur = vec![0usize; b.len() + 1];
         for (j, y) in b.iter().enumerate() {
-            if x == y {
-                cur[j + 1] = prev[j] + 1;
-                best = best.max(cur[j + 1]);
-            }
+            cur[j + 1] = if x == y { prev[j] + 1 } else { 0 };
+            best = best.max(cur[j + 1]);
         }
-        prev = cur;
+        std::mem::swap(&mut prev, &mut cur);
     }
     best
 }

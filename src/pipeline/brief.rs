@@ -45,15 +45,17 @@ pub fn make_brief(
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckedBrief {
     pub markdown: String,
-    /// Numbers or names the brief states that the document does not have, left after the retry.
+    /// What the brief check still finds after the retry (numbers or names the document does not
+    /// have, copied sentences, no bullet point).
     pub findings: Vec<Finding>,
     /// Findings of the first brief that the retry got rid of.
     pub repaired: Vec<Finding>,
 }
 
-/// [`make_brief`], checked: a brief that states numbers or names the English does not have, or
-/// copies its sentences, is made once more with the summarizer told to keep to the text; the one with fewer findings is
-/// kept (the first on ties), and what it still states is returned to be flagged.
+/// [`make_brief`], checked: a brief that fails the brief check (numbers or names the English
+/// does not have, copied sentences, no bullet point) is made once more with the summarizer told
+/// to keep to the text; the one with fewer findings is kept (the first on ties), and what it
+/// still has is returned to be flagged.
 pub fn make_checked_brief(
     summarizer: &dyn Summarizer,
     english: &str,
