@@ -20,7 +20,7 @@ fn main() -> anyhow::Result<()> {
 
     let mut f = std::fs::File::open(&path)?;
     let ct = gguf_file::Content::read(&mut f)?;
-    let ours = transbrief::models::qwen2::Model::from_gguf(&ct, &mut f, n + steps + 1, &dev)?;
+    let ours = transbrief::models::qwen2::from_gguf(&ct, &mut f, n + steps + 1, &dev)?;
     let mut cache = ours.new_cache();
     let t = Instant::now();
     let mut logits = ours.forward(&ids, &mut cache)?;

@@ -1,19 +1,10 @@
 //! The key/value cache of decoder-only models: one preallocated buffer per layer, written in
-//! place, and cut back to a shared prefix without freeing ([`KvCache::truncate`]); and the causal
-//! mask of a prompt read after cached positions.
+//! place, and cut back to a shared prefix without freeing ([`KvCache::truncate`]). The masks are
+//! in `crate::nn::causal`.
 //!
 //! Not for: the encoder-decoder caches of beam search (`crate::generate`), which reorder rows.
 
-use candle_core::{Device, Result, Tensor};
-
-/// Additive causal mask for `seq` new tokens after `past` cached ones: (seq, past + seq).
-pub fn causal_mask(seq: usize, past: usize, device: &Device) -> Result<Tensor> {
-    let total = past + seq;
-    let mask: Vec<f32> = (0..seq)
-        .flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(mask, (seq, total), device)
-}
+use candle_core::{Result, Tensor};
 
 /// Keys and values of one layer, preallocated to the model's `max_len` on first use and
 /// written in place.
@@ -103,20 +94,5 @@ impl LayerCache {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn causal_mask_lets_each_token_see_the_past_only() {
-        let m = causal_mask(2, 3, &Device::Cpu).unwrap();
-        let rows: Vec<Vec<f32>> = m.to_vec2().unwrap();
-        assert_eq!(rows[0][..4], [0.0, 0.0, 0.0, 0.0]);
-        assert!(rows[0][4].is_infinite());
-        assert_eq!(rows[1], vec![0.0; 5]);
-    
     }
 }
