@@ -90,8 +90,12 @@ impl GgufChat {
             )
         };
         let mut file = std::fs::File::open(path).map_err(|e| err("cannot open", &e))?;
-        let content =
-            gguf_file::Content::read(&mut file).map_err(|e| err("cannot read the header", &e))?;
+        let content = super::gguf_info::read_header(&mut file).map_err(|e| match e {
+            super::gguf_info::HeaderError::UnsupportedType(why) => {
+                Error::model(name, format!("{}: {why}", path.display()))
+            }
+            super::gguf_info::HeaderError::Unreadable(e) => err("cannot read the header", &e),
+        })?;
         let architecture = models::architecture_of(&content)
             .map_err(|e| Error::model(name, format!("{}: {e}", path.display())))?;
         let tokenizer = GgufTokenizer::from_gguf(&content)

@@ -81,8 +81,10 @@ pub fn inspect(path: &Path) -> Result<GgufInfo> {
     };
     let mut file = std::fs::File::open(path).map_err(|e| Error::input(path, e))?;
     let file_size = file.metadata().map_err(|e| Error::input(path, e))?.len();
-    let content =
-        gguf_file::Content::read(&mut file).map_err(|e| bad("cannot read the GGUF header", &e))?;
+    let content = read_header(&mut file).map_err(|e| match e {
+        HeaderError::UnsupportedType(why) => Error::input(path, why),
+        HeaderError::Unreadable(e) => bad("cannot read the GGUF header", &e),
+    })?;
     let data_end = content
         .tensor_infos
         .values()
@@ -121,6 +123,67 @@ pub fn inspect(path: &Path) -> Result<GgufInfo> {
             .get(&format!("{architecture}.context_length"))
             .and_then(integer),
         architecture,
+    })
+}
+
+/// Why a GGUF header could not be read.
+#[derive(Debug)]
+pub enum HeaderError {
+    /// A tensor has a block type transbrief has no kernel for; the text names it and says what
+    /// to use instead.
+    UnsupportedType(String),
+    /// Anything else: not GGUF, truncated, unreadable.
+    Unreadable(candle_core::Error),
+}
+
+/// Reads the header of an open GGUF file with candle's reader, telling a block type that
+/// transbrief cannot run (the i-quants, ternary and MXFP4 types of newer llama.cpp files) apart
+/// from a file that is broken.
+pub fn read_header(file: &mut std::fs::File) -> std::result::Result<gguf_file::Content, HeaderError> {
+    gguf_file::Content::read(file).map_err(|e| {
+        // candle refuses such a tensor with "unknown dtype for tensor N", N being ggml's type id.
+        let text = e.to_string();
+        const REFUSAL: &str = "unknown dtype for tensor ";
+        let id = text.find(REFUSAL).and_then(|at| {
+            let digits: String = text[at + REFUSAL.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse::<u32>().ok()
+        });
+        match id {
+            Some(id) => HeaderError::UnsupportedType(format!(
+                "a tensor has block type {} (ggml type {id}), which transbrief has no kernel for \
+                 (it runs F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q2_K to Q6_K). Use \
+                 another quantization of the same model, such as Q4_K_M or Q8_0",
+                ggml_type_name(id).unwrap_or("unknown")
+            )),
+            None => HeaderError::Unreadable(e),
+        }
+    })
+}
+
+/// llama.cpp's name of a ggml block type id that candle does not read (`enum ggml_type`).
+fn ggml_type_name(id: u32) -> Option<&'static str> {
+    Some(match id {
+        16 => "IQ2_XXS",
+        17 => "IQ2_XS",
+        18 => "IQ3_XXS",
+        19 => "IQ1_S",
+        20 => "IQ4_NL",
+        21 => "IQ3_S",
+        22 => "IQ2_S",
+        23 => "IQ4_XS",
+        24 => "I8",
+        25 => "I16",
+        26 => "I32",
+        27 => "I64",
+        28 => "F64",
+        29 => "IQ1_M",
+        34 => "TQ1_0",
+        35 => "TQ2_0",
+        39 => "MXFP4",
+        _ => return None,
     })
 }
 
@@ -229,6 +292,52 @@ mod tests {
             info.context_length,
             Some(crate::testkit::TINY_CONTEXT as u64)
         );
+    }
+
+    /// A GGUF file (version 3) with one metadata pair and one 32x2 tensor of ggml type
+    /// `dtype`, its data zeroed.
+    fn one_tensor_gguf(path: &Path, dtype: u32, data_bytes: usize) {
+        let mut b = Vec::new();
+        let string = |b: &mut Vec<u8>, s: &str| {
+            b.extend((s.len() as u64).to_le_bytes());
+            b.extend(s.as_bytes());
+        };
+        b.extend(b"GGUF");
+        b.extend(3u32.to_le_bytes());
+        b.extend(1u64.to_le_bytes()); // tensors
+        b.extend(1u64.to_le_bytes()); // metadata pairs
+        string(&mut b, "general.architecture");
+        b.extend(8u32.to_le_bytes()); // string
+        string(&mut b, "llama");
+        string(&mut b, "token_embd.weight");
+        b.extend(2u32.to_le_bytes());
+        b.extend(32u64.to_le_bytes());
+        b.extend(2u64.to_le_bytes());
+        b.extend(dtype.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        while b.len() % 32 != 0 {
+            b.push(0);
+        }
+        b.extend(vec![0u8; data_bytes]);
+        std::fs::write(path, b).unwrap();
+    }
+
+    /// An i-quant tensor (IQ4_XS, ggml type 23) is refused with its name and what to use
+    /// instead, not as a broken file; the same file with a Q8_0 tensor reads.
+    #[test]
+    fn a_block_type_without_a_kernel_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let iq = dir.path().join("iq4.gguf");
+        one_tensor_gguf(&iq, 23, 2 * 136);
+        let err = inspect(&iq).unwrap_err().to_string();
+        assert!(err.contains("iq4.gguf"), "{err}");
+        assert!(err.contains("IQ4_XS (ggml type 23)"), "{err}");
+        assert!(err.contains("Q4_K_M"), "{err}");
+        assert!(!err.contains("truncated"), "{err}");
+        let q8 = dir.path().join("q8.gguf");
+        one_tensor_gguf(&q8, 8, 2 * 34);
+        let info = inspect(&q8).unwrap();
+        assert_eq!(info.tensor_type_counts(), "Q8_0: 1");
     }
 
     #[test]
