@@ -25,6 +25,9 @@ Fixtures in tests/fixtures were made with:
   done
   cargo run --example write_tiny_gguf -- --spm-vocab /tmp/spm.gguf
   scripts/llamacpp-token-ids.py /tmp/spm.gguf tests/fixtures/llamacpp_ids_tiny-spm-vocab.json
+  scripts/llamacpp-token-ids.py \
+      $HF_CACHE/models--hugginllam--gemma-3-270m-Q4_K_M-GGUF/snapshots/*/gemma-3-270m-q4_k_m.gguf \
+      tests/fixtures/llamacpp_ids_gemma-3-270m.json
 """
 
 import argparse

