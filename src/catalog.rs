@@ -348,6 +348,50 @@ pub struct Entry {
     /// `--weights` overrides it. GGUF models run in the block types of their file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<Weights>,
+    /// The built-in chat template of a `gguf-chat` model, used instead of the file's own
+    /// `tokenizer.chat_template` (or for a file that has none). Unset: the file's own, else one
+    /// chosen by the file's architecture and vocabulary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<BuiltinTemplate>,
+}
+
+/// A chat template transbrief carries itself, for GGUF files without one (or with one that does
+/// not render): the catalog's `template = "NAME"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuiltinTemplate {
+    /// `<|im_start|>role ... <|im_end|>` (Qwen2, Qwen2.5, Qwen3).
+    Chatml,
+    /// `<|start_header_id|>role<|end_header_id|> ... <|eot_id|>` (Llama 3).
+    Llama3,
+    /// `[INST] ... [/INST]` (Llama 2, Mistral).
+    Llama2,
+    /// `<start_of_turn>user ... <end_of_turn>`, no system role (Gemma).
+    Gemma,
+    /// `<|user|> ... <|end|>` (Phi-3).
+    Phi3,
+}
+
+impl BuiltinTemplate {
+    /// Every built-in template, as the catalog names them.
+    pub const ALL: [Self; 5] = [
+        Self::Chatml,
+        Self::Llama3,
+        Self::Llama2,
+        Self::Gemma,
+        Self::Phi3,
+    ];
+
+    /// The catalog's name of the template.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Chatml => "chatml",
+            Self::Llama3 => "llama3",
+            Self::Llama2 => "llama2",
+            Self::Gemma => "gemma",
+            Self::Phi3 => "phi3",
+        }
+    }
 }
 
 /// How the weights of a seq2seq model are held in memory, as CTranslate2's `compute_type`.
@@ -613,6 +657,7 @@ impl Catalog {
             prompts: Some(REFERENCE_PROMPTS.to_string()),
             generation: Generation::default(),
             weights: None,
+            template: None,
         })
     }
 
@@ -675,6 +720,30 @@ mod tests {
         let mut c = Catalog::default();
         c.add_str(BUILTIN, "built-in").unwrap();
         c
+    }
+
+    #[test]
+    fn an_entry_may_name_a_built_in_chat_template() {
+        let entry = |template: &str| {
+            let mut c = Catalog::default();
+            c.add_str(
+                &format!(
+                    "[prompts.p]\ntranslate_system=''\ntranslate_user=''\nbrief_system=''\n\
+                     brief_user=''\nchunk_user=''\nreduce_user=''\n[models.m]\ndescription='d'\n\
+                     family='gguf-chat'\ntasks=['translate']\nprompts='p'\npath='/m'\n\
+                     files={{model='m.gguf'}}\n{template}"
+                ),
+                "test",
+            )
+            .map(|()| c.get("m").unwrap().template)
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(entry(""), Ok(None));
+        for t in BuiltinTemplate::ALL {
+            assert_eq!(entry(&format!("template = '{}'", t.name())), Ok(Some(t)));
+        }
+        let err = entry("template = 'vicuna'").unwrap_err();
+        assert!(err.contains("vicuna") && err.contains("chatml"), "{err}");
     }
 
     #[test]

@@ -852,7 +852,7 @@ fn models_info(
                     writeln!(out, "  actual:    {}", hub::sha256_file(p)?)?;
                 }
                 if s.file.to_ascii_lowercase().ends_with(".gguf") {
-                    match gguf_info::inspect(p) {
+                    match gguf_info::inspect(p, e.template) {
                         Ok(info) => print_gguf_info(&info, out)?,
                         Err(err) => {
                             writeln!(out, "  gguf:          unreadable ({err})")?;
@@ -906,6 +906,10 @@ fn print_gguf_info(info: &gguf_info::GgufInfo, out: &mut impl Write) -> anyhow::
     match info.chat_template {
         Some(len) => writeln!(out, "  chat template: yes ({len} bytes)")?,
         None => writeln!(out, "  chat template: no (tokenizer.chat_template is absent)")?,
+    }
+    match &info.template {
+        Ok(source) => writeln!(out, "  template used: {source}")?,
+        Err(why) => writeln!(out, "  template used: none ({why})")?,
     }
     match info.context_length {
         Some(n) => writeln!(out, "  context:       {n} tokens")?,

@@ -331,7 +331,31 @@ pub fn write_tiny_qwen2_gguf(path: &Path, seed: u64) -> Result<()> {
 /// [`crate::tokenizers::gguf::SUPPORTED_PRE`]); the merges are learned with that
 /// pre-tokenizer's splitting. For testing the other pre-tokenizers against llama.cpp.
 pub fn write_tiny_qwen2_gguf_with_pre(path: &Path, seed: u64, pre: &str) -> Result<()> {
-    write_tiny_qwen2(path, seed, pre, DEFAULT_LAYOUT)
+    write_tiny_qwen2(path, seed, pre, DEFAULT_LAYOUT, &TinyChat::default())
+}
+
+/// The chat side of a tiny model: its `tokenizer.chat_template` and control tokens of other
+/// chat formats, for testing templates.
+#[derive(Debug, Clone, Copy)]
+pub struct TinyChat<'a> {
+    /// The file's `tokenizer.chat_template` (`None`: the key is left out).
+    pub template: Option<&'a str>,
+    /// Control tokens appended after [`TINY_SPECIAL_TOKENS`] (`<start_of_turn>`...).
+    pub extra_special: &'a [&'a str],
+}
+
+impl Default for TinyChat<'_> {
+    fn default() -> Self {
+        Self {
+            template: Some(TINY_CHAT_TEMPLATE),
+            extra_special: &[],
+        }
+    }
+}
+
+/// [`write_tiny_qwen2_gguf`] with another chat template (or none) and more control tokens.
+pub fn write_tiny_qwen2_gguf_chat(path: &Path, seed: u64, chat: &TinyChat) -> Result<()> {
+    write_tiny_qwen2(path, seed, "qwen2", DEFAULT_LAYOUT, chat)
 }
 
 /// [`write_tiny_qwen2_gguf`] with every matrix stored as Q5_0 and no `output.weight` (the output
@@ -342,13 +366,20 @@ pub fn write_tiny_qwen2_gguf_q5_tied(path: &Path, seed: u64) -> Result<()> {
         matrices: GgmlDType::Q5_0,
         tied: true,
     };
-    write_tiny_qwen2(path, seed, "qwen2", layout)
+    write_tiny_qwen2(path, seed, "qwen2", layout, &TinyChat::default())
 }
 
-fn write_tiny_qwen2(path: &Path, seed: u64, pre: &str, layout: Layout) -> Result<()> {
-    let vocab = learn_vocab(pre)?;
+fn write_tiny_qwen2(
+    path: &Path,
+    seed: u64,
+    pre: &str,
+    layout: Layout,
+    chat: &TinyChat,
+) -> Result<()> {
+    let mut vocab = learn_vocab(pre)?;
+    let first_special = vocab.tokens.len() - TINY_SPECIAL_TOKENS.len();
+    (vocab.tokens).extend(chat.extra_special.iter().map(|t| t.to_string()));
     let n_tokens = vocab.tokens.len();
-    let first_special = n_tokens - TINY_SPECIAL_TOKENS.len();
     let special_id = |text: &str| {
         TINY_SPECIAL_TOKENS
             .iter()
@@ -396,10 +427,12 @@ fn write_tiny_qwen2(path: &Path, seed: u64, pre: &str, layout: Layout) -> Result
                 u32_value(special_id("<|endoftext|>")?)?,
             ),
             ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
-            ("tokenizer.chat_template", str_value(TINY_CHAT_TEMPLATE)),
         ]
         .map(|(k, v)| (k.to_string(), v)),
     );
+    if let Some(template) = chat.template {
+        metadata.push(("tokenizer.chat_template".into(), str_value(template)));
+    }
     let tensors = tiny_weights(seed, n_tokens, layout)?;
 
     write_gguf(path, &metadata, &tensors)

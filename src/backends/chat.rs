@@ -11,9 +11,14 @@
 //! what to translate (`pipeline`).
 //!
 //! Safety against hostile documents: the document is always tokenized as plain text
-//! ([`GgufTokenizer::encode`] never yields control tokens), so a document that contains
+//! ([`GgufTokenizer::encode`] never yields control tokens; [`super::chat_template`] puts the
+//! messages into the rendered template as ordinary text), so a document that contains
 //! `<|im_start|>system` cannot open a turn of its own; only the template's own markers are
 //! control tokens. The system prompts also tell the model that the text is data.
+//!
+//! Answers: generation stops at the vocabulary's end-of-generation tokens (eos, eot, eom from the
+//! metadata, and the end-of-turn tokens of the common formats); a thinking model's
+//! `<think>...</think>` is removed from every answer before it is used.
 //!
 //! Determinism: the system prompt is always computed as one forward pass of its own, and the
 //! rest of the prompt as a second one, whether or not the cache was reused, so the numbers (and
@@ -26,6 +31,7 @@ use candle_core::quantized::gguf_file;
 use candle_core::Device;
 
 use super::chat_template::{ChatTemplate, Role};
+use crate::catalog::BuiltinTemplate;
 use super::faithful::{self, Framing};
 use super::{Checked, Output, Summarizer, SummaryInput, Translator, Usage};
 use crate::catalog::Prompts;
@@ -74,6 +80,8 @@ pub struct ChatSettings {
     /// Most source tokens translated in one request: lines longer than this are cut at
     /// sentence ends.
     pub window_tokens: usize,
+    /// The catalog's built-in chat template for this model, used instead of the file's own.
+    pub template: Option<BuiltinTemplate>,
 }
 
 impl GgufChat {
@@ -100,8 +108,10 @@ impl GgufChat {
             .map_err(|e| Error::model(name, format!("{}: {e}", path.display())))?;
         let tokenizer = GgufTokenizer::from_gguf(&content)
             .map_err(|e| err("cannot build the tokenizer from its metadata", &e))?;
-        let template = ChatTemplate::detect(&tokenizer)
-            .map_err(|e| Error::model(name, format!("{}: {e}", path.display())))?;
+        // Compiled and tried here, so that a template that cannot render fails the load.
+        let template =
+            ChatTemplate::load(architecture.name, &tokenizer, settings.template)
+                .map_err(|e| Error::model(name, format!("{}: {e}", path.display())))?;
         let model = (architecture.load)(&content, &mut file, settings.context, device)
             .map_err(|e| err("cannot load the weights", &e))?;
         // Tokens a brief prompt takes besides the text: the system prompt and the longest of the
@@ -124,12 +134,7 @@ impl GgufChat {
             + (settings.prompts.translate_examples.iter())
                 .map(|[fr, en]| Ok(count(fr)? + count(en)? + 16))
                 .sum::<Result<usize>>()?;
-        let mut stop_ids = tokenizer.stop_ids();
-        for end in template.end_of_turn(&tokenizer) {
-            if !stop_ids.contains(&end) {
-                stop_ids.push(end);
-            }
-        }
+        let stop_ids = tokenizer.stop_ids();
         let mut markers: Vec<String> = tokenizer
             .special_texts()
             .filter(|t| t.chars().count() >= 3)
@@ -158,15 +163,6 @@ impl GgufChat {
         &self.tokenizer
     }
 
-    /// Token ids of one turn: control markers from the vocabulary, text as plain text.
-    fn turn(&self, role: Role, text: &str, out: &mut Vec<u32>) -> Result<()> {
-        self.template.turn(&self.tokenizer, role, text, out)
-    }
-
-    fn assistant_start(&self, out: &mut Vec<u32>) -> Result<()> {
-        self.template.assistant_start(&self.tokenizer, out)
-    }
-
     /// Runs one conversation: `system`, then `turns` (user, assistant, ..., user), and returns
     /// the assistant's answer. The answer starts with `prefill` (plain text, often empty), which
     /// is part of the prompt and not of the returned text.
@@ -177,17 +173,11 @@ impl GgufChat {
         prefill: &str,
         max_new: usize,
     ) -> Result<Output<String>> {
-        let mut head = Vec::new();
-        self.turn(Role::System, system, &mut head)?;
-        let mut rest = Vec::new();
-        for (role, text) in turns {
-            self.turn(*role, text, &mut rest)?;
-        }
-        self.assistant_start(&mut rest)?;
-        if !prefill.is_empty() {
-            rest.extend(self.tokenizer.encode(prefill)?);
-        }
-        let prompt_len = head.len() + rest.len();
+        let prompt = (self.template)
+            .prompt(&self.tokenizer, system, turns, prefill)
+            .map_err(|e| Error::model(&self.name, format!("chat template: {e}")))?;
+        let (head, rest) = prompt.ids.split_at(prompt.head);
+        let prompt_len = prompt.ids.len();
         let room = self.model.max_len().saturating_sub(prompt_len);
         if room == 0 {
             return Err(Error::model(
@@ -207,14 +197,16 @@ impl GgufChat {
             .unwrap_or_else(|| (self.model.new_cache(), Vec::new()));
         if cached != head {
             cache.truncate(0);
-            self.model.forward(&head, &mut cache)?;
+            if !head.is_empty() {
+                self.model.forward(head, &mut cache)?;
+            }
         } else {
             cache.truncate(head.len());
         }
         let started = std::time::Instant::now();
         let mut prefill_s = 0.0;
         let result = (|| {
-            let logits = self.model.forward(&rest, &mut cache)?;
+            let logits = self.model.forward(rest, &mut cache)?;
             prefill_s = started.elapsed().as_secs_f64();
             let cfg = SamplingConfig {
                 max_new_tokens: max_new.min(self.sampling.max_new_tokens),
@@ -232,7 +224,7 @@ impl GgufChat {
         })();
         // The cache goes back to the pool with its system prompt, even after an error.
         if let Ok(mut pool) = self.pool.lock() {
-            pool.push((cache, head));
+            pool.push((cache, head.to_vec()));
         }
         let generated = result?;
         let decode_s = started.elapsed().as_secs_f64() - prefill_s;
@@ -250,7 +242,7 @@ impl GgufChat {
         }
         let text = self.tokenizer.decode(&generated.ids)?;
         Ok(Output {
-            value: text.trim().to_string(),
+            value: without_thinking(&text).trim().to_string(),
             usage: Usage {
                 input_tokens: prompt_len as u64,
                 output_tokens: generated.ids.len() as u64,
@@ -433,6 +425,27 @@ fn split_at_markers(text: &str, markers: &[String]) -> Vec<(std::ops::Range<usiz
     out
 }
 
+/// An answer without the reasoning a thinking model (Qwen3) may write before it: every
+/// `<think>...</think>` block, and an unclosed `<think>` with all that follows it (the answer was
+/// cut while thinking).
+fn without_thinking(answer: &str) -> String {
+    let mut out = String::new();
+    let mut rest = answer;
+    while let Some(open) = rest.find("<think>") {
+        out.push_str(&rest[..open]);
+        match rest[open..].find("</think>") {
+            Some(close) => rest = &rest[open + close + "</think>".len()..],
+            None => rest = "",
+        }
+    }
+    out.push_str(rest);
+    // A closing tag without its opening one: the thinking began in the prompt.
+    match out.rfind("</think>") {
+        Some(close) => out[close + "</think>".len()..].to_string(),
+        None => out,
+    }
+}
+
 /// Makes a model's answer one line: its lines joined by spaces, no surrounding whitespace.
 fn one_line(text: &str) -> String {
     text.lines()
@@ -555,6 +568,47 @@ mod tests {
         );
         assert_eq!(unquote("The council voted."), "The council voted.");
         assert_eq!(unquote(" The council voted. \" "), "The council voted.");
+    }
+
+    fn settings(template: Option<BuiltinTemplate>) -> ChatSettings {
+        ChatSettings {
+            prompts: Prompts::default(),
+            sampling: SamplingConfig::default(),
+            context: 256,
+            context_paragraphs: 0,
+            window_tokens: 64,
+            template,
+        }
+    }
+
+    #[test]
+    fn a_template_that_does_not_render_fails_the_load_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken-template.gguf");
+        let chat = crate::testkit::TinyChat {
+            template: Some("{{ raise_exception('Only user and assistant roles are supported!') }}"),
+            extra_special: &[],
+        };
+        crate::testkit::write_tiny_qwen2_gguf_chat(&path, 3, &chat).unwrap();
+        let err = GgufChat::load("tiny", &path, settings(None), &Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("broken-template.gguf"), "{err}");
+        assert!(err.contains("Only user and assistant roles are supported!"), "{err}");
+        // The catalog's `template` replaces it.
+        let chat = GgufChat::load("tiny", &path, settings(Some(BuiltinTemplate::Chatml)), &Device::Cpu);
+        assert!(chat.is_ok());
+    }
+
+    #[test]
+    fn thinking_is_not_kept_in_the_answer() {
+        assert_eq!(without_thinking("<think>\nHmm.\n</think>\n\nThe council."), "\n\nThe council.");
+        assert_eq!(without_thinking("The council.<think>a</think> Voted."), "The council. Voted.");
+        assert_eq!(without_thinking("<think>\nStill thinking when cut"), "");
+        assert_eq!(without_thinking("The council. <think>cut"), "The council. ");
+        assert_eq!(without_thinking("reasoning</think>The council."), "The council.");
+        assert_eq!(without_thinking("The council."), "The council.");
     }
 
     #[test]

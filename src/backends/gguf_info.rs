@@ -1,6 +1,8 @@
 //! What a GGUF file says about itself, read from its header without loading any weight: the
 //! architecture (and whether transbrief runs it), the file's size, its quantization, whether it
-//! carries a chat template, and its context length. For `transbrief models info`.
+//! carries a chat template and which template the chat backend would render (the file's own or a
+//! built-in one, compiled and tried as at load), and its context length. For `transbrief models
+//! info`.
 //!
 //! The header is read with candle's `gguf_file::Content::read`, as the chat backend reads it;
 //! a file whose tensor data ends past the end of the file is reported as truncated, so that a
@@ -14,7 +16,10 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::GgmlDType;
 
+use super::chat_template::ChatTemplate;
+use crate::catalog::BuiltinTemplate;
 use crate::models;
+use crate::tokenizers::gguf::GgufTokenizer;
 use crate::{Error, Result};
 
 /// The header of one GGUF file, summarized.
@@ -35,6 +40,9 @@ pub struct GgufInfo {
     pub tensor_types: BTreeMap<&'static str, usize>,
     /// The length in bytes of `tokenizer.chat_template`, when the file has one.
     pub chat_template: Option<usize>,
+    /// The template the chat backend would use (`the file's own ...`, `built-in gemma`), or why
+    /// it has none that renders.
+    pub template: std::result::Result<String, String>,
     /// `<architecture>.context_length`, when given.
     pub context_length: Option<u64>,
 }
@@ -70,9 +78,10 @@ impl GgufInfo {
     }
 }
 
-/// Reads the header of the GGUF file at `path`. A file that cannot be read, is not GGUF, or is
-/// shorter than its tensors say, is an error naming it.
-pub fn inspect(path: &Path) -> Result<GgufInfo> {
+/// Reads the header of the GGUF file at `path`; `template` is the catalog entry's built-in chat
+/// template, if it names one. A file that cannot be read, is not GGUF, or is shorter than its
+/// tensors say, is an error naming it.
+pub fn inspect(path: &Path, template: Option<BuiltinTemplate>) -> Result<GgufInfo> {
     let bad = |what: &str, e: &dyn std::fmt::Display| {
         Error::input(
             path,
@@ -111,6 +120,10 @@ pub fn inspect(path: &Path) -> Result<GgufInfo> {
     let architecture = models::architecture_name(&content);
     let metadata = &content.metadata;
     let string = |key: &str| metadata.get(key).and_then(|v| v.to_string().ok()).cloned();
+    let chat = GgufTokenizer::from_gguf(&content)
+        .map_err(|e| format!("the tokenizer cannot be built: {e}"))
+        .and_then(|tok| ChatTemplate::load(&architecture, &tok, template))
+        .map(|t| t.source().to_string());
     Ok(GgufInfo {
         path: path.to_path_buf(),
         supported: models::architecture_of(&content).map(|a| a.families),
@@ -119,6 +132,7 @@ pub fn inspect(path: &Path) -> Result<GgufInfo> {
         file_type: metadata.get("general.file_type").and_then(integer),
         tensor_types,
         chat_template: string("tokenizer.chat_template").map(|t| t.len()),
+        template: chat,
         context_length: metadata
             .get(&format!("{architecture}.context_length"))
             .and_then(integer),
@@ -276,7 +290,7 @@ mod tests {
     #[test]
     fn the_tiny_model_is_described_from_its_header() {
         let (_dir, path) = tiny();
-        let info = inspect(&path).unwrap();
+        let info = inspect(&path, None).unwrap();
         assert_eq!(info.architecture, "qwen2");
         assert!(info.supported.is_ok(), "{:?}", info.supported);
         assert_eq!(info.file_size, std::fs::metadata(&path).unwrap().len());
@@ -288,6 +302,12 @@ mod tests {
             info.chat_template,
             Some(crate::testkit::TINY_CHAT_TEMPLATE.len())
         );
+        assert_eq!(
+            info.template.as_deref(),
+            Ok("the file's own")
+        );
+        let info = inspect(&path, Some(BuiltinTemplate::Phi3)).unwrap();
+        assert_eq!(info.template.as_deref(), Ok("built-in phi3"));
         assert_eq!(
             info.context_length,
             Some(crate::testkit::TINY_CONTEXT as u64)
@@ -347,22 +367,22 @@ mod tests {
         // Cut in the tensor data: the header still reads, the data does not fit.
         let cut = dir.path().join("cut.gguf");
         std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
-        let err = inspect(&cut).unwrap_err().to_string();
+        let err = inspect(&cut, None).unwrap_err().to_string();
         assert!(err.contains("cut.gguf") && err.contains("truncated"), "{err}");
         // Cut in the header.
         std::fs::write(&cut, &bytes[..200]).unwrap();
-        let err = inspect(&cut).unwrap_err().to_string();
+        let err = inspect(&cut, None).unwrap_err().to_string();
         assert!(err.contains("cut.gguf") && err.contains("GGUF header"), "{err}");
         // Not GGUF at all.
         std::fs::write(&cut, b"hello, not a model").unwrap();
-        let err = inspect(&cut).unwrap_err().to_string();
+        let err = inspect(&cut, None).unwrap_err().to_string();
         assert!(err.contains("cut.gguf"), "{err}");
     }
 
     #[test]
     fn without_a_file_type_the_commonest_block_type_is_the_quantization() {
         let (_dir, path) = tiny();
-        let mut info = inspect(&path).unwrap();
+        let mut info = inspect(&path, None).unwrap();
         info.file_type = None;
         info.tensor_types = BTreeMap::from([("F32", 3), ("Q4_K", 5), ("Q6_K", 1)]);
         assert_eq!(

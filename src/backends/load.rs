@@ -200,6 +200,7 @@ impl Loader {
             context: generation.context.unwrap_or(DEFAULT_CONTEXT),
             context_paragraphs: generation.context_paragraphs.unwrap_or(1),
             window_tokens: generation.window_tokens.unwrap_or(DEFAULT_WINDOW_TOKENS),
+            template: entry.template,
         })
     }
 

@@ -16,8 +16,12 @@
 //! matches them, even as ordinary text; control, unknown and unused tokens never come out of
 //! [`GgufTokenizer::encode`] and are left out by [`GgufTokenizer::decode`].
 //!
-//! Not for: chat templates (the raw `tokenizer.chat_template` is only handed out), prompt
-//! assembly, or streaming detokenization.
+//! [`GgufTokenizer::split_special`] and [`GgufTokenizer::encode_with_special`] read the texts of
+//! control tokens as those tokens (llama.cpp's `parse_special = true`): for the text of a chat
+//! template, which the program writes, never for a document.
+//!
+//! Not for: chat templates (the raw `tokenizer.chat_template` is only handed out; rendering it is
+//! `backends::chat_template`), prompt assembly, or streaming detokenization.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -186,6 +190,9 @@ pub struct GgufTokenizer {
     backend: Backend,
     types: Vec<TokenType>,
     special: HashMap<String, u32>,
+    /// The texts of control, unknown and user-defined tokens with their ids, longest first: what
+    /// [`GgufTokenizer::split_special`] finds in a chat template's text.
+    parse_special: Vec<(String, u32)>,
     bos: Option<u32>,
     eos: Option<u32>,
     pad: Option<u32>,
@@ -374,6 +381,20 @@ impl GgufTokenizer {
             .filter(|(_, (_, ty))| matches!(ty, TokenType::Control | TokenType::Unknown))
             .map(|(id, (text, _))| (text.to_string(), id as u32))
             .collect();
+        let mut parse_special: Vec<(String, u32)> = tokens
+            .iter()
+            .zip(&types)
+            .enumerate()
+            .filter(|(_, (text, ty))| {
+                !text.is_empty()
+                    && matches!(
+                        ty,
+                        TokenType::Control | TokenType::Unknown | TokenType::UserDefined
+                    )
+            })
+            .map(|(id, (text, _))| (text.to_string(), id as u32))
+            .collect();
+        parse_special.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.cmp(b)));
 
         let n = tokens.len();
         // llama.cpp's defaults for SentencePiece vocabularies: <s> = 1, </s> = 2.
@@ -408,6 +429,7 @@ impl GgufTokenizer {
             backend,
             types,
             special,
+            parse_special,
             bos,
             eos,
             pad,
@@ -429,6 +451,59 @@ impl GgufTokenizer {
             }
             Backend::Spm(spm) => spm.encode(text),
         }
+    }
+
+    /// Cuts `text` at the texts of control, unknown and user-defined tokens (at each position the
+    /// longest that matches): the pieces of text between them, and those tokens' ids. This is
+    /// llama.cpp's `parse_special = true`, for text the program itself wrote (a chat template's),
+    /// never for a document: see [`GgufTokenizer::encode_with_special`].
+    pub fn split_special<'a>(&self, text: &'a str) -> Vec<Special<'a>> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut pos = 0;
+        while pos < text.len() {
+            let rest = &text[pos..];
+            let found = self
+                .parse_special
+                .iter()
+                .find(|(t, _)| rest.starts_with(t.as_str()));
+            match found {
+                Some((t, id)) => {
+                    if start < pos {
+                        out.push(Special::Text(&text[start..pos]));
+                    }
+                    out.push(Special::Token(*id));
+                    pos += t.len();
+                    start = pos;
+                }
+                None => pos += rest.chars().next().map_or(1, char::len_utf8),
+            }
+        }
+        if start < text.len() {
+            out.push(Special::Text(&text[start..]));
+        }
+        out
+    }
+
+    /// Encodes text the program wrote (a rendered chat template) with the texts of control
+    /// tokens read as those tokens (`<|im_start|>` is one id), and the rest as [`Self::encode`]
+    /// would. Never for document text, which must stay ordinary text.
+    pub fn encode_with_special(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        for piece in self.split_special(text) {
+            match piece {
+                Special::Token(id) => ids.push(id),
+                Special::Text(t) => ids.extend(self.encode(t)?),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The text of a control, unknown or user-defined token (`<|im_start|>`, `<s>`), by id.
+    pub fn special_text(&self, id: u32) -> Option<&str> {
+        (self.parse_special.iter())
+            .find(|(_, i)| *i == id)
+            .map(|(t, _)| t.as_str())
     }
 
     /// The texts of the special/control tokens (`<|im_end|>`, `</s>`, ...), in no order.
@@ -500,6 +575,15 @@ impl GgufTokenizer {
     pub fn chat_template(&self) -> Option<&str> {
         self.chat_template.as_deref()
     }
+}
+
+/// A piece of text cut by [`GgufTokenizer::split_special`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Special<'a> {
+    /// Text between special tokens, to encode as ordinary text.
+    Text(&'a str),
+    /// A control, unknown or user-defined token whose text was found.
+    Token(u32),
 }
 
 /// SentencePiece-style BPE, as llama.cpp runs it for `tokenizer.ggml.model = "llama"`: spaces
