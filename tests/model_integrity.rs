@@ -115,6 +115,17 @@ fn a_gguf_without_tokenizer_metadata_is_a_clear_error() {
     assert_clean_failure(&run, &["tiny.gguf", "tokenizer"]);
 }
 
+/// A model whose context cannot hold one translation window (here the catalog caps it at 64
+/// tokens) fails each document with an error naming the file and the context, at load.
+#[test]
+fn a_context_smaller_than_a_window_is_a_clear_error() {
+    let env = Env::new(4);
+    let text = std::fs::read_to_string(&env.catalog).unwrap();
+    std::fs::write(&env.catalog, text.replace("context = 512", "context = 64")).unwrap();
+    let (run, _) = run_one(&env);
+    assert_clean_failure(&run, &["tiny.gguf", "a context of 64 tokens cannot hold"]);
+}
+
 #[test]
 fn a_malformed_catalog_gives_line_and_column() {
     let env = Env::new(4);

@@ -27,7 +27,6 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use candle_core::quantized::gguf_file;
 use candle_core::Device;
 
 use super::chat_template::{ChatTemplate, Role};
@@ -84,6 +83,9 @@ pub struct ChatSettings {
     pub template: Option<BuiltinTemplate>,
 }
 
+/// The fewest source tokens a translation window is cut to, however small the model's context.
+const MIN_WINDOW_TOKENS: usize = 32;
+
 impl GgufChat {
     /// Loads `path`. `name` is the catalog name, used in errors.
     pub fn load(name: &str, path: &Path, settings: ChatSettings, device: &Device) -> Result<Self> {
@@ -114,9 +116,25 @@ impl GgufChat {
                 .map_err(|e| Error::model(name, format!("{}: {e}", path.display())))?;
         let model = (architecture.load)(&content, &mut file, settings.context, device)
             .map_err(|e| err("cannot load the weights", &e))?;
+        let count = |t: &str| tokenizer.encode(t).map(|ids| ids.len());
+        // The smallest translation request: the system prompt, the template's markers, a window
+        // of the fewest source tokens a window is cut to, and room for an answer twice as long.
+        let smallest = count(&settings.prompts.translate_system)? + 3 * MIN_WINDOW_TOKENS + 32;
+        if model.max_len() < smallest {
+            return Err(Error::model(
+                name,
+                format!(
+                    "{}: a context of {} tokens cannot hold one translation request (about \
+                     {smallest} tokens: the system prompt, a window of {MIN_WINDOW_TOKENS} source \
+                     tokens and its answer). Use a model with a longer context, or raise the \
+                     `context` setting if the file's own context is longer",
+                    path.display(),
+                    model.max_len()
+                ),
+            ));
+        }
         // Tokens a brief prompt takes besides the text: the system prompt and the longest of the
         // templates, counted once here rather than at every call.
-        let count = |t: &str| tokenizer.encode(t).map(|ids| ids.len());
         let brief_overhead = count(&settings.prompts.brief_system)?
             + [
                 &settings.prompts.brief_user,
@@ -258,7 +276,7 @@ impl GgufChat {
     /// The most source tokens one translation request takes: the prompt, the context and an
     /// answer up to twice as long must fit; and no more than the window size asked for.
     fn window_budget(&self) -> usize {
-        let fits = (self.model.max_len().saturating_sub(256) / 4).max(32);
+        let fits = (self.model.max_len().saturating_sub(256) / 4).max(MIN_WINDOW_TOKENS);
         self.window_tokens.min(fits)
     }
 

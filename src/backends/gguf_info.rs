@@ -349,14 +349,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let iq = dir.path().join("iq4.gguf");
         one_tensor_gguf(&iq, 23, 2 * 136);
-        let err = inspect(&iq).unwrap_err().to_string();
+        let err = inspect(&iq, None).unwrap_err().to_string();
         assert!(err.contains("iq4.gguf"), "{err}");
         assert!(err.contains("IQ4_XS (ggml type 23)"), "{err}");
         assert!(err.contains("Q4_K_M"), "{err}");
         assert!(!err.contains("truncated"), "{err}");
         let q8 = dir.path().join("q8.gguf");
         one_tensor_gguf(&q8, 8, 2 * 34);
-        let info = inspect(&q8).unwrap();
+        let info = inspect(&q8, None).unwrap();
         assert_eq!(info.tensor_type_counts(), "Q8_0: 1");
     }
 
