@@ -228,6 +228,34 @@ pub fn acquire(output: &Path, me: &Holder) -> Result<Lock, Refused> {
     ))
 }
 
+/// Removes the stale locks (holder gone: same host, process dead) in the records folder of the
+/// output folder `dir`, reporting each on stderr: a killed run leaves its locks behind, also
+/// those of outputs it finished, which no later run would otherwise look at.
+pub fn remove_stale(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir.join(STATE_DIR)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "lock") {
+            continue;
+        }
+        let Some(holder) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Holder>(&b).ok())
+        else {
+            continue;
+        };
+        if holder.gone() == Some(true) && std::fs::remove_file(&path).is_ok() {
+            eprintln!(
+                "warning: stale lock {} (held by {}, which is no longer running): removed",
+                path.display(),
+                holder.describe()
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +291,10 @@ mod tests {
         std::fs::write(lock_path(&out), serde_json::to_vec(&dead).unwrap()).unwrap();
         let lock = acquire(&out, &Holder::me(None)).unwrap();
         drop(lock);
+        // Left behind by a dead run, found by the sweep of its folder.
+        std::fs::write(lock_path(&out), serde_json::to_vec(&dead).unwrap()).unwrap();
+        remove_stale(dir.path());
+        assert!(!lock_path(&out).exists());
         // Another host's lock cannot be checked: refused, saying how to remove it.
         let far = Holder {
             host: "elsewhere".into(),

@@ -173,7 +173,8 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
     Ok(report)
 }
 
-/// Removes the temp files an interrupted run left in the folders this run writes to.
+/// Removes the temp files and stale locks an interrupted run left in the folders this run
+/// writes to.
 fn remove_stale_temps(plan: &plan::Plan) {
     let mut dirs: Vec<&Path> = plan
         .jobs
@@ -185,6 +186,7 @@ fn remove_stale_temps(plan: &plan::Plan) {
     dirs.dedup();
     for d in dirs {
         write::remove_stale_temps(d);
+        lock::remove_stale(d);
     }
 }
 
