@@ -469,6 +469,45 @@ mod tests {
         assert!(used.len() >= 5, "{shards:?}");
     }
 
+    #[test]
+    fn the_split_does_not_change_when_outputs_exist() {
+        use crate::pipeline::plan::{plan, PlanOptions};
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("docs");
+        for (i, f) in ["a.fr.txt", "x/b.fr.txt", "x/c.md", "y/d.txt", "y/z/e.txt"]
+            .iter()
+            .enumerate()
+        {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "Bonjour. ".repeat(1 + i * 7)).unwrap();
+        }
+        let opts = PlanOptions {
+            paths: vec![root.clone()],
+            ..Default::default()
+        };
+        let split_now = |k| split(plan(&opts).unwrap(), &opts.paths, Shard::new(k, 3).unwrap());
+        let (before, _) = split_now(0);
+        // What other shards write meanwhile: outputs, records, locks, temp files.
+        for f in [
+            "a.en.txt",
+            "a.brief.en.md",
+            "x/c.en.md",
+            ".transbrief/a.en.txt.json",
+            ".transbrief/a.en.txt.lock",
+            "y/.d.en.txt.transbrief-abc.tmp",
+        ] {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "output").unwrap();
+        }
+        let (after, _) = split_now(0);
+        assert_eq!(before, after);
+        let mut all: Vec<PathBuf> = (0..3).flat_map(|k| split_now(k).1.jobs).map(|j| j.input).collect();
+        all.sort();
+        assert_eq!(all.len(), 5);
+    }
+
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| {
             vars.iter()
