@@ -15,20 +15,6 @@ use std::time::{Duration, Instant};
 
 use common::Env;
 
-/// Nine documents in three folders, of different lengths.
-fn nine_docs(dir: &Path) {
-    for i in 0..9 {
-        let folder = ["", "actualites/", "rapports/"][i % 3];
-        let path = dir.join(format!("{folder}doc{i}.fr.txt"));
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let mut text = format!("Le conseil s'est réuni le {i} mars.");
-        for _ in 0..i % 4 {
-            text.push_str("\n\nLes habitants ont demandé une nouvelle école.");
-        }
-        std::fs::write(path, text).unwrap();
-    }
-}
-
 fn transbrief(env: &Env, args: &[&str]) -> Output {
     Command::new(assert_cmd::cargo::cargo_bin("transbrief"))
         .args(args)
@@ -51,33 +37,10 @@ fn merge(dir: &Path) -> (Output, serde_json::Value) {
     (out, json)
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn inputs(merged: &serde_json::Value, status: &str) -> Vec<String> {
-    let mut v: Vec<String> = merged["by_status"][status]
-        .as_array()
-        .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 #[test]
 fn three_shards_do_every_document_once_with_the_bytes_of_one_run() {
     let env = Env::new(8);
-    let single = env.folder("single");
-    let docs = env.folder("docs");
-    nine_docs(&single);
-    nine_docs(&docs);
-    let r = env.run(&[single.to_str().unwrap()]);
-    assert_eq!(r.code(), Some(0), "{}", r.describe());
+    let (single, docs) = env.nine_docs_run_once();
 
     // The dry run of one shard lists that shard's work only.
     let dry = transbrief(
@@ -85,7 +48,11 @@ fn three_shards_do_every_document_once_with_the_bytes_of_one_run() {
         &["run", docs.to_str().unwrap(), "--dry-run", "--shard", "1/3"],
     );
     let listing = String::from_utf8_lossy(&dry.stdout).into_owned();
-    assert!(listing.starts_with("shard 1/3: "), "{}", text(&dry));
+    assert!(
+        listing.starts_with("shard 1/3: "),
+        "{}",
+        common::describe(&dry)
+    );
     assert!(listing.contains(" of 9 documents"), "{listing}");
 
     let reports = env.dir.path().join("reports");
@@ -103,12 +70,12 @@ fn three_shards_do_every_document_once_with_the_bytes_of_one_run() {
                 &dir_arg,
             ],
         );
-        assert!(out.status.success(), "{}", text(&out));
+        assert!(out.status.success(), "{}", common::describe(&out));
         assert!(reports.join(format!("shard-{k}-of-3.json")).is_file());
     }
     let (out, merged) = merge(&reports);
-    assert!(out.status.success(), "{}", text(&out));
-    let done = inputs(&merged, "done");
+    assert!(out.status.success(), "{}", common::describe(&out));
+    let done = common::merged_inputs(&merged, "done");
     assert_eq!(done.len(), 9, "{merged:#}");
     let mut unique = done.clone();
     unique.dedup();
@@ -125,7 +92,7 @@ fn three_shards_do_every_document_once_with_the_bytes_of_one_run() {
         .len();
     std::fs::remove_file(&lost).unwrap();
     let (out, merged) = merge(&reports);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
     assert_eq!(merged["shards"]["missing"], serde_json::json!([2]));
     assert_eq!(
         merged["missing_documents"].as_array().unwrap().len(),
@@ -138,7 +105,7 @@ fn three_shards_do_every_document_once_with_the_bytes_of_one_run() {
 fn the_scheduler_environment_gives_the_shard_or_is_refused() {
     let env = Env::new(8);
     let docs = env.folder("docs");
-    nine_docs(&docs);
+    common::write_nine_docs(&docs);
     let run = |vars: &[(&str, &str)]| {
         Command::new(assert_cmd::cargo::cargo_bin("transbrief"))
             .args(["run", docs.to_str().unwrap(), "--dry-run"])
@@ -154,13 +121,13 @@ fn the_scheduler_environment_gives_the_shard_or_is_refused() {
         ("SLURM_ARRAY_TASK_MAX", "2"),
         ("SLURM_ARRAY_TASK_STEP", "1"),
     ]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", common::describe(&out));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("shard 2/3: "));
     let out = run(&[("JOB_COMPLETION_INDEX", "0"), ("TRANSBRIEF_SHARDS", "4")]);
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with("shard 0/4: "),
         "{}",
-        text(&out)
+        common::describe(&out)
     );
     // --array=1,5,7: the task ids are not shard numbers.
     let out = run(&[
@@ -169,10 +136,10 @@ fn the_scheduler_environment_gives_the_shard_or_is_refused() {
         ("SLURM_ARRAY_TASK_MIN", "1"),
         ("SLURM_ARRAY_TASK_MAX", "7"),
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", common::describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--array=0-2"));
     let out = run(&[("JOB_COMPLETION_INDEX", "0")]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", common::describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("TRANSBRIEF_SHARDS"));
 }
 
@@ -187,12 +154,7 @@ fn outputs(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 #[test]
 fn a_killed_task_leaves_nothing_half_written_and_its_rerun_finishes_the_shard() {
     let env = Env::new(8);
-    let single = env.folder("single");
-    let docs = env.folder("docs");
-    nine_docs(&single);
-    nine_docs(&docs);
-    let r = env.run(&[single.to_str().unwrap()]);
-    assert_eq!(r.code(), Some(0), "{}", r.describe());
+    let (single, docs) = env.nine_docs_run_once();
     let clean = outputs(&single);
 
     let reports = env.dir.path().join("reports");
@@ -229,12 +191,13 @@ fn a_killed_task_leaves_nothing_half_written_and_its_rerun_finishes_the_shard() 
     // The re-run (its locks are stale: their holder is dead) and the other shard finish.
     for k in [0, 1] {
         let out = args(k).output().unwrap();
-        assert!(out.status.success(), "{}", text(&out));
+        assert!(out.status.success(), "{}", common::describe(&out));
     }
     let (out, merged) = merge(&reports);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", common::describe(&out));
     assert_eq!(
-        inputs(&merged, "done").len() + inputs(&merged, "skipped").len(),
+        common::merged_inputs(&merged, "done").len()
+            + common::merged_inputs(&merged, "skipped").len(),
         9,
         "{merged:#}"
     );

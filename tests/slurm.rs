@@ -13,7 +13,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Env;
@@ -36,28 +36,6 @@ fn slurm_missing() -> Option<String> {
     }
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn nine_docs(dir: &Path) {
-    for i in 0..9 {
-        let folder = ["", "actualites/", "rapports/"][i % 3];
-        let path = dir.join(format!("{folder}doc{i}.fr.txt"));
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let mut text = format!("Le conseil s'est réuni le {i} mars.");
-        for _ in 0..i % 4 {
-            text.push_str("\n\nLes habitants ont demandé une nouvelle école.");
-        }
-        std::fs::write(path, text).unwrap();
-    }
-}
-
 /// Submits the array over `docs` with reports into `reports`, waits for it, then for its merge
 /// job's merged.json; prints what Slurm said about the jobs. Returns the merged report.
 fn submit(env: &Env, docs: &Path, reports: &Path) -> serde_json::Value {
@@ -74,14 +52,7 @@ fn submit(env: &Env, docs: &Path, reports: &Path) -> serde_json::Value {
         .env("HF_HUB_OFFLINE", "1")
         .arg(&script)
         .arg(docs)
-        .args(["--catalog", env.catalog.to_str().unwrap()])
-        .args([
-            "--translate-model",
-            "tiny",
-            "--brief-model",
-            "tiny",
-            "--offline",
-        ])
+        .args(env.model_choice())
         .output()
         .unwrap();
     let job = String::from_utf8_lossy(&out.stdout)
@@ -89,7 +60,10 @@ fn submit(env: &Env, docs: &Path, reports: &Path) -> serde_json::Value {
         .last()
         .unwrap_or_default()
         .to_string();
-    let mut evidence = vec![format!("$ sbatch --array=0-2 --wait ...\n{}", text(&out))];
+    let mut evidence = vec![format!(
+        "$ sbatch --array=0-2 --wait ...\n{}",
+        common::describe(&out)
+    )];
     for args in [
         vec!["squeue", "-a", "-o", "%i %j %T %M %R"],
         vec!["scontrol", "show", "job", &job],
@@ -151,15 +125,6 @@ fn submit(env: &Env, docs: &Path, reports: &Path) -> serde_json::Value {
     value
 }
 
-fn inputs(merged: &serde_json::Value, status: &str) -> Vec<String> {
-    let mut v: Vec<String> = merged["by_status"][status]
-        .as_array()
-        .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 #[test]
 fn a_slurm_array_translates_a_folder_once_and_a_resubmission_redoes_only_what_is_missing() {
     if let Some(why) = slurm_missing() {
@@ -170,17 +135,12 @@ fn a_slurm_array_translates_a_folder_once_and_a_resubmission_redoes_only_what_is
         return;
     }
     let env = Env::new(8);
-    let single = env.folder("single");
-    let docs = env.folder("docs");
-    nine_docs(&single);
-    nine_docs(&docs);
-    let r = env.run(&[single.to_str().unwrap()]);
-    assert_eq!(r.code(), Some(0), "{}", r.describe());
+    let (single, docs) = env.nine_docs_run_once();
 
     let merged = submit(&env, &docs, &env.dir.path().join("reports-1"));
     assert_eq!(merged["ok"], true, "{merged:#}");
     assert_eq!(merged["shards"]["reported"], serde_json::json!([0, 1, 2]));
-    let done = inputs(&merged, "done");
+    let done = common::merged_inputs(&merged, "done");
     let mut unique = done.clone();
     unique.dedup();
     assert_eq!(done.len(), 9, "{merged:#}");
@@ -197,13 +157,13 @@ fn a_slurm_array_translates_a_folder_once_and_a_resubmission_redoes_only_what_is
     std::fs::remove_file(docs.join("rapports/doc5.brief.en.md")).unwrap();
     let again = submit(&env, &docs, &env.dir.path().join("reports-2"));
     assert_eq!(again["ok"], true, "{again:#}");
-    let redone = inputs(&again, "done");
+    let redone = common::merged_inputs(&again, "done");
     assert_eq!(redone.len(), 2, "{again:#}");
     assert!(redone[0].ends_with("docs/doc0.fr.txt"), "{redone:?}");
     assert!(
         redone[1].ends_with("docs/rapports/doc5.fr.txt"),
         "{redone:?}"
     );
-    assert_eq!(inputs(&again, "skipped").len(), 7);
+    assert_eq!(common::merged_inputs(&again, "skipped").len(), 7);
     assert_eq!(common::tree(&docs), common::tree(&single));
 }

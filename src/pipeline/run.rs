@@ -499,7 +499,13 @@ fn lock_outputs(job: &Job, opts: &RunOptions, decisions: &Decisions) -> Result<V
         (&job.brief, &decisions.brief),
     ] {
         if decision.as_ref().is_some_and(|d| d.needed(opts.force)) {
-            let lock = lock::acquire(output, &me).map_err(|e| Error::input(output, e))?;
+            let lock = lock::acquire(output, &me).map_err(|e| {
+                let advice = match &e {
+                    lock::Refused::Io(_, io) => hint(io),
+                    lock::Refused::Held { .. } => "",
+                };
+                Error::input(output, format!("{e}{advice}"))
+            })?;
             locks.push(lock);
         }
     }
