@@ -36,12 +36,14 @@ fn slurm_missing() -> Option<String> {
     }
 }
 
-/// Submits the array over `docs` with reports into `reports`, waits for it, then for its merge
-/// job's merged.json; prints what Slurm said about the jobs. Returns the merged report.
+/// Submits the array over `docs` with reports into `reports`, waits for it, then for the merge
+/// job's merged.json; prints what Slurm says about the jobs (squeue, scontrol) and the task
+/// logs. Returns the merged report.
 fn submit(env: &Env, docs: &Path, reports: &Path) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm/translate.sbatch");
     let bin = assert_cmd::cargo::cargo_bin("transbrief");
-    let logs = env.folder("logs");
+    let logs = reports.with_extension("logs");
+    std::fs::create_dir_all(&logs).unwrap();
     let out = Command::new("sbatch")
         .args(["--array=0-2", "--wait", "--cpus-per-task=1"])
         .arg(format!("--chdir={}", env.dir.path().display()))
@@ -64,9 +66,19 @@ fn submit(env: &Env, docs: &Path, reports: &Path) -> serde_json::Value {
         "$ sbatch --array=0-2 --wait ...\n{}",
         common::describe(&out)
     )];
+    // The merge job task 0 submitted runs once the array succeeded.
+    let merged = reports.join("merged.json");
+    let start = Instant::now();
+    while out.status.success() && !merged.is_file() && start.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Its id is in the marker file task 0 left.
+    let merge_job = std::fs::read_to_string(reports.join(".merge-submitted")).unwrap_or_default();
     for args in [
-        vec!["squeue", "-a", "-o", "%i %j %T %M %R"],
+        // Jobs finished within MinJobAge are still listed with --states=all.
+        vec!["squeue", "-a", "--states=all", "-o", "%i %j %T %M %R"],
         vec!["scontrol", "show", "job", &job],
+        vec!["scontrol", "show", "job", merge_job.trim()],
     ] {
         if let Ok(o) = Command::new(args[0]).args(&args[1..]).output() {
             evidence.push(format!(
@@ -76,41 +88,22 @@ fn submit(env: &Env, docs: &Path, reports: &Path) -> serde_json::Value {
             ));
         }
     }
-    let mut logs_text = String::new();
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&logs)
-        .unwrap()
-        .flatten()
+    let mut names: Vec<PathBuf> = [&logs, reports]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
         .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "out"))
         .collect();
     names.sort();
     for p in names {
-        logs_text.push_str(&format!(
+        evidence.push(format!(
             "--- {}\n{}",
             p.display(),
             std::fs::read_to_string(&p).unwrap_or_default()
         ));
     }
-    evidence.push(logs_text);
     println!("{}", evidence.join("\n"));
-    assert!(
-        out.status.success(),
-        "the array failed:\n{}",
-        evidence.join("\n")
-    );
-
-    // The merge job task 0 submitted runs once the array succeeded.
-    let merged = reports.join("merged.json");
-    let start = Instant::now();
-    while !merged.is_file() && start.elapsed() < Duration::from_secs(90) {
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let merge_log: String = std::fs::read_dir(reports)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("merge-"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect();
-    println!("--- merge job log\n{merge_log}");
+    assert!(out.status.success(), "the array failed (above)");
     assert!(
         merged.is_file(),
         "the merge job wrote no {}",
