@@ -13,11 +13,11 @@
 //!
 //! The assignment. Every task of an array walks the same folders and must reach the same split
 //! without talking to the others, so it depends only on what every task sees alike: the input
-//! paths as the command line names them (never absolute mount points, which differ between
-//! nodes) and the input files' sizes (never outputs, records or locks, which other shards are
+//! paths relative to the paths the command line names (not where those are mounted, which may
+//! differ between nodes) and the input files' sizes (never outputs, records or locks, which other shards are
 //! writing meanwhile; `plan` does not take those as inputs). Documents are grouped by their
-//! top-level folder under the path given (files directly in it form one group of their own, a
-//! file named on the command line is its own group); within a group, in sorted path order, each
+//! top-level folder under the path given (files directly in it form one group of their own, as
+//! does a file named on the command line); within a group, in sorted path order, each
 //! document goes to the shard with the fewest bytes so far (greedy list scheduling, loads
 //! counted within the group), ties going to the first shard at or after a start that a fixed
 //! hash (FNV-1a) of the group's name picks.
@@ -208,15 +208,17 @@ fn slashed(p: &Path) -> String {
     p.to_string_lossy().replace('\\', "/")
 }
 
-/// The group of an input: the path given on the command line that holds it, and the first
-/// folder below that (empty for files directly in it).
+/// The group of an input: which of the paths given on the command line holds it (by position,
+/// so that the split does not depend on where the folder is mounted), and the first folder below
+/// that path (empty for files directly in it, and for a file named on the command line).
 fn group_of(input: &Path, roots: &[PathBuf]) -> String {
     let root = roots
         .iter()
-        .filter(|r| input.starts_with(r))
-        .max_by_key(|r| r.components().count());
+        .enumerate()
+        .filter(|(_, r)| input.starts_with(r))
+        .max_by_key(|(_, r)| r.components().count());
     match root {
-        Some(root) => {
+        Some((i, root)) => {
             let rel = input.strip_prefix(root).unwrap_or(input);
             let mut parts = rel.components();
             let first = parts.next();
@@ -224,7 +226,7 @@ fn group_of(input: &Path, roots: &[PathBuf]) -> String {
                 (Some(top), Some(_)) => slashed(Path::new(top.as_os_str())),
                 _ => String::new(),
             };
-            format!("{}\u{0}{top}", slashed(root))
+            format!("{i}\u{0}{top}")
         }
         None => slashed(input),
     }
@@ -449,9 +451,15 @@ mod tests {
     #[test]
     fn files_directly_in_the_folder_form_their_own_group() {
         let roots = [PathBuf::from("docs"), PathBuf::from("one.txt")];
-        assert_eq!(group_of(Path::new("docs/a.txt"), &roots), "docs\u{0}");
-        assert_eq!(group_of(Path::new("docs/x/y/a.txt"), &roots), "docs\u{0}x");
-        assert_eq!(group_of(Path::new("one.txt"), &roots), "one.txt\u{0}");
+        assert_eq!(group_of(Path::new("docs/a.txt"), &roots), "0\u{0}");
+        assert_eq!(group_of(Path::new("docs/x/y/a.txt"), &roots), "0\u{0}x");
+        assert_eq!(group_of(Path::new("one.txt"), &roots), "1\u{0}");
+        // The same folder mounted elsewhere splits the same way.
+        let moved = [PathBuf::from("/mnt/nfs/docs")];
+        assert_eq!(
+            group_of(Path::new("/mnt/nfs/docs/x/y/a.txt"), &moved),
+            group_of(Path::new("docs/x/y/a.txt"), &roots)
+        );
         assert_eq!(group_of(Path::new("elsewhere/b.txt"), &roots), "elsewhere/b.txt");
     }
 
@@ -460,7 +468,7 @@ mod tests {
         let all: Vec<Item> = (0..32)
             .map(|i| Item {
                 key: format!("docs/g{i}/only.txt"),
-                group: format!("docs\u{0}g{i}"),
+                group: format!("0\u{0}g{i}"),
                 bytes: 100,
             })
             .collect();
