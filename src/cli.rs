@@ -81,9 +81,28 @@ pub enum Command {
     /// applies, on any pair of files, another tool's output included. Exit 1 when something is
     /// flagged.
     Check(CheckArgs),
+    /// Work on reports: `report merge DIR` joins the per-shard reports of a job array.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Bench aid for scripts/bench: the engine on token ids with a fixed amount of work.
     #[command(subcommand, hide = true)]
     Bench(crate::bench::BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Merge the reports that `run --shard K/N --report DIR/` wrote (shard-K-of-N.json) into
+    /// one: the documents by status, the shards that never reported, the documents in no report
+    /// (read from the plan listing the shards wrote beside their reports). Exit 1 when a shard
+    /// or a document is missing, or a document failed or was interrupted.
+    Merge {
+        /// The folder of shard reports.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Write the merged JSON report here (default: stdout).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -217,8 +236,20 @@ pub struct RunArgs {
     pub dry_run: bool,
 
     /// Write a JSON report: per document, its status, outputs, timings, tokens, model and error.
-    #[arg(long, value_name = "FILE.json")]
+    /// A folder (an existing one, or a path ending in /) gets one report per shard,
+    /// shard-K-of-N.json, and the plan listing plan-DIGEST.json beside it, for `transbrief
+    /// report merge DIR`.
+    #[arg(long, value_name = "FILE.json|DIR/")]
     pub report: Option<PathBuf>,
+
+    /// Process only shard K of N (0 <= K < N) of the documents: every task of a job array
+    /// lists the same documents and keeps its own share, balanced by bytes and the same on
+    /// every machine. Without it, a Slurm array task takes SLURM_ARRAY_TASK_ID of
+    /// SLURM_ARRAY_TASK_COUNT (the array must be --array=0-(N-1)), and a Kubernetes Indexed Job
+    /// pod JOB_COMPLETION_INDEX of TRANSBRIEF_SHARDS. --shard 0/1 processes everything whatever
+    /// the environment says.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<pipeline::shard::Shard>,
 
     /// Write outputs under DIR, mirroring the input tree, instead of beside the originals.
     #[arg(long, value_name = "DIR")]
@@ -362,6 +393,9 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
     if let Command::Check(args) = &cli.command {
         return cmd_check(args);
     }
+    if let Command::Report(ReportCommand::Merge { dir, out }) = &cli.command {
+        return cmd_report_merge(cli, dir, out.as_deref());
+    }
     if let Command::Bench(cmd) = &cli.command {
         crate::bench::run(cmd)?;
         return Ok(ExitCode::SUCCESS);
@@ -374,7 +408,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Brief(args) => cmd_one(catalog, args, true),
         Command::Models(cmd) => cmd_models(&catalog, cmd),
         Command::Compare(args) => cmd_compare(cli, catalog, args),
-        Command::Check(_) => unreachable!("handled above"),
+        Command::Check(_) | Command::Report(_) => unreachable!("handled above"),
     }
 }
 
@@ -504,6 +538,16 @@ fn cmd_run(cli: &Cli, catalog: Catalog, args: &RunArgs) -> anyhow::Result<ExitCo
         Only::Brief => Task::Brief,
     });
     let (loader, models) = loader_and_models(catalog, &args.device, &args.models, only)?;
+    let (shard, source) = match args.shard {
+        Some(s) => (Some(s), Some(pipeline::shard::Source::Flag)),
+        None => match pipeline::shard::from_env(|k| std::env::var(k).ok()).map_err(usage)? {
+            Some((s, source)) => (Some(s), Some(source)),
+            None => (None, None),
+        },
+    };
+    let report_dir = args.report.as_deref().filter(|p| is_folder_arg(p));
+    // A report folder holds shard reports: an unsharded run is shard 0 of 1.
+    let shard = shard.or_else(|| report_dir.and_then(|_| pipeline::shard::Shard::new(0, 1)));
     let opts = RunOptions {
         plan: PlanOptions {
             paths: args.paths.clone(),
@@ -520,19 +564,28 @@ fn cmd_run(cli: &Cli, catalog: Catalog, args: &RunArgs) -> anyhow::Result<ExitCo
         progress: !cli.quiet && std::io::stderr().is_terminal(),
         print_errors: true,
         strict: args.strict,
+        shard,
     };
-    let report = match pipeline::run(&opts, &loader) {
+    let mut report = match pipeline::run(&opts, &loader) {
         Ok(r) => r,
         Err(e @ crate::Error::Msg(_)) => return Err(usage(e)),
         Err(e) => return Err(e.into()),
     };
+    if let Some(s) = report.shard.as_mut() {
+        s.source = source;
+        s.task = scheduler_task(source);
+    }
     if args.dry_run {
         print_dry_run(&report);
     }
-    if let Some(path) = &args.report {
-        let json = serde_json::to_vec_pretty(&report)?;
-        pipeline::write::atomic_write(path, &json)
-            .with_context(|| format!("writing the report {}", path.display()))?;
+    match (&args.report, report_dir) {
+        (_, Some(dir)) => write_shard_report(&report, dir)?,
+        (Some(path), None) => {
+            let json = serde_json::to_vec_pretty(&report)?;
+            pipeline::write::atomic_write(path, &json)
+                .with_context(|| format!("writing the report {}", path.display()))?;
+        }
+        (None, None) => {}
     }
     if !cli.quiet {
         eprintln!("{}", report.summary_line());
@@ -542,6 +595,78 @@ fn cmd_run(cli: &Cli, catalog: Catalog, args: &RunArgs) -> anyhow::Result<ExitCo
         _ => true,
     };
     Ok(if report.all_ok() && golden_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Whether `--report` names a folder: an existing one, or a path ending in `/`.
+fn is_folder_arg(p: &Path) -> bool {
+    p.is_dir() || p.as_os_str().to_string_lossy().ends_with('/')
+}
+
+/// The scheduler's name for this task, for the shard report.
+fn scheduler_task(source: Option<pipeline::shard::Source>) -> Option<String> {
+    use pipeline::shard::Source;
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match source? {
+        Source::Slurm => Some(format!(
+            "slurm job {}_{} (job id {})",
+            var("SLURM_ARRAY_JOB_ID")?,
+            var("SLURM_ARRAY_TASK_ID")?,
+            var("SLURM_JOB_ID").unwrap_or_default()
+        )),
+        Source::Kubernetes => Some(format!("kubernetes pod {}", var("HOSTNAME")?)),
+        Source::Flag => var("SLURM_JOB_ID").map(|j| format!("slurm job {j}")),
+    }
+}
+
+/// Writes a shard's report into `dir` as shard-K-of-N.json, and the plan listing beside it
+/// unless a task that saw the same plan already wrote it.
+fn write_shard_report(report: &pipeline::report::Report, dir: &Path) -> anyhow::Result<()> {
+    let shard = report
+        .shard
+        .as_ref()
+        .context("a report folder needs a sharded run")?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the report folder {}", dir.display()))?;
+    if let Some(listing) = &shard.listing {
+        let path = dir.join(listing.file_name());
+        if !path.is_file() {
+            let json = serde_json::to_vec(listing)?;
+            pipeline::write::atomic_write(&path, &json)
+                .with_context(|| format!("writing the plan listing {}", path.display()))?;
+        }
+    }
+    let name = pipeline::shard::Shard::new(shard.index, shard.count)
+        .map(|s| s.report_name())
+        .unwrap_or_else(|| "shard.json".into());
+    let path = dir.join(name);
+    let json = serde_json::to_vec_pretty(report)?;
+    pipeline::write::atomic_write(&path, &json)
+        .with_context(|| format!("writing the report {}", path.display()))
+}
+
+/// `transbrief report merge DIR [--out FILE]`.
+fn cmd_report_merge(cli: &Cli, dir: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let merged = pipeline::merge::merge(dir).map_err(anyhow::Error::msg)?;
+    let json = serde_json::to_vec_pretty(&merged.report)?;
+    match out {
+        Some(path) => pipeline::write::atomic_write(path, &json)
+            .with_context(|| format!("writing the merged report {}", path.display()))?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&json)?;
+            writeln!(stdout)?;
+        }
+    }
+    if !cli.quiet {
+        for line in &merged.summary {
+            eprintln!("{line}");
+        }
+    }
+    Ok(if merged.ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -633,6 +758,13 @@ fn cmd_compare(cli: &Cli, catalog: Catalog, args: &CompareArgs) -> anyhow::Resul
 
 fn print_dry_run(report: &pipeline::report::Report) {
     let mut out = std::io::stdout().lock();
+    if let Some(s) = &report.shard {
+        let _ = writeln!(
+            out,
+            "shard {}/{}: {} of {} documents, {} bytes",
+            s.index, s.count, s.documents, s.plan_documents, s.bytes
+        );
+    }
     for d in &report.documents {
         if let Some(e) = &d.error {
             let _ = writeln!(out, "error  {e}");

@@ -286,6 +286,7 @@ fn run_model(opts: &CompareOptions, loader: &Loader, entry: &Entry) -> Result<Mo
         progress: opts.progress,
         print_errors: true,
         strict: false,
+        shard: None,
     };
     let report = pipeline::run(&run, loader)?;
     let failures = report

@@ -156,6 +156,57 @@ pub struct Report {
     pub elapsed_s: f64,
     pub totals: Totals,
     pub documents: Vec<DocReport>,
+    /// The shard this run processed (`--shard`, or the scheduler's environment); absent when it
+    /// processed every document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardReport>,
+}
+
+/// Which part of the plan a sharded run processed, and the plan it was cut from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardReport {
+    pub index: usize,
+    pub count: usize,
+    /// `flag`, `slurm` or `kubernetes`: where the shard came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::pipeline::shard::Source>,
+    /// The scheduler's name for this task (`slurm job 41_2`, `kubernetes pod NAME`), and the
+    /// host it ran on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    pub host: String,
+    /// Documents (and unplannable paths) of this shard, and their bytes.
+    pub documents: usize,
+    pub bytes: u64,
+    /// Documents of the whole plan, every shard together.
+    pub plan_documents: usize,
+    /// The plan's digest: equal in every shard that saw the same folders. `report merge`
+    /// reads the plan from `plan-DIGEST.json` beside the reports.
+    pub plan_digest: String,
+    /// The whole plan, written beside the per-shard reports (not in the report itself).
+    #[serde(skip)]
+    pub listing: Option<crate::pipeline::shard::PlanListing>,
+}
+
+impl ShardReport {
+    pub fn new(shard: crate::pipeline::shard::Shard, listing: &crate::pipeline::shard::PlanListing) -> Self {
+        let mine = listing.documents.iter().filter(|d| d.shard == shard.index);
+        let (documents, bytes) = mine.fold((0, 0), |(n, b), d| (n + 1, b + d.bytes));
+        Self {
+            index: shard.index,
+            count: shard.count,
+            source: None,
+            task: None,
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+            documents,
+            bytes,
+            plan_documents: listing.documents.len(),
+            plan_digest: listing.digest.clone(),
+            listing: Some(listing.clone()),
+        }
+    }
 }
 
 impl Report {
@@ -187,6 +238,7 @@ impl Report {
             elapsed_s,
             totals,
             documents,
+            shard: None,
         }
     }
 

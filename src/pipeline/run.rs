@@ -26,8 +26,12 @@ use crate::catalog::{Entry, Task};
 use crate::backends::load::{Loader, Selection};
 use crate::backends::{Output, Summarizer, Translator};
 use crate::pipeline::brief;
+use crate::pipeline::lock::{self, Lock};
 use crate::pipeline::plan::{self, Job, PlanOptions};
-use crate::pipeline::report::{CheckReport, DocReport, DocStatus, OutputReport, Report};
+use crate::pipeline::report::{
+    CheckReport, DocReport, DocStatus, OutputReport, Report, ShardReport,
+};
+use crate::pipeline::shard::{self, Shard};
 use crate::pipeline::write::{self, OutputState};
 use crate::text::read::Decoded;
 use crate::text::{self, format::Format};
@@ -56,6 +60,8 @@ pub struct RunOptions {
     pub print_errors: bool,
     /// A document whose translation has paragraphs flagged by the checks counts as failed.
     pub strict: bool,
+    /// Process only this shard of the plan's documents (`shard`); `None`: all of them.
+    pub shard: Option<Shard>,
 }
 
 /// The models of a run, resolved from the catalog but loaded on first use.
@@ -119,6 +125,13 @@ enum Settled {
 pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
     let started = Instant::now();
     let plan = plan::plan(&opts.plan).map_err(Error::msg)?;
+    let (plan, sharded) = match opts.shard {
+        Some(s) => {
+            let (listing, mine) = shard::split(plan, &opts.plan.paths, s);
+            (mine, Some(ShardReport::new(s, &listing)))
+        }
+        None => (plan, None),
+    };
     let models = Models::new(opts, loader);
     if !opts.dry_run {
         remove_stale_temps(&plan);
@@ -155,15 +168,13 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
     reports.extend(done);
     reports.sort_by(|a, b| a.input.cmp(&b.input));
     let device = crate::device::describe(loader.device());
-    Ok(Report::new(
-        device,
-        opts.jobs,
-        reports,
-        started.elapsed().as_secs_f64(),
-    ))
+    let mut report = Report::new(device, opts.jobs, reports, started.elapsed().as_secs_f64());
+    report.shard = sharded;
+    Ok(report)
 }
 
-/// Removes the temp files an interrupted run left in the folders this run writes to.
+/// Removes the temp files and stale locks an interrupted run left in the folders this run
+/// writes to.
 fn remove_stale_temps(plan: &plan::Plan) {
     let mut dirs: Vec<&Path> = plan
         .jobs
@@ -175,6 +186,7 @@ fn remove_stale_temps(plan: &plan::Plan) {
     dirs.dedup();
     for d in dirs {
         write::remove_stale_temps(d);
+        lock::remove_stale(d);
     }
 }
 
@@ -406,7 +418,15 @@ fn process_inner(
     };
     report.timings.read_ms = ms(t);
     report.encoding = Some(doc.encoding.to_string());
-    let decisions = decide_outputs(job, opts, models, &doc.text)?;
+    let mut decisions = decide_outputs(job, opts, models, &doc.text)?;
+    // Held until this document's outputs are written or given up.
+    let mut _locks = Vec::new();
+    let wanted = |d: &Option<Decision>| d.as_ref().is_some_and(|d| d.needed(opts.force));
+    if !opts.dry_run && (wanted(&decisions.translation) || wanted(&decisions.brief)) {
+        _locks = lock_outputs(job, opts, &decisions)?;
+        // Another task may have finished them while we were deciding.
+        decisions = decide_outputs(job, opts, models, &doc.text)?;
+    }
     let need_translation = plan_output(report, opts, "translation", job, &decisions.translation);
     let need_brief = plan_output(report, opts, "brief", job, &decisions.brief);
     if !need_translation && !need_brief {
@@ -468,6 +488,28 @@ fn process_inner(
     }
     report.status = DocStatus::Done;
     strict_verdict(opts, report)
+}
+
+/// Takes the lock of each output of `job` that needs writing (`lock`).
+fn lock_outputs(job: &Job, opts: &RunOptions, decisions: &Decisions) -> Result<Vec<Lock>> {
+    let me = lock::Holder::me(opts.shard.map(|s| s.to_string()));
+    let mut locks = Vec::new();
+    for (output, decision) in [
+        (&job.translation, &decisions.translation),
+        (&job.brief, &decisions.brief),
+    ] {
+        if decision.as_ref().is_some_and(|d| d.needed(opts.force)) {
+            let lock = lock::acquire(output, &me).map_err(|e| {
+                let advice = match &e {
+                    lock::Refused::Io(_, io) => hint(io),
+                    lock::Refused::Held { .. } => "",
+                };
+                Error::input(output, format!("{e}{advice}"))
+            })?;
+            locks.push(lock);
+        }
+    }
+    Ok(locks)
 }
 
 /// Under `--strict`, a document whose translation has flagged paragraphs fails (its outputs

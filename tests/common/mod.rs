@@ -55,6 +55,13 @@ impl Env {
 
     /// The arguments that pick the tiny model, one worker, offline.
     pub fn model_args(&self) -> Vec<String> {
+        let mut args = self.model_choice();
+        args.extend(["--jobs".into(), "1".into()]);
+        args
+    }
+
+    /// The arguments that pick the tiny model, offline (no `--jobs`).
+    pub fn model_choice(&self) -> Vec<String> {
         vec![
             "--catalog".into(),
             self.catalog.display().to_string(),
@@ -63,9 +70,19 @@ impl Env {
             "--brief-model".into(),
             "tiny".into(),
             "--offline".into(),
-            "--jobs".into(),
-            "1".into(),
         ]
+    }
+
+    /// The shard tests' set-up: folders `single` and `docs` with the same [`write_nine_docs`],
+    /// `single` already run through one `transbrief run` (its outputs are the reference).
+    pub fn nine_docs_run_once(&self) -> (PathBuf, PathBuf) {
+        let single = self.folder("single");
+        let docs = self.folder("docs");
+        write_nine_docs(&single);
+        write_nine_docs(&docs);
+        let r = self.run(&[single.to_str().expect("utf-8 path")]);
+        assert_eq!(r.code(), Some(0), "{}", r.describe());
+        (single, docs)
     }
 
     /// `transbrief run <args> <model args> --report <report>`, waited for.
@@ -255,4 +272,45 @@ pub fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     walk(dir, dir, &mut out);
     out.sort();
     out
+}
+
+// --- Shared by the shard and Slurm tests.
+
+/// Nine documents in three folders (the folder itself, `actualites/`, `rapports/`), of
+/// different lengths.
+pub fn write_nine_docs(dir: &Path) {
+    for i in 0..9 {
+        let folder = ["", "actualites/", "rapports/"][i % 3];
+        let path = dir.join(format!("{folder}doc{i}.fr.txt"));
+        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+        let mut text = format!("Le conseil s'est réuni le {i} mars.");
+        for _ in 0..i % 4 {
+            text.push_str("\n\nLes habitants ont demandé une nouvelle école.");
+        }
+        std::fs::write(path, text).expect("write doc");
+    }
+}
+
+/// A finished command's exit status, stdout and stderr, for assertion messages.
+pub fn describe(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The inputs a merged report (`transbrief report merge`) lists with `status`, sorted.
+pub fn merged_inputs(merged: &serde_json::Value, status: &str) -> Vec<String> {
+    let mut v: Vec<String> = merged["by_status"][status]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
 }
