@@ -72,8 +72,9 @@ fn submit(env: &Env, docs: &Path, reports: &Path) -> serde_json::Value {
     while out.status.success() && !merged.is_file() && start.elapsed() < Duration::from_secs(90) {
         std::thread::sleep(Duration::from_millis(250));
     }
-    // Its id is in the marker file task 0 left.
-    let merge_job = std::fs::read_to_string(reports.join(".merge-submitted")).unwrap_or_default();
+    // Its id is in the marker file task 0 left for this array.
+    let merge_job = std::fs::read_to_string(reports.join(format!(".merge-submitted-{job}")))
+        .unwrap_or_default();
     for args in [
         // Jobs finished within MinJobAge are still listed with --states=all.
         vec!["squeue", "-a", "--states=all", "-o", "%i %j %T %M %R"],
