@@ -32,13 +32,12 @@
 //! tokenizer is checked in tests/gguf_tokenizer.rs.)
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file;
 use candle_core::Device;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use transbrief::hub::sha256_file;
 use transbrief::models::CausalLm;
 use transbrief::tokenizers::gguf::GgufTokenizer;
 
@@ -89,20 +88,6 @@ struct GreedyCase {
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn sha256_file(path: &Path) -> String {
-    let mut file = File::open(path).unwrap();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    hex::encode(hasher.finalize())
 }
 
 /// Loads `path` with the architecture its `general.architecture` names.
@@ -162,7 +147,7 @@ fn check_tiny(arch: &str) {
     let reference: TinyReference =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(
-        sha256_file(&path),
+        sha256_file(&path).unwrap(),
         reference.sha256,
         "{} is not the file {} was made from: re-run scripts/make-gguf-fixtures",
         path.display(),
@@ -262,7 +247,7 @@ fn gemma3_270m_greedy_matches_llamacpp() {
     let reference: GreedyReference =
         serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
     assert_eq!(
-        sha256_file(&path),
+        sha256_file(&path).unwrap(),
         reference.sha256,
         "{} is not the file {} was made from",
         path.display(),

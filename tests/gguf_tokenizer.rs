@@ -9,13 +9,12 @@
 //! When a real GGUF is not in the cache, its test says `SKIP` and passes; the tiny model is
 //! always checked.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file;
 use candle_transformers::models::quantized_qwen2::ModelWeights;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use transbrief::hub::sha256_file;
 use transbrief::tokenizers::gguf::GgufTokenizer;
 
 #[derive(Deserialize)]
@@ -56,20 +55,6 @@ fn read_texts() -> Vec<String> {
         .collect()
 }
 
-fn sha256_file(path: &Path) -> String {
-    let mut file = std::fs::File::open(path).unwrap();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    hex::encode(hasher.finalize())
-}
-
 /// Checks the tokenizer of `file` from `repo` in the HF cache against the llama.cpp ids in
 /// `fixture`, or skips when the file is not in the cache. `template_marker`: text the file's chat
 /// template must contain, when it has one.
@@ -103,7 +88,7 @@ fn check_against_llamacpp(path: &Path, fixture: &str) -> Reference {
     let reference: Reference =
         serde_json::from_str(&std::fs::read_to_string(fixtures().join(fixture)).unwrap()).unwrap();
     assert_eq!(
-        sha256_file(path),
+        sha256_file(path).unwrap(),
         reference.sha256,
         "{} is not the file the fixture {fixture} was made from",
         path.display()

@@ -22,7 +22,7 @@ use candle_core::quantized::gguf_file;
 use candle_core::{Device, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-use super::{GgufTensors, HeadShape, Meta};
+use super::{DecoderConfig, GgufTensors, Meta};
 use crate::nn::causal::{Activation, Decoder, DecoderLayer, GatedMlp, Masks, SelfAttention};
 use crate::nn::kv_cache::LayerCache;
 use crate::nn::rope::{Rope, RopeConfig};
@@ -34,15 +34,9 @@ const SWA_PERIOD: usize = 6;
 /// Hyper-parameters, read from the GGUF metadata (`gemma3.*` keys, as llama.cpp writes them).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Config {
-    pub hidden_size: usize,
-    pub num_layers: usize,
-    pub num_heads: usize,
-    pub num_kv_heads: usize,
-    pub head_dim: usize,
-    pub context_length: usize,
-    pub rms_norm_eps: f64,
-    /// The base of the global layers' rotation.
-    pub rope_theta: f32,
+    /// Its `rope_theta` is the base of the global layers' rotation.
+    #[serde(flatten)]
+    pub decoder: DecoderConfig,
     /// The base of the sliding-window layers' rotation.
     pub rope_theta_local: f32,
     /// 1 / the linear scaling factor of the global layers' rotation.
@@ -57,28 +51,18 @@ pub struct Config {
 impl Config {
     pub fn from_gguf(ct: &gguf_file::Content) -> Result<Self> {
         let meta = Meta::new(ct, "gemma3")?;
-        let (num_heads, num_kv_heads) = meta.heads()?;
-        let hidden_size = meta.usize("embedding_length")?;
-        let head_dim = meta.head_dim(hidden_size, num_heads)?;
-        let num_layers = meta.usize("block_count")?;
+        let decoder = meta.decoder_config(1_000_000.0)?;
         // llama.cpp: the 27B (62 layers) scales by the hidden size per head, the others by the
         // head size.
-        let query_scale = if num_layers == 62 {
-            1.0 / ((hidden_size / num_heads) as f64).sqrt()
+        let query_scale = if decoder.num_layers == 62 {
+            1.0 / ((decoder.hidden_size / decoder.heads.heads) as f64).sqrt()
         } else {
-            1.0 / (head_dim as f64).sqrt()
+            1.0 / (decoder.heads.head_dim as f64).sqrt()
         };
         Ok(Self {
-            hidden_size,
-            num_layers,
-            num_heads,
-            num_kv_heads,
-            head_dim,
-            context_length: meta.usize("context_length")?,
-            rms_norm_eps: meta.f32("attention.layer_norm_rms_epsilon")? as f64,
-            rope_theta: meta.opt_f32("rope.freq_base")?.unwrap_or(1_000_000.0),
+            decoder,
             rope_theta_local: meta.opt_f32("rope.freq_base_swa")?.unwrap_or(10_000.0),
-            rope_freq_scale: super::llama::linear_rope_scale(&meta)?,
+            rope_freq_scale: meta.linear_rope_scale()?,
             sliding_window: meta.opt_usize("attention.sliding_window")?.filter(|&w| w > 0),
             final_softcap: meta
                 .opt_f32("final_logit_softcapping")?
@@ -136,26 +120,22 @@ pub fn from_gguf<R: std::io::Seek + std::io::Read>(
     device: &Device,
 ) -> Result<Model> {
     let cfg = Config::from_gguf(ct)?;
-    let max_len = max_len.min(cfg.context_length).max(1);
-    let eps = cfg.rms_norm_eps;
+    let dec = &cfg.decoder;
+    let max_len = dec.max_len(max_len);
+    let eps = dec.rms_norm_eps;
+    let head_dim = dec.heads.head_dim;
     let mut t = GgufTensors::new(ct, reader, device);
-    let embed_output = t.embedding_and_output(cfg.hidden_size)?;
+    let embed_output = t.embedding_and_output(dec.hidden_size)?;
     let global = RopeConfig {
         freq_scale: cfg.rope_freq_scale,
-        ..RopeConfig::neox(cfg.head_dim, cfg.rope_theta)
+        ..RopeConfig::neox(head_dim, dec.rope_theta)
     };
     let global = Arc::new(Rope::with(&global, max_len, device)?);
-    let local = RopeConfig::neox(cfg.head_dim, cfg.rope_theta_local);
-    let local = Arc::new(Rope::with(&local, max_len, device)?);
-    let shape = HeadShape {
-        heads: cfg.num_heads,
-        kv_heads: cfg.num_kv_heads,
-        head_dim: cfg.head_dim,
-    };
-    let mut layers = Vec::with_capacity(cfg.num_layers);
-    for i in 0..cfg.num_layers {
+    let local = Arc::new(Rope::new(head_dim, cfg.rope_theta_local, max_len, device)?);
+    let mut layers = Vec::with_capacity(dec.num_layers);
+    for i in 0..dec.num_layers {
         let p = |suffix: &str| format!("blk.{i}.{suffix}");
-        let mut attn = t.attention(i, shape)?;
+        let mut attn = t.attention(i, dec.heads)?;
         attn.qk_norm = Some(t.qk_norms(i, eps)?);
         attn.q_scale = Some(cfg.query_scale);
         attn.score_scale = 1.0;
@@ -172,7 +152,7 @@ pub fn from_gguf<R: std::io::Seek + std::io::Read>(
         });
     }
     let mut decoder = t.decoder(embed_output, layers, eps, max_len)?;
-    decoder.embed_scale = Some((cfg.hidden_size as f64).sqrt());
+    decoder.embed_scale = Some((dec.hidden_size as f64).sqrt());
     decoder.window = cfg.sliding_window;
     decoder.final_softcap = cfg.final_softcap;
     Ok(decoder)

@@ -14,22 +14,15 @@ use std::sync::Arc;
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Result};
 
-use super::{GgufTensors, HeadShape, Meta};
+use super::{DecoderConfig, GgufTensors, Meta};
 use crate::nn::causal::{Activation, Decoder, PreNormLayer};
 use crate::nn::rope::{Rope, RopeConfig, RopeStyle};
 
 /// Hyper-parameters, read from the GGUF metadata (`llama.*` keys, as llama.cpp writes them).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Config {
-    pub hidden_size: usize,
-    pub num_layers: usize,
-    pub num_heads: usize,
-    pub num_kv_heads: usize,
-    pub head_dim: usize,
-    pub n_rot: usize,
-    pub context_length: usize,
-    pub rms_norm_eps: f64,
-    pub rope_theta: f32,
+    #[serde(flatten)]
+    pub decoder: DecoderConfig,
     /// 1 / `rope.scaling.factor` when the scaling is linear, else 1.
     pub rope_freq_scale: f32,
 }
@@ -40,33 +33,11 @@ impl Config {
         if meta.opt_usize("expert_count")?.unwrap_or(0) > 0 {
             candle_core::bail!("mixture-of-experts llama models (Mixtral) are not supported");
         }
-        let (num_heads, num_kv_heads) = meta.heads()?;
-        let hidden_size = meta.usize("embedding_length")?;
-        let head_dim = meta.head_dim(hidden_size, num_heads)?;
         Ok(Self {
-            hidden_size,
-            num_layers: meta.usize("block_count")?,
-            num_heads,
-            num_kv_heads,
-            head_dim,
-            n_rot: meta.opt_usize("rope.dimension_count")?.unwrap_or(head_dim),
-            context_length: meta.usize("context_length")?,
-            rms_norm_eps: meta.f32("attention.layer_norm_rms_epsilon")? as f64,
-            rope_theta: meta.opt_f32("rope.freq_base")?.unwrap_or(10_000.0),
-            rope_freq_scale: linear_rope_scale(&meta)?,
+            decoder: meta.decoder_config(10_000.0)?,
+            rope_freq_scale: meta.linear_rope_scale()?,
         })
     }
-}
-
-/// 1 / the factor of a linear rope scaling (`rope.scaling.type = linear`), else 1.
-pub(super) fn linear_rope_scale(meta: &Meta) -> Result<f32> {
-    Ok(match meta.opt_str("rope.scaling.type") {
-        Some("linear") => match meta.opt_f32("rope.scaling.factor")? {
-            Some(f) if f > 0.0 => 1.0 / f,
-            _ => 1.0,
-        },
-        _ => 1.0,
-    })
 }
 
 /// The decoder: immutable once loaded, shared by reference between threads.
@@ -80,28 +51,26 @@ pub fn from_gguf<R: std::io::Seek + std::io::Read>(
     max_len: usize,
     device: &Device,
 ) -> Result<Model> {
-    let cfg = Config::from_gguf(ct)?;
-    let max_len = max_len.min(cfg.context_length).max(1);
+    let Config {
+        decoder: cfg,
+        rope_freq_scale,
+    } = Config::from_gguf(ct)?;
+    let max_len = cfg.max_len(max_len);
     let eps = cfg.rms_norm_eps;
     let mut t = GgufTensors::new(ct, reader, device);
     let embed_output = t.embedding_and_output(cfg.hidden_size)?;
     let rope = RopeConfig {
         style: RopeStyle::Interleaved,
         n_rot: cfg.n_rot,
-        freq_scale: cfg.rope_freq_scale,
+        freq_scale: rope_freq_scale,
         // Llama 3.1 and later: one divisor per rotated pair, shared by every layer.
         factors: t.opt_vector("rope_freqs.weight")?,
-        ..RopeConfig::neox(cfg.head_dim, cfg.rope_theta)
+        ..RopeConfig::neox(cfg.heads.head_dim, cfg.rope_theta)
     };
     let rope = Arc::new(Rope::with(&rope, max_len, device)?);
-    let shape = HeadShape {
-        heads: cfg.num_heads,
-        kv_heads: cfg.num_kv_heads,
-        head_dim: cfg.head_dim,
-    };
     let mut layers = Vec::with_capacity(cfg.num_layers);
     for i in 0..cfg.num_layers {
-        let attn = t.attention(i, shape)?;
+        let attn = t.attention(i, cfg.heads)?;
         let mlp = t.gated_mlp(i, Activation::Silu)?;
         layers.push(t.pre_norm_layer(i, eps, attn, mlp, &rope)?);
     }

@@ -207,33 +207,79 @@ impl<'a> Meta<'a> {
             .map(String::as_str)
     }
 
+    /// The hyper-parameters every decoder-only architecture has ([`DecoderConfig`]);
+    /// `default_rope_theta` when the file has no `rope.freq_base`.
+    ///
     /// Heads: `attention.head_count` (required) and `attention.head_count_kv` (defaults to it),
-    /// refused unless the K/V heads divide the query heads.
-    pub fn heads(&self) -> Result<(usize, usize)> {
+    /// refused unless the K/V heads divide the query heads. The head size is
+    /// `attention.key_length` when the file has it (Qwen3, Gemma 3, Mistral Nemo), else the
+    /// hidden size over the heads; the rotated dimensions are `rope.dimension_count`, else the
+    /// whole head.
+    pub fn decoder_config(&self, default_rope_theta: f32) -> Result<DecoderConfig> {
         let heads = self.usize("attention.head_count")?;
-        let kv = self.opt_usize("attention.head_count_kv")?.unwrap_or(heads);
-        if heads == 0 || kv == 0 || heads % kv != 0 {
-            candle_core::bail!("{heads} attention heads cannot share {kv} key/value heads");
+        let kv_heads = self.opt_usize("attention.head_count_kv")?.unwrap_or(heads);
+        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
+            candle_core::bail!("{heads} attention heads cannot share {kv_heads} key/value heads");
         }
-        Ok((heads, kv))
+        let hidden_size = self.usize("embedding_length")?;
+        let head_dim = self
+            .opt_usize("attention.key_length")?
+            .unwrap_or(hidden_size / heads);
+        Ok(DecoderConfig {
+            hidden_size,
+            num_layers: self.usize("block_count")?,
+            heads: HeadShape {
+                heads,
+                kv_heads,
+                head_dim,
+            },
+            n_rot: self.opt_usize("rope.dimension_count")?.unwrap_or(head_dim),
+            context_length: self.usize("context_length")?,
+            rms_norm_eps: self.f32("attention.layer_norm_rms_epsilon")? as f64,
+            rope_theta: self.opt_f32("rope.freq_base")?.unwrap_or(default_rope_theta),
+        })
     }
 
-    /// The head size: `attention.key_length` when the file has it (Qwen3, Gemma 3, Mistral
-    /// Nemo), else the hidden size over the heads.
-    pub fn head_dim(&self, hidden: usize, heads: usize) -> Result<usize> {
-        Ok(match self.opt_usize("attention.key_length")? {
-            Some(d) => d,
-            None => hidden / heads,
+    /// 1 / the factor of a linear rope scaling (`rope.scaling.type = linear`), else 1.
+    pub fn linear_rope_scale(&self) -> Result<f32> {
+        Ok(match self.opt_str("rope.scaling.type") {
+            Some("linear") => match self.opt_f32("rope.scaling.factor")? {
+                Some(f) if f > 0.0 => 1.0 / f,
+                _ => 1.0,
+            },
+            _ => 1.0,
         })
     }
 }
 
 /// The attention heads of a model: query heads, key/value heads, head size.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct HeadShape {
     pub heads: usize,
     pub kv_heads: usize,
     pub head_dim: usize,
+}
+
+/// The hyper-parameters every decoder-only architecture reads from its `ARCH.*` metadata keys
+/// ([`Meta::decoder_config`]); an architecture's own `Config` adds what only it has.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DecoderConfig {
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub heads: HeadShape,
+    /// How many leading dimensions of a head are rotated.
+    pub n_rot: usize,
+    pub context_length: usize,
+    pub rms_norm_eps: f64,
+    /// The base frequency of the rotation.
+    pub rope_theta: f32,
+}
+
+impl DecoderConfig {
+    /// The context this process uses: what the caller asks for, clamped to the model's own.
+    pub fn max_len(&self, asked: usize) -> usize {
+        asked.min(self.context_length).max(1)
+    }
 }
 
 /// Reads the tensors of an open GGUF file by name, on one device, in the shapes the shared

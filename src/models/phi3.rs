@@ -18,45 +18,28 @@ use std::sync::Arc;
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Result};
 
-use super::{GgufTensors, HeadShape, Meta};
+use super::{DecoderConfig, GgufTensors, Meta};
 use crate::nn::causal::{Activation, Decoder, GateUp, GatedMlp, PreNormLayer};
 use crate::nn::rope::{Rope, RopeConfig};
 
 /// Hyper-parameters, read from the GGUF metadata (`phi3.*` keys, as llama.cpp writes them).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Config {
-    pub hidden_size: usize,
-    pub num_layers: usize,
-    pub num_heads: usize,
-    pub num_kv_heads: usize,
-    pub head_dim: usize,
-    pub n_rot: usize,
+    #[serde(flatten)]
+    pub decoder: DecoderConfig,
+    /// The rows of each half of the fused gate/up matrix.
     pub feed_forward: usize,
-    pub context_length: usize,
     /// The context the short rope factors are for, when the file has long ones.
     pub original_context_length: Option<usize>,
-    pub rms_norm_eps: f64,
-    pub rope_theta: f32,
 }
 
 impl Config {
     pub fn from_gguf(ct: &gguf_file::Content) -> Result<Self> {
         let meta = Meta::new(ct, "phi3")?;
-        let (num_heads, num_kv_heads) = meta.heads()?;
-        let hidden_size = meta.usize("embedding_length")?;
-        let head_dim = meta.head_dim(hidden_size, num_heads)?;
         Ok(Self {
-            hidden_size,
-            num_layers: meta.usize("block_count")?,
-            num_heads,
-            num_kv_heads,
-            head_dim,
-            n_rot: meta.opt_usize("rope.dimension_count")?.unwrap_or(head_dim),
+            decoder: meta.decoder_config(10_000.0)?,
             feed_forward: meta.usize("feed_forward_length")?,
-            context_length: meta.usize("context_length")?,
             original_context_length: meta.opt_usize("rope.scaling.original_context_length")?,
-            rms_norm_eps: meta.f32("attention.layer_norm_rms_epsilon")? as f64,
-            rope_theta: meta.opt_f32("rope.freq_base")?.unwrap_or(10_000.0),
         })
     }
 }
@@ -72,36 +55,34 @@ pub fn from_gguf<R: std::io::Seek + std::io::Read>(
     max_len: usize,
     device: &Device,
 ) -> Result<Model> {
-    let cfg = Config::from_gguf(ct)?;
+    let Config {
+        decoder: cfg,
+        feed_forward,
+        original_context_length,
+    } = Config::from_gguf(ct)?;
     let mut t = GgufTensors::new(ct, reader, device);
-    let mut limit = cfg.context_length;
+    let mut max_len = cfg.max_len(max_len);
     if t.has("rope_factors_long.weight") {
-        limit = limit.min(cfg.original_context_length.unwrap_or(limit));
+        max_len = max_len.min(original_context_length.unwrap_or(max_len));
     }
-    let max_len = max_len.min(limit).max(1);
     let eps = cfg.rms_norm_eps;
     let embed_output = t.embedding_and_output(cfg.hidden_size)?;
     let rope = RopeConfig {
         n_rot: cfg.n_rot,
         factors: t.opt_vector("rope_factors_short.weight")?,
-        ..RopeConfig::neox(cfg.head_dim, cfg.rope_theta)
+        ..RopeConfig::neox(cfg.heads.head_dim, cfg.rope_theta)
     };
     let rope = Arc::new(Rope::with(&rope, max_len, device)?);
-    let shape = HeadShape {
-        heads: cfg.num_heads,
-        kv_heads: cfg.num_kv_heads,
-        head_dim: cfg.head_dim,
-    };
     let mut layers = Vec::with_capacity(cfg.num_layers);
     for i in 0..cfg.num_layers {
         let p = |suffix: &str| format!("blk.{i}.{suffix}");
-        let mut attn = t.attention(i, shape)?;
+        let mut attn = t.attention(i, cfg.heads)?;
         attn.q_scale = Some(attn.score_scale);
         attn.score_scale = 1.0;
         let mlp = GatedMlp {
             gate_up: GateUp::Fused {
                 gate_up: t.linear(&p("ffn_up.weight"))?,
-                hidden: cfg.feed_forward,
+                hidden: feed_forward,
             },
             down: t.linear(&p("ffn_down.weight"))?,
             act: Activation::Silu,

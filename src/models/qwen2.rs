@@ -26,39 +26,14 @@ use std::sync::Arc;
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Result};
 
-use super::{GgufTensors, HeadShape, Meta};
+use super::{DecoderConfig, GgufTensors, Meta};
 use crate::nn::causal::{Activation, Decoder, PreNormLayer};
 use crate::nn::rope::Rope;
 
-/// Hyper-parameters, read from the GGUF metadata (`qwen2.*` keys, as llama.cpp writes them).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Config {
-    pub hidden_size: usize,
-    pub num_layers: usize,
-    pub num_heads: usize,
-    pub num_kv_heads: usize,
-    pub head_dim: usize,
-    pub context_length: usize,
-    pub rms_norm_eps: f64,
-    pub rope_theta: f32,
-}
-
-impl Config {
-    pub fn from_gguf(ct: &gguf_file::Content) -> Result<Self> {
-        let meta = Meta::new(ct, "qwen2")?;
-        let (num_heads, num_kv_heads) = meta.heads()?;
-        let hidden_size = meta.usize("embedding_length")?;
-        Ok(Self {
-            hidden_size,
-            num_layers: meta.usize("block_count")?,
-            num_heads,
-            num_kv_heads,
-            head_dim: hidden_size / num_heads,
-            context_length: meta.usize("context_length")?,
-            rms_norm_eps: meta.f32("attention.layer_norm_rms_epsilon")? as f64,
-            rope_theta: meta.opt_f32("rope.freq_base")?.unwrap_or(10_000.0),
-        })
-    }
+/// Hyper-parameters, read from the GGUF metadata (`qwen2.*` keys, as llama.cpp writes them):
+/// only what every decoder has.
+pub fn config(ct: &gguf_file::Content) -> Result<DecoderConfig> {
+    Meta::new(ct, "qwen2")?.decoder_config(10_000.0)
 }
 
 /// The decoder: immutable once loaded, shared by reference between threads.
@@ -73,20 +48,15 @@ pub fn from_gguf<R: std::io::Seek + std::io::Read>(
     max_len: usize,
     device: &Device,
 ) -> Result<Model> {
-    let cfg = Config::from_gguf(ct)?;
-    let max_len = max_len.min(cfg.context_length).max(1);
+    let cfg = config(ct)?;
+    let max_len = cfg.max_len(max_len);
     let eps = cfg.rms_norm_eps;
     let mut t = GgufTensors::new(ct, reader, device);
     let embed_output = t.embedding_and_output(cfg.hidden_size)?;
-    let rope = Arc::new(Rope::new(cfg.head_dim, cfg.rope_theta, max_len, device)?);
-    let shape = HeadShape {
-        heads: cfg.num_heads,
-        kv_heads: cfg.num_kv_heads,
-        head_dim: cfg.head_dim,
-    };
+    let rope = Arc::new(Rope::new(cfg.heads.head_dim, cfg.rope_theta, max_len, device)?);
     let mut layers = Vec::with_capacity(cfg.num_layers);
     for i in 0..cfg.num_layers {
-        let mut attn = t.attention(i, shape)?;
+        let mut attn = t.attention(i, cfg.heads)?;
         attn.qkv_bias = Some([
             t.dense(&format!("blk.{i}.attn_q.bias"))?,
             t.dense(&format!("blk.{i}.attn_k.bias"))?,

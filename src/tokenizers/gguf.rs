@@ -16,8 +16,7 @@
 //! matches them, even as ordinary text; control, unknown and unused tokens never come out of
 //! [`GgufTokenizer::encode`] and are left out by [`GgufTokenizer::decode`].
 //!
-//! [`GgufTokenizer::split_special`] and [`GgufTokenizer::encode_with_special`] read the texts of
-//! control tokens as those tokens (llama.cpp's `parse_special = true`): for the text of a chat
+//! [`GgufTokenizer::split_special`] reads the texts of control tokens as those tokens (llama.cpp's `parse_special = true`): for the text of a chat
 //! template, which the program writes, never for a document.
 //!
 //! Not for: chat templates (the raw `tokenizer.chat_template` is only handed out; rendering it is
@@ -456,7 +455,7 @@ impl GgufTokenizer {
     /// Cuts `text` at the texts of control, unknown and user-defined tokens (at each position the
     /// longest that matches): the pieces of text between them, and those tokens' ids. This is
     /// llama.cpp's `parse_special = true`, for text the program itself wrote (a chat template's),
-    /// never for a document: see [`GgufTokenizer::encode_with_special`].
+    /// never for a document.
     pub fn split_special<'a>(&self, text: &'a str) -> Vec<Special<'a>> {
         let mut out = Vec::new();
         let mut start = 0;
@@ -485,19 +484,6 @@ impl GgufTokenizer {
         out
     }
 
-    /// Encodes text the program wrote (a rendered chat template) with the texts of control
-    /// tokens read as those tokens (`<|im_start|>` is one id), and the rest as [`Self::encode`]
-    /// would. Never for document text, which must stay ordinary text.
-    pub fn encode_with_special(&self, text: &str) -> Result<Vec<u32>> {
-        let mut ids = Vec::new();
-        for piece in self.split_special(text) {
-            match piece {
-                Special::Token(id) => ids.push(id),
-                Special::Text(t) => ids.extend(self.encode(t)?),
-            }
-        }
-        Ok(ids)
-    }
 
     /// The text of a control, unknown or user-defined token (`<|im_start|>`, `<s>`), by id.
     pub fn special_text(&self, id: u32) -> Option<&str> {
