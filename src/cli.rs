@@ -18,7 +18,10 @@ use crate::hub::{self, Access};
 use crate::backends::gguf_info;
 use crate::backends::load::{Loader, Selection};
 use crate::pipeline::{self, PlanOptions, RunOptions};
-use crate::text::{self, format::Format};
+use crate::text::{
+    self,
+    format::{Format, Source},
+};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -415,20 +418,19 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
 /// `transbrief check SOURCE TRANSLATION`: the pieces of both (as the source's format cuts
 /// them), checked pair by pair as `run` checks a translation.
 fn cmd_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let read = |p: &Path| -> anyhow::Result<String> {
-        Ok(text::read::read_document(p, text::read::DEFAULT_MAX_BYTES)
-            .map_err(|e| crate::Error::input(p, e))?
-            .text)
-    };
-    let (source, translation) = (read(&args.source)?, read(&args.translation)?);
     let format = Format::of_document(&args.source);
-    let pieces = format.codec.pieces(&source);
-    let english: Vec<String> = format
-        .codec
-        .pieces(&translation)
-        .into_iter()
-        .map(String::from)
-        .collect();
+    // Both read as the source's format: the translation of a DOCX is a DOCX.
+    let pieces_of = |p: &Path| -> anyhow::Result<Vec<String>> {
+        let doc = format
+            .read(p, text::read::DEFAULT_MAX_BYTES)
+            .map_err(|e| crate::Error::input(p, e))?;
+        Ok(format
+            .codec
+            .pieces(&doc)
+            .map_err(|e| crate::Error::input(p, e))?)
+    };
+    let (pieces, english) = (pieces_of(&args.source)?, pieces_of(&args.translation)?);
+    let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
     let translated = english.len();
     let count_mismatch = (pieces.len() != translated).then(|| {
         format!(
@@ -785,25 +787,24 @@ fn print_dry_run(report: &pipeline::report::Report) {
     }
 }
 
-fn read_input(input: &Option<PathBuf>) -> anyhow::Result<(String, Option<&Path>)> {
+/// The document `translate` or `brief` reads (a file, or stdin for none or `-`), as `format`
+/// reads it.
+fn read_input(input: &Option<PathBuf>, format: &Format) -> anyhow::Result<Source> {
     match input.as_deref() {
-        None => read_stdin(),
-        Some(p) if p == Path::new("-") => read_stdin(),
-        Some(p) => {
-            let d = text::read::read_document(p, text::read::DEFAULT_MAX_BYTES)
-                .map_err(|e| crate::Error::input(p, e))?;
-            Ok((d.text, Some(p)))
+        Some(p) if p != Path::new("-") => Ok(format
+            .read(p, text::read::DEFAULT_MAX_BYTES)
+            .map_err(|e| crate::Error::input(p, e))?),
+        _ => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("reading stdin")?;
+            Ok(format
+                .codec
+                .source(bytes)
+                .map_err(|e| crate::Error::input("<stdin>", e))?)
         }
     }
-}
-
-fn read_stdin() -> anyhow::Result<(String, Option<&'static Path>)> {
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut bytes)
-        .context("reading stdin")?;
-    let d = text::read::decode(&bytes).map_err(|e| crate::Error::input("<stdin>", e))?;
-    Ok((d.text, None))
 }
 
 fn cmd_one(catalog: Catalog, args: &OneArgs, brief: bool) -> anyhow::Result<ExitCode> {
@@ -815,27 +816,38 @@ fn cmd_one(catalog: Catalog, args: &OneArgs, brief: bool) -> anyhow::Result<Exit
     let only = (!brief).then_some(Task::Translate);
     let (loader, models) = loader_and_models(catalog, &args.device, &args.models, only)?;
     let (translate, brief_entry) = (models.translate, models.brief);
-    let (text, path) = read_input(&args.input)?;
+    let path = args.input.as_deref().filter(|p| *p != Path::new("-"));
     let format = match path {
         _ if args.markdown => &text::format::MARKDOWN,
         Some(p) => Format::of_document(p),
         None => &text::format::PLAIN,
     };
+    let doc = read_input(&args.input, format)?;
+    let name = path.unwrap_or(Path::new("<stdin>"));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs(args.device.jobs))
         .build()?;
-    let out = pool.install(|| -> anyhow::Result<String> {
+    let out = pool.install(|| -> anyhow::Result<Vec<u8>> {
         let english = if args.english && brief_entry.is_some() {
-            text.clone()
+            match doc.text() {
+                Some(text) => text.to_string(),
+                None => (format.codec.plain_text(&doc)).map_err(|e| crate::Error::input(name, e))?,
+            }
         } else {
-            let out =
-                pipeline::run::translate_document(&text, format, &*loader.translator(&translate)?)?
-                    .value;
+            let out = pipeline::run::translate_document(&doc, format, &*loader.translator(&translate)?)
+                .map_err(|e| match e {
+                    crate::Error::Input { problem, .. } => crate::Error::input(name, problem),
+                    e => e,
+                })?
+                .value;
             print_checks(path, &out.checks);
-            out.text
+            if brief_entry.is_none() {
+                return Ok(out.output);
+            }
+            out.english
         };
         match &brief_entry {
-            None => Ok(english),
+            None => Ok(english.into_bytes()),
             Some(entry) => {
                 let title = pipeline::brief::fallback_title(path);
                 let summarizer = loader.summarizer(entry)?;
@@ -853,12 +865,12 @@ fn cmd_one(catalog: Catalog, args: &OneArgs, brief: bool) -> anyhow::Result<Exit
                     })
                     .collect::<Vec<_>>();
                 print_checks(path, &notes);
-                Ok(checked.markdown)
+                Ok(checked.markdown.into_bytes())
             }
         }
     })?;
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(out.as_bytes())?;
+    stdout.write_all(&out)?;
     stdout.flush()?;
     Ok(ExitCode::SUCCESS)
 }

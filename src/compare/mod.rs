@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use crate::backends::load::Selection;
 use crate::catalog::{Entry, Task};
 use crate::text::format::Format;
-use crate::text::read::read_document;
 use crate::eval::{self, Metrics, Scores};
 use crate::backends::load::Loader;
 use crate::pipeline::report::DocStatus;
@@ -151,9 +150,12 @@ pub fn compare(opts: &CompareOptions, loader: &Loader) -> Result<Comparison> {
     let mut documents = Vec::new();
     for job in &plan.jobs {
         let rel = job.input.strip_prefix(&opts.docs).unwrap_or(&job.input);
-        let source = read_document(&job.input, opts.max_bytes)
-            .map_err(|e| Error::input(&job.input, e))?
-            .text;
+        let source = job
+            .format
+            .read(&job.input, opts.max_bytes)
+            .map_err(|e| Error::input(&job.input, e))?;
+        let source = (job.format.codec.plain_text(&source))
+            .map_err(|e| Error::input(&job.input, e))?;
         let source = eval::pairing::paragraphs(&source);
         let out_rel = job
             .translation
@@ -164,13 +166,13 @@ pub fn compare(opts: &CompareOptions, loader: &Loader) -> Result<Comparison> {
             .iter()
             .map(|m| {
                 let path = cache_dir(&opts.docs, &m.name).join(out_rel);
-                std::fs::read_to_string(&path)
+                eval::pairing::read_plain(&path)
                     .map(|t| eval::pairing::paragraphs(&t))
                     .unwrap_or_default()
             })
             .collect();
         let reference = find_reference(opts, &job.input, rel)
-            .map(|p| eval::pairing::read_text(&p).map(|t| eval::pairing::paragraphs(&t)))
+            .map(|p| eval::pairing::read_plain(&p).map(|t| eval::pairing::paragraphs(&t)))
             .transpose()?;
         documents.push(align(rel, source, outputs, reference)?);
     }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 
 use super::is_py_space;
-use crate::text::format::{Format, BRIEF_SUFFIX};
+use crate::text::format::{Format, Source, BRIEF_SUFFIX};
 use crate::{Error, Result};
 
 /// How a translation and its reference are cut into segments.
@@ -226,8 +226,8 @@ fn pair_folders(
 
 /// Reads both files of a document and cuts them into segments, checking they align.
 fn load(name: String, kind: Kind, hyp: &Path, reference: &Path, split: Split) -> Result<Document> {
-    let hyps = segments(&read_text(hyp)?, Format::of_document(hyp), kind, split);
-    let refs = segments(&read_text(reference)?, Format::of_document(reference), kind, split);
+    let hyps = segments(&read_plain(hyp)?, kind, split);
+    let refs = segments(&read_plain(reference)?, kind, split);
     if hyps.len() != refs.len() {
         let unit = match (kind, split) {
             (Kind::Brief, _) => "segments",
@@ -278,10 +278,26 @@ pub fn read_text(path: &Path) -> Result<String> {
     })
 }
 
-/// Cuts a document's text into segments as described in the module documentation.
-pub fn segments(text: &str, format: &Format, kind: Kind, split: Split) -> Vec<String> {
-    let plain = format.codec.plain_text(text);
-    let text = plain.as_str();
+/// The text a scorer reads from a document, as its format says (`Codec::plain_text`): a
+/// text format's file read strictly as UTF-8 ([`read_text`]), markup dropped; a package's text.
+pub fn read_plain(path: &Path) -> Result<String> {
+    let format = Format::of_document(path);
+    let doc = if format.codec.is_text() {
+        Source::from_text(read_text(path)?)
+    } else {
+        format
+            .read(path, crate::text::read::DEFAULT_MAX_BYTES)
+            .map_err(|e| Error::input(path, e))?
+    };
+    format
+        .codec
+        .plain_text(&doc)
+        .map_err(|e| Error::input(path, e))
+}
+
+/// Cuts a document's plain text ([`read_plain`]) into segments as described in the module
+/// documentation.
+pub fn segments(text: &str, kind: Kind, split: Split) -> Vec<String> {
     match (kind, split) {
         (Kind::Brief, _) => {
             let lines: Vec<&str> = text
@@ -338,7 +354,8 @@ mod tests {
     #[test]
     fn brief_markdown_loses_its_marks() {
         let md = "# A *big* title\n\n- First point.\n- Second `point`,\n  continued.\n";
-        let segs = segments(md, &crate::text::format::MARKDOWN, Kind::Brief, Split::Paragraphs);
+        let plain = crate::text::markdown::to_text(md);
+        let segs = segments(&plain, Kind::Brief, Split::Paragraphs);
         assert_eq!(
             segs,
             ["A big title\nFirst point.\nSecond point,\ncontinued."]
@@ -347,7 +364,7 @@ mod tests {
 
     #[test]
     fn lines_keep_empty_lines() {
-        let segs = segments("a\n\nb\n", &crate::text::format::PLAIN, Kind::Translation, Split::Lines);
+        let segs = segments("a\n\nb\n", Kind::Translation, Split::Lines);
         assert_eq!(segs, ["a", "", "b"]);
     }
 

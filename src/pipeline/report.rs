@@ -93,6 +93,9 @@ pub struct DocReport {
     pub checks: Vec<CheckReport>,
     /// Paragraphs left with a finding that was not repaired.
     pub flagged_paragraphs: usize,
+    /// Paragraphs whose inline formatting (bold, italic, links) came back broken from the model
+    /// and was dropped, their text kept.
+    pub formatting_dropped: usize,
     /// The brief states numbers or names the English does not have, or copies its sentences,
     /// even after its retry.
     pub flagged_brief: bool,
@@ -113,6 +116,7 @@ impl DocReport {
             model: ModelsUsed::default(),
             checks: Vec::new(),
             flagged_paragraphs: 0,
+            formatting_dropped: 0,
             flagged_brief: false,
             error: None,
         }

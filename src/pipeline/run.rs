@@ -33,7 +33,7 @@ use crate::pipeline::report::{
 };
 use crate::pipeline::shard::{self, Shard};
 use crate::pipeline::write::{self, OutputState};
-use crate::text::read::Decoded;
+use crate::text::format::Source;
 use crate::text::{self, format::Format};
 use crate::{Error, Result};
 
@@ -117,7 +117,7 @@ enum Settled {
     /// Nothing to do (its outputs are up to date): its final report.
     Skipped(Box<DocReport>),
     /// To run, with its text when it was kept.
-    Pending(Option<Decoded>),
+    Pending(Option<Source>),
 }
 
 /// Plans and runs. Usage errors (bad globs) are `Err`; everything that goes wrong with one
@@ -219,7 +219,7 @@ fn settle(
                 if report.status == DocStatus::Skipped {
                     return Settled::Skipped(Box::new(report));
                 }
-                let len = text.as_ref().map_or(0, |d: &Decoded| d.text.len()) as u64;
+                let len = text.as_ref().map_or(0, |d: &Source| d.content().len()) as u64;
                 let total = kept.fetch_add(len, Ordering::Relaxed) + len;
                 Settled::Pending(text.filter(|_| total <= KEPT_TEXT_BYTES as u64))
             })
@@ -349,8 +349,8 @@ fn process(
     job: &Job,
     opts: &RunOptions,
     models: &Models,
-    preread: Option<Decoded>,
-    keep: Option<&mut Option<Decoded>>,
+    preread: Option<Source>,
+    keep: Option<&mut Option<Source>>,
 ) -> DocReport {
     let started = Instant::now();
     let mut report = DocReport::new(job.input.clone());
@@ -406,26 +406,28 @@ fn process_inner(
     job: &Job,
     opts: &RunOptions,
     models: &Models,
-    preread: Option<Decoded>,
-    keep: Option<&mut Option<Decoded>>,
+    preread: Option<Source>,
+    keep: Option<&mut Option<Source>>,
     report: &mut DocReport,
 ) -> Result<()> {
     let t = Instant::now();
     let doc = match preread {
         Some(doc) => doc,
-        None => text::read::read_document(&job.input, opts.max_bytes)
+        None => job
+            .format
+            .read(&job.input, opts.max_bytes)
             .map_err(|e| Error::input(&job.input, e))?,
     };
     report.timings.read_ms = ms(t);
-    report.encoding = Some(doc.encoding.to_string());
-    let mut decisions = decide_outputs(job, opts, models, &doc.text)?;
+    report.encoding = Some(doc.encoding().to_string());
+    let mut decisions = decide_outputs(job, opts, models, doc.content())?;
     // Held until this document's outputs are written or given up.
     let mut _locks = Vec::new();
     let wanted = |d: &Option<Decision>| d.as_ref().is_some_and(|d| d.needed(opts.force));
     if !opts.dry_run && (wanted(&decisions.translation) || wanted(&decisions.brief)) {
         _locks = lock_outputs(job, opts, &decisions)?;
         // Another task may have finished them while we were deciding.
-        decisions = decide_outputs(job, opts, models, &doc.text)?;
+        decisions = decide_outputs(job, opts, models, doc.content())?;
     }
     let need_translation = plan_output(report, opts, "translation", job, &decisions.translation);
     let need_brief = plan_output(report, opts, "brief", job, &decisions.brief);
@@ -458,23 +460,33 @@ fn process_inner(
     let english = if fresh {
         report.model.translate = Some(translate_entry.name.clone());
         let t = Instant::now();
-        let out = translate_document(&doc.text, job.format, &*models.translator()?)?;
+        let mut out = translate_document(&doc, job.format, &*models.translator()?)
+            .map_err(|e| in_document(e, &job.input))?;
         report.timings.translate_ms = ms(t);
         report.tokens += out.usage;
         report.paragraphs = out.value.pieces;
-        report.checks = out.value.checks;
+        report.checks = std::mem::take(&mut out.value.checks);
         report.flagged_paragraphs = out.value.flagged_paragraphs;
-        out.value.text
+        report.formatting_dropped = out.value.formatting_dropped;
+        out.value
     } else {
         report.flagged_paragraphs = write::flagged_paragraphs(&job.translation);
-        std::fs::read_to_string(&job.translation).map_err(|e| Error::input(&job.translation, e))?
+        let bytes =
+            std::fs::read(&job.translation).map_err(|e| Error::input(&job.translation, e))?;
+        let english = (job.format.codec.brief_text(bytes.clone()))
+            .map_err(|e| Error::input(&job.translation, e))?;
+        Translated {
+            output: bytes,
+            english,
+            ..Default::default()
+        }
     };
     if need_translation {
         crate::cancel::check()?;
         let fp = decisions.translation.as_ref().map(|d| d.fingerprint.as_str());
         commit(
             &job.translation,
-            english.as_bytes(),
+            &english.output,
             fp.unwrap_or_default(),
             job,
             &translate_entry.name,
@@ -484,7 +496,7 @@ fn process_inner(
     }
     if need_brief {
         let fp = decisions.brief.as_ref().map(|d| d.fingerprint.as_str());
-        write_brief(job, models, &english, fp.unwrap_or_default(), report)?;
+        write_brief(job, models, &english.english, fp.unwrap_or_default(), report)?;
     }
     report.status = DocStatus::Done;
     strict_verdict(opts, report)
@@ -536,8 +548,13 @@ fn strict_verdict(opts: &RunOptions, report: &DocReport) -> Result<()> {
 }
 
 /// Fingerprints each output asked for and compares it with its record.
-fn decide_outputs(job: &Job, opts: &RunOptions, models: &Models, text: &str) -> Result<Decisions> {
-    let text_sha = write::sha256_hex(text.as_bytes());
+fn decide_outputs(
+    job: &Job,
+    opts: &RunOptions,
+    models: &Models,
+    content: &[u8],
+) -> Result<Decisions> {
+    let text_sha = write::sha256_hex(content);
     let wants = |t: Task| opts.only.is_none() || opts.only == Some(t);
     let (_, translate_id) = models
         .translate
@@ -673,26 +690,34 @@ fn mark_written(report: &mut DocReport, kind: &str) {
 /// A document's English, with what the checks said about it.
 #[derive(Debug, Clone, Default)]
 pub struct Translated {
-    pub text: String,
-    /// Pieces translated (paragraphs, or Markdown blocks).
+    /// The translation, as its format writes it (text, or a package's bytes).
+    pub output: Vec<u8>,
+    /// Its English as a brief reads it (`Codec::brief_text`).
+    pub english: String,
+    /// Pieces translated (paragraphs, Markdown blocks, a package's paragraphs and cells).
     pub pieces: usize,
     /// Findings of the checks, by piece (1-based) and line, repaired or not.
     pub checks: Vec<CheckReport>,
     /// Pieces left with a finding that was not repaired.
     pub flagged_paragraphs: usize,
+    /// Pieces whose inline formatting (bold, italic, links) came back broken from the model and
+    /// was dropped, their text kept (`text::inline`).
+    pub formatting_dropped: usize,
 }
 
 /// Translates a whole document, keeping its layout as its format says (plain text paragraph
 /// for paragraph, one blank line between output paragraphs; Markdown block for block, markup and
-/// code untouched), and checks every piece's English (`crate::checks`; the translator repairs
-/// what it can).
+/// code untouched; a package's every part but its text byte for byte), and checks every piece's
+/// English (`crate::checks`; the translator repairs what it can). Errors of the format (broken
+/// XML, a refused package) are [`Error::Input`] without the file's name: callers add it.
 pub fn translate_document(
-    text: &str,
+    doc: &Source,
     format: &Format,
     translator: &dyn Translator,
 ) -> Result<Output<Translated>> {
-    let pieces = format.codec.pieces(text);
-    let out = translator.translate_checked(&pieces)?;
+    let pieces = format.codec.pieces(doc).map_err(format_error)?;
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    let out = translator.translate_checked(&refs)?;
     check_count(pieces.len(), out.value.len())?;
     let mut checks = Vec::new();
     let mut flagged_paragraphs = 0;
@@ -709,15 +734,38 @@ pub fn translate_document(
         }));
         english.push(piece.text);
     }
+    let formatting_dropped = text::inline::broken_count(&pieces, &english);
+    let output = format.codec.rebuild(doc, &english).map_err(format_error)?;
+    let english = format
+        .codec
+        .brief_text(output.clone())
+        .map_err(format_error)?;
     Ok(Output {
         value: Translated {
-            text: format.codec.rebuild(text, &english),
+            output,
+            english,
             pieces: pieces.len(),
             checks,
             flagged_paragraphs,
+            formatting_dropped,
         },
         usage: out.usage,
     })
+}
+
+/// A format's error as an input error, named by the caller (`in_document`).
+fn format_error(e: crate::text::format::FormatError) -> Error {
+    Error::input("", e)
+}
+
+/// An input error of `translate_document`, named after the document.
+fn in_document(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Input { path: p, problem } if p.as_os_str().is_empty() => {
+            Error::input(path, problem)
+        }
+        e => e,
+    }
 }
 
 fn check_count(sent: usize, got: usize) -> Result<()> {

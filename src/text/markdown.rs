@@ -13,7 +13,7 @@
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 use std::ops::Range;
 
-use super::format::{Codec, Format};
+use super::format::{Format, FormatError, TextCodec};
 
 /// Markdown documents: `.md` and `.markdown`, translated as `.md`.
 pub static MARKDOWN: Format = Format {
@@ -237,18 +237,18 @@ fn assemble<'a>(md: &'a str, bodies: &[Range<usize>]) -> Vec<Block<'a>> {
 /// blank lines are kept byte for byte.
 struct Markdown;
 
-impl Codec for Markdown {
-    fn pieces<'a>(&self, text: &'a str) -> Vec<&'a str> {
-        blocks(text)
+impl TextCodec for Markdown {
+    fn pieces(&self, text: &str) -> Result<Vec<String>, FormatError> {
+        Ok(blocks(text)
             .into_iter()
             .filter_map(|b| match b {
-                Block::Text { body, .. } if !body.trim().is_empty() => Some(body),
+                Block::Text { body, .. } if !body.trim().is_empty() => Some(body.to_string()),
                 _ => None,
             })
-            .collect()
+            .collect())
     }
 
-    fn rebuild(&self, text: &str, translations: &[String]) -> String {
+    fn rebuild(&self, text: &str, translations: &[String]) -> Result<String, FormatError> {
         let mut translated = translations.iter();
         let mut out = String::with_capacity(text.len());
         for b in blocks(text) {
@@ -269,11 +269,11 @@ impl Codec for Markdown {
                 Block::Verbatim(v) => out.push_str(v),
             }
         }
-        out
+        Ok(out)
     }
 
-    fn plain_text(&self, text: &str) -> String {
-        to_text(text)
+    fn plain_text(&self, text: &str) -> Result<String, FormatError> {
+        Ok(to_text(text))
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Not for: how paragraphs are found (`super::segment::paragraphs`).
 
-use super::format::{Codec, Format};
+use super::format::{Format, FormatError, TextCodec};
 use super::segment;
 
 /// `.txt`, and any file whose extension no other format claims.
@@ -18,21 +18,21 @@ pub static PLAIN: Format = Format {
 /// has one paragraph per paragraph, one blank line between them, and ends with a line break.
 struct Paragraphs;
 
-impl Codec for Paragraphs {
-    fn pieces<'a>(&self, text: &'a str) -> Vec<&'a str> {
-        segment::paragraphs(text)
+impl TextCodec for Paragraphs {
+    fn pieces(&self, text: &str) -> Result<Vec<String>, FormatError> {
+        Ok(segment::paragraphs(text)
             .into_iter()
-            .map(|s| &text[s])
-            .collect()
+            .map(|s| text[s].to_string())
+            .collect())
     }
 
-    fn rebuild(&self, _text: &str, translations: &[String]) -> String {
+    fn rebuild(&self, _text: &str, translations: &[String]) -> Result<String, FormatError> {
         let mut out = translations.join("\n\n");
         out.push('\n');
-        out
+        Ok(out)
     }
 
-    fn plain_text(&self, text: &str) -> String {
-        text.to_string()
+    fn plain_text(&self, text: &str) -> Result<String, FormatError> {
+        Ok(text.to_string())
     }
 }

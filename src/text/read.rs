@@ -97,6 +97,12 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, ReadError> {
 /// FIFO that would block forever, a device that never ends) and anything over `max_bytes`, both
 /// checked from the file's metadata *before* reading. Symbolic links to regular files are read.
 pub fn read_document(path: &Path, max_bytes: u64) -> Result<Decoded, ReadError> {
+    decode(&read_bytes(path, max_bytes)?)
+}
+
+/// Reads a file's bytes with [`read_document`]'s checks (a regular file, at most `max_bytes`,
+/// checked before reading), without decoding them: for packages such as DOCX.
+pub fn read_bytes(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ReadError> {
     let meta = fs::metadata(path)?;
     check_regular(&meta)?;
     if meta.len() > max_bytes {
@@ -120,7 +126,10 @@ pub fn read_document(path: &Path, max_bytes: u64) -> Result<Decoded, ReadError> 
             limit: max_bytes,
         });
     }
-    decode(&bytes)
+    if bytes.is_empty() {
+        return Err(ReadError::Empty);
+    }
+    Ok(bytes)
 }
 
 fn check_regular(meta: &fs::Metadata) -> Result<(), ReadError> {
