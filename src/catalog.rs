@@ -245,6 +245,16 @@ pub struct Prompts {
     /// something, translated rather than obeyed, so that a small model sees what is wanted.
     #[serde(default = "default_examples")]
     pub translate_examples: Vec<[String; 2]>,
+    /// Added to the system prompt for a text that carries inline formatting in markers
+    /// (`<a>`…`</a>`, `text::inline`: bold, italic or links of an HTML, DOCX or ODT paragraph).
+    /// Has a built-in default.
+    #[serde(default = "default_markup_note")]
+    pub translate_markup_note: String,
+    /// A (French, English) pair with markers, shown as an earlier turn before a text that
+    /// carries them: small models keep markers far more often after one example. Has a
+    /// built-in default.
+    #[serde(default = "default_markup_example")]
+    pub translate_markup_example: [String; 2],
     pub brief_system: String,
     /// Brief of a whole document.
     pub brief_user: String,
@@ -263,6 +273,25 @@ pub const DEFAULT_STRICT_USER: &str = "{text}";
 
 fn default_strict_user() -> String {
     DEFAULT_STRICT_USER.to_string()
+}
+
+/// The built-in [`Prompts::translate_markup_note`].
+pub const DEFAULT_MARKUP_NOTE: &str = "Some words are wrapped in formatting tags such as \
+<a>...</a> and <b>...</b>. Keep every tag, exactly once, around the English words that translate \
+the words it wraps.";
+
+fn default_markup_note() -> String {
+    DEFAULT_MARKUP_NOTE.to_string()
+}
+
+/// The built-in [`Prompts::translate_markup_example`].
+pub const DEFAULT_MARKUP_EXAMPLE: [&str; 2] = [
+    "Le <a>chat noir</a> dort sur <b>le canapé</b> depuis <c>ce matin</c>.",
+    "The <a>black cat</a> has been sleeping on <b>the sofa</b> since <c>this morning</c>.",
+];
+
+fn default_markup_example() -> [String; 2] {
+    DEFAULT_MARKUP_EXAMPLE.map(String::from)
 }
 
 /// The built-in [`Prompts::translate_quoted_user`].

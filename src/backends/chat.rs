@@ -305,14 +305,35 @@ impl GgufChat {
             Framing::Strict => self.prompts.translate_strict_user.replace("{text}", text),
             Framing::Quoted => self.prompts.translate_quoted_user.replace("{text}", text),
         };
+        // A text with inline formatting in markers is told to keep them, and shown an example
+        // first; the others' prompt (and so their translation) is the same as without this rule.
+        let markup = crate::text::inline::has_markers(text);
+        let example = &self.prompts.translate_markup_example;
+        let example = (user(&example[0]), example[1].as_str());
         let mut turns: Vec<(Role, &str)> = Vec::new();
+        // The example takes the place of the context: after an exchange without markers (the
+        // previous paragraph's), the seeded Qwen2.5-Coder models dropped every marker even with
+        // the example before it.
+        let shown = if markup {
+            vec![(example.0, example.1)]
+        } else {
+            shown
+        };
         for (source, english) in &shown {
             turns.push((Role::User, source));
             turns.push((Role::Assistant, english));
         }
         turns.push((Role::User, &current));
         let prefill = if framing == Framing::Quoted { QUOTE } else { "" };
-        let out = self.chat(&self.prompts.translate_system, &turns, prefill, 3 * n + 64)?;
+        let system = if markup {
+            format!(
+                "{}\n{}",
+                self.prompts.translate_system, self.prompts.translate_markup_note
+            )
+        } else {
+            self.prompts.translate_system.clone()
+        };
+        let out = self.chat(&system, &turns, prefill, 3 * n + 64)?;
         let answer = one_line(&out.value);
         let value = match framing {
             Framing::Plain => answer,

@@ -154,7 +154,9 @@ pub fn compare(opts: &CompareOptions, loader: &Loader) -> Result<Comparison> {
             .format
             .read(&job.input, opts.max_bytes)
             .map_err(|e| Error::input(&job.input, e))?;
-        let source = (job.format.codec.plain_text(&source))
+        // As a person reads it: plain text and Markdown as they are, markup and packages as
+        // their text (`Codec::brief_text`).
+        let source = (job.format.codec.brief_text(source.content().to_vec()))
             .map_err(|e| Error::input(&job.input, e))?;
         let source = eval::pairing::paragraphs(&source);
         let out_rel = job
@@ -166,13 +168,13 @@ pub fn compare(opts: &CompareOptions, loader: &Loader) -> Result<Comparison> {
             .iter()
             .map(|m| {
                 let path = cache_dir(&opts.docs, &m.name).join(out_rel);
-                eval::pairing::read_plain(&path)
+                reader_text(&path)
                     .map(|t| eval::pairing::paragraphs(&t))
                     .unwrap_or_default()
             })
             .collect();
         let reference = find_reference(opts, &job.input, rel)
-            .map(|p| eval::pairing::read_plain(&p).map(|t| eval::pairing::paragraphs(&t)))
+            .map(|p| reader_text(&p).map(|t| eval::pairing::paragraphs(&t)))
             .transpose()?;
         documents.push(align(rel, source, outputs, reference)?);
     }
@@ -253,6 +255,19 @@ fn align(
 
 /// `X.ref.en.txt` (or `.md`) for document `X.fr.txt`: under `--ref` at the same relative folder,
 /// else beside the document.
+/// A file's text as a person reads it (`Codec::brief_text`): plain text and Markdown as they
+/// are, HTML, subtitles and packages as their text. Text is read strictly as UTF-8, as `eval`
+/// reads it.
+fn reader_text(path: &Path) -> Result<String> {
+    let format = Format::of_document(path);
+    let bytes = if format.codec.is_text() {
+        eval::pairing::read_text(path)?.into_bytes()
+    } else {
+        std::fs::read(path).map_err(|e| Error::input(path, e))?
+    };
+    (format.codec.brief_text(bytes)).map_err(|e| Error::input(path, e))
+}
+
 fn find_reference(opts: &CompareOptions, input: &Path, rel: &Path) -> Option<PathBuf> {
     let name = input.file_name()?.to_string_lossy().into_owned();
     let (stem, _) = name.rsplit_once('.')?;

@@ -7,7 +7,8 @@
 //!
 //! When the markers come back broken (a pair opened twice, nested, unclosed, closed out of
 //! order), the formatting is dropped and the text kept: the whole paragraph takes its main
-//! formatting. A pair the model dropped entirely only loses its own formatting.
+//! formatting. A pair the model dropped entirely only loses its own formatting. Either way the
+//! run's report counts the paragraph ([`broken_count`]).
 //!
 //! Not for: reading runs out of a format (`super::docx`, `super::odt`, `super::html` do, and give
 //! each distinct formatting a number), or checking the translation (`crate::checks`).
@@ -204,23 +205,35 @@ pub fn strip(translation: &str, marked: &Marked) -> String {
     out
 }
 
-/// How many of `english` (the translations of `pieces`, in order) came back with their markers
-/// broken: pieces holding well-formed markers whose translation's markers are not.
+/// How many marker pairs `text` holds, when they are well formed (`None` when they are not).
+fn pairs_in(text: &str) -> Option<usize> {
+    let opened = text
+        .char_indices()
+        .filter(|&(i, c)| c == '<' && matches!(marker_at(&text[i..]), Some((_, false, _))))
+        .count();
+    let any = Marked {
+        text: String::new(),
+        base: 0,
+        spans: vec![1; MAX_MARKERS],
+    };
+    parse(text, &any).map(|_| opened)
+}
+
+/// Whether `text` carries formatting in well-formed markers: what a translator is told to keep.
+pub fn has_markers(text: &str) -> bool {
+    pairs_in(text).is_some_and(|n| n > 0)
+}
+
+/// How many of `english` (the translations of `pieces`, in order) lost formatting: pieces with
+/// well-formed markers whose translation has broken markers (all its formatting dropped) or
+/// fewer pairs (the missing ones dropped).
 pub fn broken_count(pieces: &[String], english: &[String]) -> usize {
     pieces
         .iter()
         .zip(english)
-        .filter(|(piece, english)| {
-            let n = piece
-                .char_indices()
-                .filter(|&(i, c)| c == '<' && matches!(marker_at(&piece[i..]), Some((_, false, _))))
-                .count();
-            let marked = Marked {
-                text: String::new(),
-                base: 0,
-                spans: vec![1; n],
-            };
-            n > 0 && parse(piece, &marked).is_some() && parse(english, &marked).is_none()
+        .filter(|(piece, english)| match pairs_in(piece) {
+            Some(n) if n > 0 => pairs_in(english).is_none_or(|m| m < n),
+            _ => false,
         })
         .count()
 }
@@ -331,5 +344,11 @@ mod tests {
             0
         );
         assert_eq!(broken_count(&pieces, &english("My <a>name is, see.")), 1);
+        assert_eq!(
+            broken_count(&pieces, &english("My name is, see.")),
+            1,
+            "dropped"
+        );
+        assert!(has_markers(&pieces[0]) && !has_markers("si <b> x") && !has_markers("Rien."));
     }
 }
