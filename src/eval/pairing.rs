@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 
 use super::is_py_space;
-use crate::text::format::{Format, Source, BRIEF_SUFFIX};
+use crate::text::format::{Format, Source, BRIEF_SUFFIX, FORMATS};
 use crate::{Error, Result};
 
 /// How a translation and its reference are cut into segments.
@@ -166,7 +166,10 @@ fn pair_folders(
                 (false, false) => {
                     return Err(Error::input(
                         hyp_dir,
-                        "no outputs to score (looked for *.en.txt, *.en.md and *.brief.en.md)",
+                        format!(
+                            "no outputs to score (looked for {} and *{BRIEF_SUFFIX})",
+                            translation_globs()
+                        ),
                     ))
                 }
             }
@@ -207,8 +210,8 @@ fn pair_folders(
     }
     if documents.is_empty() {
         let what = match kind {
-            Kind::Translation => "translations (*.en.txt, *.en.md)",
-            Kind::Brief => "briefs (*.brief.en.md)",
+            Kind::Translation => format!("translations ({})", translation_globs()),
+            Kind::Brief => format!("briefs (*{BRIEF_SUFFIX})"),
         };
         return Err(Error::input(hyp_dir, format!("no {what} to score")));
     }
@@ -276,6 +279,16 @@ pub fn read_text(path: &Path) -> Result<String> {
             ),
         )
     })
+}
+
+/// `*.en.txt, *.en.md, ...`: the names of translations, one per format.
+fn translation_globs() -> String {
+    let mut globs: Vec<String> = FORMATS
+        .iter()
+        .map(|f| format!("*.en.{}", f.output_extension))
+        .collect();
+    globs.dedup();
+    globs.join(", ")
 }
 
 /// The text a scorer reads from a document, as its format says (`Codec::plain_text`): a
