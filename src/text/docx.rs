@@ -730,4 +730,26 @@ mod tests {
             assert!(DOCX.codec.plain_text(&doc).is_err());
         }
     }
+
+    /// The fuzz targets' properties on well-formed variations of the fixture's body.
+    #[test]
+    fn variations_of_the_fixture_keep_the_codec_properties() {
+        let zip = fixture("sample.docx");
+        let body = entry(&zip, DOCUMENT);
+        let others: Vec<(String, Vec<u8>, Vec<u8>)> = entries(&zip);
+        for variant in package::mutations(&body, 300) {
+            let parts: Vec<(&str, &[u8])> = others
+                .iter()
+                .map(|(n, _, data)| {
+                    let data = if n == DOCUMENT {
+                        variant.as_bytes()
+                    } else {
+                        data
+                    };
+                    (n.as_str(), data)
+                })
+                .collect();
+            package::check_codec(&Docx, package::package_of(&parts));
+        }
+    }
 }

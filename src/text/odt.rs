@@ -510,4 +510,26 @@ mod tests {
             assert!(ODT.codec.rebuild(&doc, &[]).is_err(), "{name}");
         }
     }
+
+    /// The fuzz targets' properties on well-formed variations of the fixture's content.
+    #[test]
+    fn variations_of_the_fixture_keep_the_codec_properties() {
+        let zip = fixture("sample.odt");
+        let content = entry(&zip, "content.xml");
+        let others = entries(&zip);
+        for variant in package::mutations(&content, 300) {
+            let parts: Vec<(&str, &[u8])> = others
+                .iter()
+                .map(|(n, _, data)| {
+                    let data = if n == "content.xml" {
+                        variant.as_bytes()
+                    } else {
+                        data
+                    };
+                    (n.as_str(), data)
+                })
+                .collect();
+            package::check_codec(&Odt, package::package_of(&parts));
+        }
+    }
 }
