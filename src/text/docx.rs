@@ -752,4 +752,30 @@ mod tests {
             package::check_codec(&Docx, package::package_of(&parts));
         }
     }
+
+    /// Writes the fixture's translation (upper-cased, markers kept; and with the words of the
+    /// formatted paragraph reordered) to `$TRANSBRIEF_DOC_OUT/sample.en.docx`, for
+    /// `scripts/check-doc-outputs` to open in python-docx or odfpy and LibreOffice.
+    #[test]
+    #[ignore = "writes a file for scripts/check-doc-outputs"]
+    fn write_the_translated_fixture() {
+        let Ok(dir) = std::env::var("TRANSBRIEF_DOC_OUT") else {
+            return;
+        };
+        let doc = sample();
+        let english: Vec<String> = DOCX
+            .codec
+            .pieces(&doc)
+            .unwrap()
+            .iter()
+            .map(|p| match p.strip_prefix("Mon nom ") {
+                Some(_) => "<c>Paris</c>: my name <a>is</a> Michel, <b>he has lived</b> there since \
+                            2010."
+                    .to_string(),
+                None => shout(p),
+            })
+            .collect();
+        let out = DOCX.codec.rebuild(&doc, &english).unwrap();
+        std::fs::write(format!("{dir}/sample.en.docx"), out).unwrap();
+    }
 }
