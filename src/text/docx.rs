@@ -116,11 +116,14 @@ fn open(bytes: &[u8]) -> Result<Package<'_>, FormatError> {
             "not a Word document: a zip package without {DOCUMENT}"
         )));
     }
+    let types = match pkg.has("[Content_Types].xml") {
+        true => pkg.read_text("[Content_Types].xml")?,
+        false => String::new(),
+    };
+    // The main part's content type; a workbook with macros embedded in a document is no reason.
     let macros = pkg.has("word/vbaProject.bin")
-        || (pkg.has("[Content_Types].xml")
-            && pkg
-                .read_text("[Content_Types].xml")?
-                .contains("macroEnabled"));
+        || types.contains("ms-word.document.macroEnabled")
+        || types.contains("ms-word.template.macroEnabled");
     if macros {
         return Err(FormatError::new(
             "a macro-enabled Word document (.docm): refused, macros are neither translated nor \
@@ -207,6 +210,10 @@ struct Word {
     fld_char: String,
     fld_char_type: String,
     br_type: String,
+    lang: String,
+    no_proof: String,
+    r_fonts: String,
+    hint: String,
     wrappers: [String; 4],
     alternate: Option<[String; 3]>,
 }
@@ -228,6 +235,10 @@ impl Word {
             fld_char: q("fldChar"),
             fld_char_type: q("fldCharType"),
             br_type: q("type"),
+            lang: q("lang"),
+            no_proof: q("noProof"),
+            r_fonts: q("rFonts"),
+            hint: q("hint"),
             wrappers: [q("hyperlink"), q("smartTag"), q("ins"), q("customXml")],
             alternate: mc.map(|mc| {
                 [
@@ -279,6 +290,28 @@ impl Word {
             }
         }
         Some(text)
+    }
+
+    /// What tells two runs' formatting apart: their `w:rPr` less what does not show (the
+    /// language, `w:noProof`, a font hint alone), so that Word's noise does not cut a
+    /// paragraph into markers. Runs that differ only there take the first one's `w:rPr`.
+    fn style_key(&self, src: &str, rpr: Option<&Elem>) -> String {
+        let Some(rpr) = rpr else {
+            return String::new();
+        };
+        rpr.children
+            .iter()
+            .filter(|c| match c {
+                Node::Elem(e) => {
+                    !(e.name == self.lang
+                        || e.name == self.no_proof
+                        || (e.name == self.r_fonts && e.attrs.iter().all(|(k, _)| *k == self.hint)))
+                }
+                Node::Text { text, .. } => !text.trim().is_empty(),
+                Node::Other(_) => false,
+            })
+            .map(|c| &src[c.range()])
+            .collect()
     }
 
     /// How the fields (`w:fldChar` begin/end) in a kept run change the nesting depth.
@@ -336,12 +369,10 @@ impl Dialect for Word {
         let mut styles = Styles::default();
         let mut depth = 0usize;
         let mut add = |para: &mut Para<'n, RunStyle>, r: &Elem, wrapper: Option<&Elem>, text| {
-            let rpr = r
-                .elems()
-                .find(|e| e.name == self.rpr)
-                .map_or(0..0, |e| e.open.start..e.close.end);
+            let rpr_elem = r.elems().find(|e| e.name == self.rpr);
+            let rpr = rpr_elem.map_or(0..0, |e| e.open.start..e.close.end);
             let wrap = wrapper.map_or(0..0, |w| w.open.clone());
-            let key = format!("{}\u{0}{}", &src[wrap], &src[rpr.clone()]);
+            let key = format!("{}\u{0}{}", &src[wrap], self.style_key(src, rpr_elem));
             let id = styles.id(&key);
             if id == para.styles.len() {
                 para.styles.push(RunStyle {
@@ -769,13 +800,93 @@ mod tests {
             .unwrap()
             .iter()
             .map(|p| match p.strip_prefix("Mon nom ") {
-                Some(_) => "<c>Paris</c>: my name <a>is</a> Michel, <b>he has lived</b> there since \
+                Some(_) => {
+                    "<c>Paris</c>: my name <a>is</a> Michel, <b>he has lived</b> there since \
                             2010."
-                    .to_string(),
+                        .to_string()
+                }
                 None => shout(p),
             })
             .collect();
         let out = DOCX.codec.rebuild(&doc, &english).unwrap();
         std::fs::write(format!("{dir}/sample.en.docx"), out).unwrap();
+    }
+
+    fn body(xml: &str) -> Source {
+        let doc = format!(
+            "<w:document xmlns:w=\"{}\"><w:body>{xml}</w:body></w:document>",
+            W_NS[0]
+        );
+        Source::Bytes(package::package_of(&[(DOCUMENT, doc.as_bytes())]))
+    }
+
+    /// Runs that differ only in language, proofing or a font hint are one style: no marker.
+    #[test]
+    fn word_noise_in_run_properties_makes_no_marker() {
+        let doc = body(
+            "<w:p><w:r><w:rPr><w:lang w:val=\"fr-FR\"/></w:rPr><w:t xml:space=\"preserve\">Le \
+             chat </w:t></w:r><w:r><w:rPr><w:noProof/><w:lang w:val=\"en-US\"/></w:rPr>\
+             <w:t>dort</w:t></w:r><w:r><w:rPr><w:rFonts w:hint=\"eastAsia\"/></w:rPr><w:t>.</w:t>\
+             </w:r><w:r><w:rPr><w:b/><w:lang w:val=\"fr-FR\"/></w:rPr><w:t> Fin</w:t></w:r></w:p>",
+        );
+        assert_eq!(
+            DOCX.codec.pieces(&doc).unwrap(),
+            ["Le chat dort. <a>Fin</a>"]
+        );
+        let out = DOCX
+            .codec
+            .rebuild(&doc, &["The cat sleeps. <a>End</a>".into()])
+            .unwrap();
+        let xml = entry(&out, DOCUMENT);
+        assert!(
+            xml.contains(
+                "<w:r><w:rPr><w:lang w:val=\"fr-FR\"/></w:rPr><w:t xml:space=\"preserve\">The cat \
+             sleeps. </w:t></w:r><w:r><w:rPr><w:b/><w:lang w:val=\"fr-FR\"/></w:rPr>\
+             <w:t xml:space=\"preserve\">End</w:t></w:r>"
+            ),
+            "{xml}"
+        );
+    }
+
+    /// Fields, page breaks and runs mixing text with a drawing are kept, untranslated, after the
+    /// text; text in a field's result is not a piece.
+    #[test]
+    fn fields_and_page_breaks_are_kept_after_the_text() {
+        let doc = body(
+            "<w:p><w:r><w:t xml:space=\"preserve\">Page </w:t></w:r>\
+             <w:r><w:fldChar w:fldCharType=\"begin\"/></w:r><w:r><w:instrText>PAGE</w:instrText></w:r>\
+             <w:r><w:fldChar w:fldCharType=\"separate\"/></w:r><w:r><w:t>1</w:t></w:r>\
+             <w:r><w:fldChar w:fldCharType=\"end\"/></w:r><w:r><w:t xml:space=\"preserve\"> sur \
+             trois</w:t></w:r><w:r><w:br w:type=\"page\"/></w:r></w:p>",
+        );
+        assert_eq!(DOCX.codec.pieces(&doc).unwrap(), ["Page  sur trois"]);
+        let out = DOCX.codec.rebuild(&doc, &["Page of three".into()]).unwrap();
+        let xml = entry(&out, DOCUMENT);
+        assert!(
+            xml.contains(
+                "<w:p><w:r><w:t xml:space=\"preserve\">Page of three</w:t></w:r><w:r><w:fldChar \
+             w:fldCharType=\"begin\"/></w:r><w:r><w:instrText>PAGE</w:instrText></w:r><w:r>\
+             <w:fldChar w:fldCharType=\"separate\"/></w:r><w:r><w:t>1</w:t></w:r><w:r><w:fldChar \
+             w:fldCharType=\"end\"/></w:r><w:r><w:br w:type=\"page\"/></w:r></w:p>"
+            ),
+            "{xml}"
+        );
+    }
+
+    /// A workbook with macros embedded in a document does not make it a .docm.
+    #[test]
+    fn only_the_main_part_says_macro_enabled() {
+        let types = "<Types><Default Extension=\"xlsm\" \
+                     ContentType=\"application/vnd.ms-excel.sheet.macroEnabled.12\"/></Types>";
+        let doc = format!(
+            "<w:document xmlns:w=\"{}\"><w:body><w:p><w:r><w:t>Oui</w:t></w:r></w:p></w:body>\
+             </w:document>",
+            W_NS[0]
+        );
+        let zip = package::package_of(&[
+            ("[Content_Types].xml", types.as_bytes()),
+            (DOCUMENT, doc.as_bytes()),
+        ]);
+        assert_eq!(DOCX.codec.pieces(&Source::Bytes(zip)).unwrap(), ["Oui"]);
     }
 }

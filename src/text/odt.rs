@@ -549,9 +549,11 @@ mod tests {
             .unwrap()
             .iter()
             .map(|p| match p.strip_prefix("Mon nom ") {
-                Some(_) => "<c>Paris</c>: my name <a>is</a> Michel, <b>he has lived</b> there since \
+                Some(_) => {
+                    "<c>Paris</c>: my name <a>is</a> Michel, <b>he has lived</b> there since \
                             2010."
-                    .to_string(),
+                        .to_string()
+                }
                 None => shout(p),
             })
             .collect();
