@@ -578,6 +578,15 @@ mod tests {
                 assert_eq!(b, a, "{} copied raw", b.0);
             }
         }
+        // Right-to-left and CJK text translated as itself (no case to change) stays as it was.
+        let xml = entry(&out, DOCUMENT);
+        for kept in [
+            "<w:p><w:r><w:rPr><w:rtl/></w:rPr><w:t>مرحبا بكم في التقرير</w:t></w:r></w:p>",
+            "<w:p><w:r><w:t>שלום עולם</w:t></w:r></w:p>",
+            "<w:p><w:r><w:t>東京は日本の首都です。</w:t></w:r></w:p>",
+        ] {
+            assert!(xml.contains(kept), "{kept}");
+        }
         let again = DOCX.codec.source(out).unwrap();
         assert_eq!(DOCX.codec.pieces(&again).unwrap(), english);
     }

@@ -413,6 +413,14 @@ mod tests {
                 assert_eq!(b, a, "{} copied raw", b.0);
             }
         }
+        let xml = entry(&out, "content.xml");
+        for kept in [
+            "<text:p text:style-name=\"P1\">مرحبا بكم في التقرير</text:p>",
+            "<text:p text:style-name=\"P1\">שלום עולם</text:p>",
+            "<text:p>東京は日本の首都です。</text:p>",
+        ] {
+            assert!(xml.contains(kept), "{kept}");
+        }
         let again = ODT.codec.source(out).unwrap();
         assert_eq!(ODT.codec.pieces(&again).unwrap(), english);
     }

@@ -1133,3 +1133,53 @@ pub(crate) fn check_codec(codec: &dyn super::format::Codec, bytes: Vec<u8>) {
     let out = codec.rebuild(&doc, &changed).unwrap();
     codec.pieces(&codec.source(out).unwrap()).unwrap();
 }
+
+/// The codecs' properties on real documents: every `.docx` and `.odt` under
+/// `$TRANSBRIEF_DOC_CORPUS` (for instance LibreOffice's templates, and the same saved as
+/// .docx by `soffice --convert-to docx`). Ignored: the documents are not committed.
+#[cfg(test)]
+mod corpus {
+    #[test]
+    #[ignore = "needs $TRANSBRIEF_DOC_CORPUS"]
+    fn documents_of_a_corpus_keep_the_codec_properties() {
+        let Ok(dir) = std::env::var("TRANSBRIEF_DOC_CORPUS") else {
+            return;
+        };
+        let mut paths: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        for path in paths {
+            let Some(format) = super::super::format::Format::of_path(&path) else {
+                continue;
+            };
+            if format.codec.is_text() {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let doc = format.codec.source(bytes.clone());
+            let pieces = doc.as_ref().map(|d| format.codec.pieces(d));
+            eprintln!(
+                "{}: {}",
+                path.display(),
+                match &pieces {
+                    Ok(Ok(p)) => format!("{} pieces", p.len()),
+                    Ok(Err(e)) => format!("refused: {e}"),
+                    Err(e) => format!("refused: {e}"),
+                }
+            );
+            super::check_codec(format.codec, bytes);
+            // With $TRANSBRIEF_DOC_OUT, the translation upper-cased is written there, for
+            // python-docx, odfpy or LibreOffice to open.
+            if let (Ok(out), Ok(Ok(pieces))) = (std::env::var("TRANSBRIEF_DOC_OUT"), &pieces) {
+                let english: Vec<String> =
+                    pieces.iter().map(|p| super::testing::shout(p)).collect();
+                let doc = doc.as_ref().unwrap();
+                let bytes = format.codec.rebuild(doc, &english).unwrap();
+                let name = path.file_name().unwrap();
+                std::fs::write(std::path::Path::new(&out).join(name), bytes).unwrap();
+            }
+        }
+    }
+}
