@@ -515,7 +515,7 @@ mod tests {
             "Le mot <a>漢字</a> veut dire caractère chinois.",
             "En-tête du rapport annuel",
             "Pied de page : document confidentiel",
-            " Chiffres provisoires, publiés en mars.",
+            "Chiffres provisoires, publiés en mars.",
             "Vérifier ce chiffre avant la publication.",
         ];
         assert_eq!(pieces, expected);
@@ -732,6 +732,9 @@ mod tests {
         assert!(order("DEUX MILLIONS.", "<w:commentRangeEnd w:id=\"0\"/>"));
         let notes = entry(&out, "word/footnotes.xml");
         assert!(notes.find("<w:footnoteRef/>").unwrap() < notes.find("CHIFFRES").unwrap());
+        // The piece was trimmed; the space after the footnote's mark is put back.
+        assert!(notes
+            .contains("<w:t xml:space=\"preserve\"> CHIFFRES PROVISOIRES, PUBLIÉS EN MARS.</w:t>"));
     }
 
     #[test]

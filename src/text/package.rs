@@ -743,14 +743,17 @@ impl<'t> Walk<'t> {
                     .iter()
                     .try_for_each(|c| w.node(d, src, c, out, pos, changed))
             };
-        if marked.text.trim().is_empty() {
+        // The piece is the paragraph's text trimmed: the whitespace around it (the space after
+        // a footnote's mark, a leading tab) is put back around its translation.
+        let piece = marked.text.trim();
+        if piece.is_empty() {
             return walk_children(self, out, pos, changed);
         }
         // In a Fallback, the same text as an unused piece of the Choice takes its translation.
         let reused = match self.alternates.last_mut() {
             Some((seen, Branch::Fallback)) => seen
                 .iter_mut()
-                .find(|(t, _, used)| !used && *t == marked.text)
+                .find(|(t, _, used)| !used && t == piece)
                 .map(|(_, i, used)| {
                     *used = true;
                     *i
@@ -761,11 +764,11 @@ impl<'t> Walk<'t> {
             Some(i) => i,
             None => {
                 let plain: String = para.runs.iter().map(|(t, _)| t.as_str()).collect();
-                self.pieces.push(marked.text.clone());
-                self.plain.push(plain);
+                self.pieces.push(piece.to_string());
+                self.plain.push(plain.trim().to_string());
                 let i = self.pieces.len() - 1;
                 if let Some((seen, Branch::Choice)) = self.alternates.last_mut() {
-                    seen.push((marked.text.clone(), i, false));
+                    seen.push((piece.to_string(), i, false));
                 }
                 i
             }
@@ -779,7 +782,11 @@ impl<'t> Walk<'t> {
                 translations.len()
             ))
         })?;
-        let new = super::inline::unmark(translation, &marked);
+        let text = &marked.text;
+        let lead = &text[..text.len() - text.trim_start().len()];
+        let trail = &text[text.trim_end().len()..];
+        let translation = format!("{lead}{}{trail}", translation.trim());
+        let new = super::inline::unmark(&translation, &marked);
         if same_runs(&merge_runs(para.runs.clone()), new.runs()) {
             return walk_children(self, out, pos, changed);
         }
