@@ -12,7 +12,11 @@
 //!   break `\n`; they are written back as `w:tab` and `w:br` wherever the translation puts them.
 //! - The new runs take the `w:rPr` bytes (and the opening tag of the run and of the hyperlink
 //!   around it) of the original runs of their style; each `w:t` is written with
-//!   `xml:space="preserve"`.
+//!   `xml:space="preserve"`. Runs whose `w:rPr` differ only in what does not show (`w:lang`,
+//!   `w:noProof`, an `w:rFonts` with only a hint: Word's noise) are one style, and take the
+//!   first such run's `w:rPr`.
+//! - A paragraph's piece is its text trimmed; the whitespace around it (the space after a
+//!   footnote's mark) is put back around the translation.
 //! - Everything else in the paragraph (its properties, bookmarks, comment anchors, field runs
 //!   and their results, drawings, footnote references, runs mixing text with other content,
 //!   content controls, deleted text) is kept byte for byte and in order: what came before the
@@ -31,6 +35,12 @@
 //! Refused, with the reason: an encrypted or password-protected document, a macro-enabled one
 //! (`.docm`), a zip bomb (`package::LIMITS`), XML with a DOCTYPE, malformed XML, and anything
 //! that is no Word package.
+//!
+//! Known limits: the XML parts must be UTF-8 (Word writes nothing else); a hyperlink nested in
+//! another wrapper, an inline content control (`w:sdt` in a paragraph), tracked deletions and
+//! simple fields (`w:fldSimple`) are kept as they are, with their text untranslated; only the
+//! first 26 differently formatted stretches of a paragraph get markers (`inline`), the others
+//! take the paragraph's main formatting when it is rewritten.
 //!
 //! Not for: `.doc` (the old binary format), templates' glossaries (`word/glossary/`), charts,
 //! SmartArt, or the document's properties (`docProps/`): their text is kept untranslated.

@@ -23,6 +23,11 @@
 //! bomb (`package::LIMITS`), XML with a DOCTYPE, malformed XML, anything that is no
 //! OpenDocument package.
 //!
+//! Known limits: the XML parts must be UTF-8; a part with a DOCTYPE is refused even where old
+//! OpenOffice files carry a harmless one (their `META-INF/manifest.xml` is never parsed, so
+//! those are read); a span's nested elements (a note inside a span) come out of the span when
+//! the paragraph is rewritten.
+//!
 //! Not for: flat XML OpenDocument (`.fodt`), `.odp`/`.ods`, or the document's metadata
 //! (`meta.xml`), which is kept untranslated.
 
