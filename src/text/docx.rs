@@ -790,7 +790,7 @@ mod tests {
         let zip = fixture("sample.docx");
         let body = entry(&zip, DOCUMENT);
         let others: Vec<(String, Vec<u8>, Vec<u8>)> = entries(&zip);
-        for variant in package::mutations(&body, 300) {
+        for variant in package::mutations(&body, package::mutation_count()) {
             let parts: Vec<(&str, &[u8])> = others
                 .iter()
                 .map(|(n, _, data)| {

@@ -530,7 +530,7 @@ mod tests {
         let zip = fixture("sample.odt");
         let content = entry(&zip, "content.xml");
         let others = entries(&zip);
-        for variant in package::mutations(&content, 300) {
+        for variant in package::mutations(&content, package::mutation_count()) {
             let parts: Vec<(&str, &[u8])> = others
                 .iter()
                 .map(|(n, _, data)| {

@@ -1073,10 +1073,19 @@ pub(crate) mod testing {
     }
 }
 
-/// Well-formed variations of a real part: one to four elements taken out whole, or unwrapped (their tags
-/// removed, their content kept), chosen by a seeded generator. They reach the codecs' paths that
-/// random bytes do not (paragraphs without runs, runs outside paragraphs, links without runs,
-/// a Choice without its Fallback...).
+/// How many variations the fixture tests try: 300, or `$TRANSBRIEF_MUTATIONS`.
+#[cfg(test)]
+pub(crate) fn mutation_count() -> usize {
+    std::env::var("TRANSBRIEF_MUTATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300)
+}
+
+/// Well-formed variations of a real part: one to four elements taken out whole, unwrapped
+/// (their tags removed, their content kept) or doubled, chosen by a seeded generator. They
+/// reach the codecs' paths that random bytes do not (paragraphs without runs, runs outside
+/// paragraphs, links without runs, a Choice without its Fallback, two Fallbacks...).
 #[cfg(test)]
 pub(crate) fn mutations(src: &str, count: usize) -> Vec<String> {
     fn elems<'n>(nodes: &'n [Node], out: &mut Vec<&'n Elem>) {
@@ -1105,11 +1114,15 @@ pub(crate) fn mutations(src: &str, count: usize) -> Vec<String> {
         }
         let e = all[(next() % all.len() as u64) as usize];
         let mut out = src.to_string();
-        if next() % 2 == 0 || e.is_empty() {
-            out.replace_range(e.open.start..e.close.end, "");
-        } else {
-            out.replace_range(e.close.clone(), "");
-            out.replace_range(e.open.clone(), "");
+        let whole = e.open.start..e.close.end;
+        match next() % 3 {
+            0 => out.replace_range(whole, ""),
+            1 if !e.is_empty() => {
+                out.replace_range(e.close.clone(), "");
+                out.replace_range(e.open.clone(), "");
+            }
+            // Or doubled: two text boxes, two Fallbacks, a paragraph in a paragraph...
+            _ => out.insert_str(whole.end, &src[whole]),
         }
         out
     };
