@@ -21,6 +21,16 @@ const PIECES: &[&[u8]] = &[
     b"\xE2\x80\x8B", b"# ", b"## ", b"- ", b"* ", b"1. ", b"> ", b"```", b"    ", b"| a | b |",
     b"|---|---|", b"[lien](http://x)", b"**gras**", b"<div>", b"</div>", b"---", b"[^1]: note",
     b"\x93", b"\x94", b"\x9C", b"\xE9", b"\x80", b"\xFF", b"GGUF", b"\x89PNG\r\n\x1a\n",
+    // The XML of DOCX and ODT paragraphs, which the package targets wrap in a document.
+    b"<w:p>", b"</w:p>", b"<w:r>", b"</w:r>", b"<w:t>", b"</w:t>", b"<w:rPr><w:b/></w:rPr>",
+    b"<w:r><w:t>Le chat</w:t></w:r>", b"<w:r><w:rPr><w:i/></w:rPr><w:t xml:space=\"preserve\"> dort </w:t></w:r>",
+    b"<w:hyperlink r:id=\"x\">", b"</w:hyperlink>", b"<w:tab/>", b"<w:br/>", b"<w:br w:type=\"page\"/>",
+    b"<w:r><w:fldChar w:fldCharType=\"begin\"/></w:r>", b"<w:r><w:fldChar w:fldCharType=\"end\"/></w:r>",
+    b"<mc:AlternateContent><mc:Choice>", b"</mc:Choice><mc:Fallback>", b"</mc:Fallback></mc:AlternateContent>",
+    b"<text:p>", b"</text:p>", b"<text:span text:style-name=\"T1\">", b"</text:span>",
+    b"<text:a xlink:href=\"x\">", b"</text:a>", b"<text:s text:c=\"3\"/>", b"<text:tab/>",
+    b"<text:line-break/>", b"<text:note><text:note-body><text:p>n</text:p></text:note-body></text:note>",
+    b"&amp;", b"&#233;", b"&x;", b"<!DOCTYPE x>", b"<a>", b"</a>", b"<![CDATA[<]]>",
 ];
 
 struct Rng(u64);

@@ -4,9 +4,11 @@
 //!
 //! Not for: the library's own unit and property tests (they live beside the code).
 
-use transbrief::text::{chunk, markdown, read, segment};
+use transbrief::text::format::{Format, DOCX, ODT};
+use transbrief::text::{chunk, markdown, package, read, segment};
 
-/// The check of a target by name, taking the fuzzer's bytes: decode, segment, markdown, chunk.
+/// The check of a target by name, taking the fuzzer's bytes: decode, segment, markdown, chunk,
+/// docx, odt.
 pub fn target(name: &str) -> Option<fn(&[u8])> {
     Some(match name {
         "decode" => check_decode,
@@ -21,6 +23,8 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
             }
         },
         "chunk" => check_chunk,
+        "docx" => check_docx,
+        "odt" => check_odt,
         _ => return None,
     })
 }
@@ -128,4 +132,93 @@ pub fn check_chunk(data: &[u8]) {
         let n = count(&text[s.clone()]);
         assert!(n <= budget || n == 1, "chunk of {n} > {budget}: {s:?}");
     }
+}
+
+/// A package format's codec on `bytes`: nothing panics; a document whose pieces cannot be read
+/// cannot be rebuilt either; the pieces are not blank; the pieces translated as themselves
+/// rebuild a package whose pieces are the same; a translation that changes the text (and may
+/// break the markers) rebuilds a package that opens again.
+fn check_package(format: &Format, bytes: Vec<u8>) {
+    let codec = format.codec;
+    let Ok(doc) = codec.source(bytes) else {
+        return;
+    };
+    let pieces = match codec.pieces(&doc) {
+        Ok(p) => p,
+        Err(_) => {
+            assert!(
+                codec.rebuild(&doc, &[]).is_err(),
+                "rebuilt what has no pieces"
+            );
+            return;
+        }
+    };
+    assert!(pieces.iter().all(|p| !p.trim().is_empty()), "a blank piece");
+    codec
+        .plain_text(&doc)
+        .expect("plain text of a document with pieces");
+    let out = codec
+        .rebuild(&doc, &pieces)
+        .expect("rebuild from its own pieces");
+    let again = codec.source(out).expect("the rebuilt package reads");
+    let again = codec
+        .pieces(&again)
+        .expect("the rebuilt package has pieces");
+    assert_eq!(again, pieces, "pieces changed by an identity rebuild");
+
+    let changed: Vec<String> = pieces
+        .iter()
+        .map(|p| format!("{} <a>x", p.to_uppercase()))
+        .collect();
+    let out = codec
+        .rebuild(&doc, &changed)
+        .expect("rebuild from a translation");
+    let again = codec.source(out).expect("the translated package reads");
+    codec
+        .pieces(&again)
+        .expect("the translated package has pieces");
+}
+
+/// The fuzzer's bytes as XML between an opening and a closing tag, in a package with the
+/// other `entries`.
+fn wrapped(entries: &[(&str, &[u8])], part: &str, open: &str, data: &[u8], close: &str) -> Vec<u8> {
+    let xml = [open.as_bytes(), data, close.as_bytes()].concat();
+    let mut all = entries.to_vec();
+    all.push((part, &xml));
+    package::package_of(&all)
+}
+
+/// `DOCX` on the bytes as a package, then as the body of a minimal document (so that the
+/// XML handling is reached by inputs that are no zip).
+pub fn check_docx(data: &[u8]) {
+    check_package(&DOCX, data.to_vec());
+    let open =
+        "<w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\" \
+                xmlns:mc=\"http://schemas.openxmlformats.org/markup-compatibility/2006\"><w:body>";
+    let doc = wrapped(
+        &[],
+        "word/document.xml",
+        open,
+        data,
+        "</w:body></w:document>",
+    );
+    check_package(&DOCX, doc);
+}
+
+/// `ODT` on the bytes as a package, then as the text of a minimal document.
+pub fn check_odt(data: &[u8]) {
+    check_package(&ODT, data.to_vec());
+    let open = "<office:document-content \
+                xmlns:office=\"urn:oasis:names:tc:opendocument:xmlns:office:1.0\" \
+                xmlns:text=\"urn:oasis:names:tc:opendocument:xmlns:text:1.0\" \
+                xmlns:xlink=\"http://www.w3.org/1999/xlink\"><office:body><office:text>";
+    let mimetype: &[u8] = b"application/vnd.oasis.opendocument.text";
+    let doc = wrapped(
+        &[("mimetype", mimetype)],
+        "content.xml",
+        open,
+        data,
+        "</office:text></office:body></office:document-content>",
+    );
+    check_package(&ODT, doc);
 }

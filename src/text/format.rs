@@ -12,7 +12,9 @@
 
 use std::path::Path;
 
+pub use super::docx::DOCX;
 pub use super::markdown::MARKDOWN;
+pub use super::odt::ODT;
 pub use super::plain::PLAIN;
 use super::read::{self, Decoded, ReadError};
 
@@ -187,7 +189,7 @@ impl Eq for Format {}
 
 /// Every format. [`PLAIN`] is also what a file of any other extension, named on the command line
 /// or taken by `--include`, is read as. One line per format.
-pub static FORMATS: &[&Format] = &[&PLAIN, &MARKDOWN];
+pub static FORMATS: &[&Format] = &[&PLAIN, &MARKDOWN, &DOCX, &ODT];
 
 /// The name of every brief: `name.fr.EXT` gives `name.brief.en.md`, whatever the format.
 pub const BRIEF_SUFFIX: &str = ".brief.en.md";
@@ -281,9 +283,26 @@ mod tests {
         assert_eq!(Format::translation_base("a.fr.txt"), None);
         assert_eq!(
             Format::reference_names("a"),
-            ["a.ref.en.txt", "a.ref.en.md", "a.ref.txt"]
+            [
+                "a.ref.en.txt",
+                "a.ref.en.md",
+                "a.ref.en.docx",
+                "a.ref.en.odt",
+                "a.ref.txt"
+            ]
         );
-        assert_eq!(Format::default_globs(), ["*.txt", "*.md", "*.markdown"]);
+        assert_eq!(
+            Format::default_globs(),
+            ["*.txt", "*.md", "*.markdown", "*.docx", "*.docm", "*.odt"]
+        );
+        assert_eq!(DOCX.translation_name("a"), "a.en.docx");
+        assert_eq!(ODT.translation_name("a"), "a.en.odt");
+        assert_eq!(Format::of_path(Path::new("a.fr.docx")), Some(&DOCX));
+        assert_eq!(Format::of_path(Path::new("a.fr.DOCM")), Some(&DOCX));
+        assert_eq!(
+            Format::translation_base("a.en.odt").map(|(b, f)| (b, f.name)),
+            Some(("a", "odt"))
+        );
     }
 
     /// Every codec rebuilds a document from its own pieces: Markdown byte for byte, plain text

@@ -10,9 +10,12 @@
 //! models, or writing outputs (that is `pipeline`).
 
 pub mod chunk;
+pub mod docx;
 pub mod format;
 pub mod inline;
 pub mod markdown;
+pub mod odt;
+pub mod package;
 pub mod plain;
 pub mod read;
 pub mod segment;

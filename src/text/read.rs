@@ -49,6 +49,9 @@ pub enum ReadError {
     NotAFile { kind: &'static str },
     #[error("cannot read the file: {0}")]
     Io(#[from] io::Error),
+    /// A package format's file (DOCX, ODT) that is not one, or cannot be opened (encrypted).
+    #[error("{0}")]
+    Package(String),
 }
 
 /// Decodes a whole document, deciding in this order:

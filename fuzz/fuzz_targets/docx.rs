@@ -1,0 +1,9 @@
+//! Fuzz target: see `transbrief_fuzz::check_docx` for the properties. Run with
+//! `cargo +nightly fuzz run docx` from `fuzz/`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    transbrief_fuzz::check_docx(data);
+});
