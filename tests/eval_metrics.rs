@@ -113,7 +113,7 @@ fn segments_match_the_fixture_script() {
         for (side, key) in [("hyp", "hyps"), ("ref", "refs")] {
             let text = fs::read_to_string(fixtures().join(format!("{name}.{side}.txt"))).unwrap();
             assert_eq!(
-                segments(&text, &transbrief::text::format::PLAIN, kind, split),
+                segments(&text, kind, split),
                 strings(&set[key]),
                 "{name}.{side}"
             );

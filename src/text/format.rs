@@ -12,6 +12,7 @@
 
 use std::path::Path;
 
+pub use super::html::HTML;
 pub use super::markdown::MARKDOWN;
 pub use super::plain::PLAIN;
 use super::read::{self, Decoded, ReadError};
@@ -187,7 +188,7 @@ impl Eq for Format {}
 
 /// Every format. [`PLAIN`] is also what a file of any other extension, named on the command line
 /// or taken by `--include`, is read as. One line per format.
-pub static FORMATS: &[&Format] = &[&PLAIN, &MARKDOWN];
+pub static FORMATS: &[&Format] = &[&PLAIN, &MARKDOWN, &HTML];
 
 /// The name of every brief: `name.fr.EXT` gives `name.brief.en.md`, whatever the format.
 pub const BRIEF_SUFFIX: &str = ".brief.en.md";
@@ -263,6 +264,7 @@ mod tests {
         assert_eq!(of("NOTES.TXT"), Some("text"));
         assert_eq!(of("x.md"), Some("markdown"));
         assert_eq!(of("x.Markdown"), Some("markdown"));
+        assert_eq!(of("page.HTM"), Some("html"));
         assert_eq!(of("x.pdf"), None);
         assert_eq!(of("README"), None);
         assert_eq!(of(".txt"), None, "a dot file has no extension");
@@ -281,9 +283,12 @@ mod tests {
         assert_eq!(Format::translation_base("a.fr.txt"), None);
         assert_eq!(
             Format::reference_names("a"),
-            ["a.ref.en.txt", "a.ref.en.md", "a.ref.txt"]
+            ["a.ref.en.txt", "a.ref.en.md", "a.ref.en.html", "a.ref.txt"]
         );
-        assert_eq!(Format::default_globs(), ["*.txt", "*.md", "*.markdown"]);
+        assert_eq!(
+            Format::default_globs(),
+            ["*.txt", "*.md", "*.markdown", "*.html", "*.htm"]
+        );
     }
 
     /// Every codec rebuilds a document from its own pieces: Markdown byte for byte, plain text

@@ -11,6 +11,7 @@
 
 pub mod chunk;
 pub mod format;
+pub mod html;
 pub mod inline;
 pub mod markdown;
 pub mod plain;
