@@ -16,6 +16,7 @@ pub use super::html::HTML;
 pub use super::markdown::MARKDOWN;
 pub use super::plain::PLAIN;
 use super::read::{self, Decoded, ReadError};
+pub use super::subtitles::{SRT, VTT};
 
 /// A document as its format reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,7 +189,7 @@ impl Eq for Format {}
 
 /// Every format. [`PLAIN`] is also what a file of any other extension, named on the command line
 /// or taken by `--include`, is read as. One line per format.
-pub static FORMATS: &[&Format] = &[&PLAIN, &MARKDOWN, &HTML];
+pub static FORMATS: &[&Format] = &[&PLAIN, &MARKDOWN, &HTML, &SRT, &VTT];
 
 /// The name of every brief: `name.fr.EXT` gives `name.brief.en.md`, whatever the format.
 pub const BRIEF_SUFFIX: &str = ".brief.en.md";
@@ -265,6 +266,8 @@ mod tests {
         assert_eq!(of("x.md"), Some("markdown"));
         assert_eq!(of("x.Markdown"), Some("markdown"));
         assert_eq!(of("page.HTM"), Some("html"));
+        assert_eq!(of("film.srt"), Some("srt"));
+        assert_eq!(of("film.vtt"), Some("vtt"));
         assert_eq!(of("x.pdf"), None);
         assert_eq!(of("README"), None);
         assert_eq!(of(".txt"), None, "a dot file has no extension");
@@ -283,11 +286,26 @@ mod tests {
         assert_eq!(Format::translation_base("a.fr.txt"), None);
         assert_eq!(
             Format::reference_names("a"),
-            ["a.ref.en.txt", "a.ref.en.md", "a.ref.en.html", "a.ref.txt"]
+            [
+                "a.ref.en.txt",
+                "a.ref.en.md",
+                "a.ref.en.html",
+                "a.ref.en.srt",
+                "a.ref.en.vtt",
+                "a.ref.txt"
+            ]
         );
         assert_eq!(
             Format::default_globs(),
-            ["*.txt", "*.md", "*.markdown", "*.html", "*.htm"]
+            [
+                "*.txt",
+                "*.md",
+                "*.markdown",
+                "*.html",
+                "*.htm",
+                "*.srt",
+                "*.vtt"
+            ]
         );
     }
 

@@ -812,7 +812,7 @@ impl Walker<'_> {
         if !translatable {
             return;
         }
-        let runs = normalise(c.runs);
+        let runs = normalise(c.runs, true);
         let styles = c.styles;
         let marked = inline::mark_preferring(&runs, |k| !styles[k].special());
         let html = self.html;
@@ -872,16 +872,17 @@ fn collapse(s: &str) -> String {
     out
 }
 
-/// The runs of a block as the model sees them: runs of whitespace one space (a `<br>`'s line
-/// break takes the spaces around it), none at the start or end, empty runs dropped.
-fn normalise(runs: Vec<(String, usize)>) -> Vec<(String, usize)> {
+/// The runs of a block as the model sees them: runs of whitespace one space, none at the start
+/// or end, empty runs dropped. With `br`, a run that is a line break alone (a `<br>`) stays one,
+/// and takes the spaces around it. Subtitles use it too.
+pub(super) fn normalise(runs: Vec<(String, usize)>, br: bool) -> Vec<(String, usize)> {
     let mut out: Vec<(String, usize)> = Vec::with_capacity(runs.len());
     // Whether the text so far ends with a space or a line break (true at the start).
     let mut space = true;
     for (text, k) in runs {
         let mut t = String::with_capacity(text.len());
         for ch in text.chars() {
-            if ch == '\n' && text == "\n" {
+            if br && ch == '\n' && text == "\n" {
                 // A <br>: the space before it goes.
                 if t.ends_with(' ') {
                     t.pop();
@@ -1315,4 +1316,4 @@ fn numeric(value: u32) -> char {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

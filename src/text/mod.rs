@@ -17,5 +17,6 @@ pub mod markdown;
 pub mod plain;
 pub mod read;
 pub mod segment;
+pub mod subtitles;
 #[cfg(test)]
 mod testgen;

@@ -20,7 +20,7 @@ fn rebuild(html: &str, f: impl Fn(&str) -> String) -> String {
 }
 
 /// Upper case outside the markers: a translation that keeps them.
-fn shout(piece: &str) -> String {
+pub(crate) fn shout(piece: &str) -> String {
     let mut out = String::new();
     let mut rest = piece;
     while let Some(i) = rest.find('<') {
