@@ -13,10 +13,12 @@
 use std::path::Path;
 
 pub use super::docx::DOCX;
+pub use super::html::HTML;
 pub use super::markdown::MARKDOWN;
 pub use super::odt::ODT;
 pub use super::plain::PLAIN;
 use super::read::{self, Decoded, ReadError};
+pub use super::subtitles::{SRT, VTT};
 
 /// A document as its format reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,7 +191,7 @@ impl Eq for Format {}
 
 /// Every format. [`PLAIN`] is also what a file of any other extension, named on the command line
 /// or taken by `--include`, is read as. One line per format.
-pub static FORMATS: &[&Format] = &[&PLAIN, &MARKDOWN, &DOCX, &ODT];
+pub static FORMATS: &[&Format] = &[&PLAIN, &MARKDOWN, &HTML, &SRT, &VTT, &DOCX, &ODT];
 
 /// The name of every brief: `name.fr.EXT` gives `name.brief.en.md`, whatever the format.
 pub const BRIEF_SUFFIX: &str = ".brief.en.md";
@@ -265,6 +267,9 @@ mod tests {
         assert_eq!(of("NOTES.TXT"), Some("text"));
         assert_eq!(of("x.md"), Some("markdown"));
         assert_eq!(of("x.Markdown"), Some("markdown"));
+        assert_eq!(of("page.HTM"), Some("html"));
+        assert_eq!(of("film.srt"), Some("srt"));
+        assert_eq!(of("film.vtt"), Some("vtt"));
         assert_eq!(of("x.pdf"), None);
         assert_eq!(of("README"), None);
         assert_eq!(of(".txt"), None, "a dot file has no extension");
@@ -286,6 +291,9 @@ mod tests {
             [
                 "a.ref.en.txt",
                 "a.ref.en.md",
+                "a.ref.en.html",
+                "a.ref.en.srt",
+                "a.ref.en.vtt",
                 "a.ref.en.docx",
                 "a.ref.en.odt",
                 "a.ref.txt"
@@ -293,7 +301,18 @@ mod tests {
         );
         assert_eq!(
             Format::default_globs(),
-            ["*.txt", "*.md", "*.markdown", "*.docx", "*.docm", "*.odt"]
+            [
+                "*.txt",
+                "*.md",
+                "*.markdown",
+                "*.html",
+                "*.htm",
+                "*.srt",
+                "*.vtt",
+                "*.docx",
+                "*.docm",
+                "*.odt"
+            ]
         );
         assert_eq!(DOCX.translation_name("a"), "a.en.docx");
         assert_eq!(ODT.translation_name("a"), "a.en.odt");

@@ -35,7 +35,17 @@ pub struct Marked {
 /// marker gets none (its formatting would be ambiguous), and neither does one with a single
 /// style.
 pub fn mark<S: AsRef<str>>(runs: &[(S, usize)]) -> Marked {
-    let base = main_style(runs);
+    mark_preferring(runs, |_| true)
+}
+
+/// [`mark`], with the main style chosen among the styles for which `eligible` holds (when any
+/// of them has non-blank text): a format whose runs carry more than formatting (HTML's inline
+/// code or images, kept verbatim and put back once) keeps those out of the unmarked text.
+pub fn mark_preferring<S: AsRef<str>>(
+    runs: &[(S, usize)],
+    eligible: impl Fn(usize) -> bool,
+) -> Marked {
+    let base = main_style(runs, eligible);
     let plain: String = runs.iter().map(|(t, _)| t.as_ref()).collect();
     if plain.is_empty() || has_marker_like(&plain) {
         return Marked {
@@ -71,7 +81,7 @@ pub fn mark<S: AsRef<str>>(runs: &[(S, usize)]) -> Marked {
     Marked { text, base, spans }
 }
 
-fn main_style<S: AsRef<str>>(runs: &[(S, usize)]) -> usize {
+fn main_style<S: AsRef<str>>(runs: &[(S, usize)], eligible: impl Fn(usize) -> bool) -> usize {
     let mut totals: Vec<(usize, usize)> = Vec::new();
     for (text, style) in runs {
         let n = text.as_ref().chars().filter(|c| !c.is_whitespace()).count();
@@ -79,6 +89,9 @@ fn main_style<S: AsRef<str>>(runs: &[(S, usize)]) -> usize {
             Some((_, total)) => *total += n,
             None => totals.push((*style, n)),
         }
+    }
+    if totals.iter().any(|&(s, n)| n > 0 && eligible(s)) {
+        totals.retain(|&(s, _)| eligible(s));
     }
     // max_by_key keeps the last maximum: reversed, the first.
     totals
@@ -264,6 +277,18 @@ mod tests {
         let m = mark(&[("Tout en gras", 1), (" sauf", 0)]);
         assert_eq!(m.text, "Tout en gras <a>sauf</a>");
         assert_eq!(m.base, 1);
+    }
+
+    #[test]
+    fn the_main_style_can_be_kept_to_eligible_styles() {
+        // Style 1 (inline code, say) has the most text but may not be the main style.
+        let runs = [("--max-bytes N", 1), (" : ", 0), ("limite", 2)];
+        let m = mark_preferring(&runs, |s| s != 1);
+        assert_eq!(m.text, "<a>--max-bytes N</a> <b>:</b> limite");
+        assert_eq!(m.base, 2);
+        // No eligible style with text: as mark.
+        let m = mark_preferring(&[("tout", 1)], |s| s != 1);
+        assert_eq!((m.text.as_str(), m.base), ("tout", 1));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 pub mod chunk;
 pub mod docx;
 pub mod format;
+pub mod html;
 pub mod inline;
 pub mod markdown;
 pub mod odt;
@@ -19,5 +20,6 @@ pub mod package;
 pub mod plain;
 pub mod read;
 pub mod segment;
+pub mod subtitles;
 #[cfg(test)]
 mod testgen;
