@@ -597,6 +597,10 @@ mod tests {
         ] {
             assert!(xml.contains(kept), "{kept}");
         }
+        // What a brief is made from: the English text, without markers.
+        let brief = DOCX.codec.brief_text(out.clone()).unwrap();
+        assert!(brief.contains("MON NOM EST MICHEL. IL HABITE À PARIS DEPUIS 2010."));
+        assert!(!brief.contains("<a>"));
         let again = DOCX.codec.source(out).unwrap();
         assert_eq!(DOCX.codec.pieces(&again).unwrap(), english);
     }

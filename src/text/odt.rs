@@ -426,6 +426,10 @@ mod tests {
         ] {
             assert!(xml.contains(kept), "{kept}");
         }
+        // What a brief is made from: the English text, without markers.
+        let brief = ODT.codec.brief_text(out.clone()).unwrap();
+        assert!(brief.contains("MON NOM EST MICHEL. IL HABITE À PARIS DEPUIS 2010."));
+        assert!(!brief.contains("<a>"));
         let again = ODT.codec.source(out).unwrap();
         assert_eq!(ODT.codec.pieces(&again).unwrap(), english);
     }
