@@ -62,16 +62,32 @@ fn structure(path: &Path) -> Vec<usize> {
         counts(
             path,
             Some("word/document.xml"),
-            &["<w:p>", "<w:p ", "<w:tbl>", "<w:tc>", "<w:footnoteReference"],
+            &[
+                "<w:p>",
+                "<w:p ",
+                "<w:tbl>",
+                "<w:tc>",
+                "<w:footnoteReference",
+            ],
         )
     } else if name.ends_with(".odt") {
         counts(
             path,
             Some("content.xml"),
-            &["<text:p", "<text:h", "<table:table ", "<table:table-cell", "<text:note "],
+            &[
+                "<text:p",
+                "<text:h",
+                "<table:table ",
+                "<table:table-cell",
+                "<text:note ",
+            ],
         )
     } else if name.ends_with(".html") {
-        counts(path, None, &["<p", "<h1", "<h2", "<li", "<td", "<table", "<img"])
+        counts(
+            path,
+            None,
+            &["<p", "<h1", "<h2", "<li", "<td", "<table", "<img"],
+        )
     } else {
         // One line per cue timing, identical.
         let text = std::fs::read_to_string(path).unwrap();
@@ -115,10 +131,16 @@ fn opens_in_office(files: &[PathBuf], out: &Path) {
         assert!(status.success(), "LibreOffice could not open an output");
         for f in files {
             let name = f.file_name().unwrap().to_string_lossy();
-            assert!(out.join(format!("{name}-1.png")).is_file(), "no page for {name}");
+            assert!(
+                out.join(format!("{name}-1.png")).is_file(),
+                "no page for {name}"
+            );
         }
     } else {
-        assert!(!in_ci(), "CI must have LibreOffice (scripts/render-docs --install)");
+        assert!(
+            !in_ci(),
+            "CI must have LibreOffice (scripts/render-docs --install)"
+        );
         eprintln!("SKIP: LibreOffice (soffice) is not installed: outputs not opened in it");
     }
     let python = root.join("target/doc-fixtures-venv/bin/python");
@@ -132,9 +154,15 @@ fn opens_in_office(files: &[PathBuf], out: &Path) {
             .args(files)
             .status()
             .expect("python");
-        assert!(status.success(), "python-docx or odfpy could not open an output");
+        assert!(
+            status.success(),
+            "python-docx or odfpy could not open an output"
+        );
     } else {
-        assert!(!in_ci(), "CI must have the venv of scripts/make-doc-fixtures");
+        assert!(
+            !in_ci(),
+            "CI must have the venv of scripts/make-doc-fixtures"
+        );
         eprintln!(
             "SKIP: {} is missing (scripts/make-doc-fixtures makes it): outputs not opened \
              in python-docx and odfpy",
@@ -156,7 +184,12 @@ fn one_document_of_each_format_keeps_its_structure_and_opens() {
         let format = Format::of_document(&input);
         let base = name.split(".fr.").next().unwrap();
         let output = docs.join(format.translation_name(base));
-        assert!(output.is_file(), "{} not written: {}", output.display(), run.describe());
+        assert!(
+            output.is_file(),
+            "{} not written: {}",
+            output.display(),
+            run.describe()
+        );
         assert_eq!(run.doc(name)["status"], "done", "{}", run.describe());
         assert_eq!(
             structure(&input),
@@ -164,10 +197,14 @@ fn one_document_of_each_format_keeps_its_structure_and_opens() {
             "{name}: paragraphs, tables, cells or cues changed"
         );
         if name.ends_with(".srt") || name.ends_with(".vtt") {
-            assert_eq!(cue_lines(&input), cue_lines(&output), "{name}: lines per cue");
+            assert_eq!(
+                cue_lines(&input),
+                cue_lines(&output),
+                "{name}: lines per cue"
+            );
         }
         if name.ends_with(".docx") || name.ends_with(".odt") {
-            packages.push(output);
+            packages.push(output.clone());
         }
         // Every piece of the output can be read back as its format: nothing half-written.
         let out = format.read(&output, 1 << 24).expect("output reads back");
@@ -185,14 +222,14 @@ fn each_bad_document_fails_alone() {
     std::fs::write(docs.join("good.fr.txt"), "Le chat dort. Il fait beau.\n").unwrap();
     // (fixture, name in the folder, what the error must say)
     let bad: &[(&str, &str, &str)] = &[
-        ("encrypted.docx", "encrypted.fr.docx", "encrypted"),
-        ("encrypted.odt", "encrypted.fr.odt", "encrypted"),
+        ("encrypted.docx", "encrypted-w.fr.docx", "encrypted"),
+        ("encrypted.odt", "encrypted-o.fr.odt", "encrypted"),
         ("macros.docm", "macros.fr.docm", "macro"),
         ("bomb.docx", "bomb.fr.docx", "limit"),
-        ("doctype.docx", "doctype.fr.docx", "DOCTYPE"),
-        ("doctype.odt", "doctype.fr.odt", "DOCTYPE"),
-        ("broken.docx", "broken.fr.docx", "XML"),
-        ("broken.odt", "broken.fr.odt", "XML"),
+        ("doctype.docx", "doctype-w.fr.docx", "DOCTYPE"),
+        ("doctype.odt", "doctype-o.fr.odt", "DOCTYPE"),
+        ("broken.docx", "broken-w.fr.docx", "XML"),
+        ("broken.odt", "broken-o.fr.odt", "XML"),
         ("text.docx", "lies.fr.docx", "not a"),
         ("pdf.docx", "pdf.fr.docx", "not a"),
         ("bad-timestamps.fr.srt", "bad.fr.srt", "cue"),
@@ -201,11 +238,25 @@ fn each_bad_document_fails_alone() {
         std::fs::copy(fixture(from), docs.join(to)).unwrap_or_else(|e| panic!("{from}: {e}"));
     }
     // An HTML page over the size limit (--max-bytes), refused before it is read.
-    let big = format!("<html><body>{}</body></html>", "<p>Bonjour.</p>".repeat(20_000));
+    let big = format!(
+        "<html><body>{}</body></html>",
+        "<p>Bonjour.</p>".repeat(20_000)
+    );
     std::fs::write(docs.join("big.fr.html"), big).unwrap();
-    let run = env.run(&[docs.to_str().unwrap(), "--only", "translate", "--max-bytes", "100000"]);
+    let run = env.run(&[
+        docs.to_str().unwrap(),
+        "--only",
+        "translate",
+        "--max-bytes",
+        "100000",
+    ]);
     assert_eq!(run.code(), Some(1), "{}", run.describe());
-    assert_eq!(run.doc("good.fr.txt")["status"], "done", "{}", run.describe());
+    assert_eq!(
+        run.doc("good.fr.txt")["status"],
+        "done",
+        "{}",
+        run.describe()
+    );
     assert!(docs.join("good.en.txt").is_file());
     let cases = bad
         .iter()
@@ -215,7 +266,10 @@ fn each_bad_document_fails_alone() {
         let doc = run.doc(name);
         assert_eq!(doc["status"], "failed", "{name}: {}", run.describe());
         let error = doc["error"].as_str().expect("error");
-        assert!(error.contains(name), "{name}: the error does not name it: {error}");
+        assert!(
+            error.contains(name),
+            "{name}: the error does not name it: {error}"
+        );
         assert!(
             error.to_lowercase().contains(&problem.to_lowercase()),
             "{name}: the error does not say '{problem}': {error}"

@@ -62,6 +62,8 @@ pub struct GgufChat {
     brief_overhead: usize,
     /// Prompt tokens of the system prompt and the strict framing's examples, counted once.
     example_tokens: usize,
+    /// Prompt tokens of the system prompt with the markup note, and the marked example.
+    markup_tokens: usize,
     /// The texts of the model's control tokens, longest first (see [`split_at_markers`]).
     markers: Vec<String>,
 }
@@ -152,6 +154,12 @@ impl GgufChat {
             + (settings.prompts.translate_examples.iter())
                 .map(|[fr, en]| Ok(count(fr)? + count(en)? + 16))
                 .sum::<Result<usize>>()?;
+        let [fr, en] = &settings.prompts.translate_markup_example;
+        let markup_tokens = count(&settings.prompts.translate_system)?
+            + count(&settings.prompts.translate_markup_note)?
+            + count(fr)?
+            + count(en)?
+            + 16;
         let stop_ids = tokenizer.stop_ids();
         let mut markers: Vec<String> = tokenizer
             .special_texts()
@@ -172,6 +180,7 @@ impl GgufChat {
             window_tokens: settings.window_tokens.max(1),
             brief_overhead,
             example_tokens,
+            markup_tokens,
             markers,
         })
     }
@@ -307,7 +316,9 @@ impl GgufChat {
         };
         // A text with inline formatting in markers is told to keep them, and shown an example
         // first; the others' prompt (and so their translation) is the same as without this rule.
-        let markup = crate::text::inline::has_markers(text);
+        // Left out, like the examples, where they would not fit the context (a small model).
+        let markup = crate::text::inline::has_markers(text)
+            && self.markup_tokens + 4 * n + 128 <= self.model.max_len();
         let example = &self.prompts.translate_markup_example;
         let example = (user(&example[0]), example[1].as_str());
         let mut turns: Vec<(Role, &str)> = Vec::new();
