@@ -489,7 +489,9 @@ impl Word {
 
 #[cfg(test)]
 mod tests {
-    use super::super::package::testing::{all, entries, entry, fixture, shout, skeleton, text_of};
+    use super::super::package::testing::{
+        self, all, entries, entry, fixture, shout, skeleton, text_of,
+    };
     use super::*;
 
     fn sample() -> Source {
@@ -791,23 +793,7 @@ mod tests {
     /// The fuzz targets' properties on well-formed variations of the fixture's body.
     #[test]
     fn variations_of_the_fixture_keep_the_codec_properties() {
-        let zip = fixture("sample.docx");
-        let body = entry(&zip, DOCUMENT);
-        let others: Vec<(String, Vec<u8>, Vec<u8>)> = entries(&zip);
-        for variant in package::mutations(&body, package::mutation_count()) {
-            let parts: Vec<(&str, &[u8])> = others
-                .iter()
-                .map(|(n, _, data)| {
-                    let data = if n == DOCUMENT {
-                        variant.as_bytes()
-                    } else {
-                        data
-                    };
-                    (n.as_str(), data)
-                })
-                .collect();
-            package::check_codec(&Docx, package::package_of(&parts));
-        }
+        testing::check_variations(&Docx, &fixture("sample.docx"), DOCUMENT);
     }
 
     /// Writes the fixture's translation (upper-cased, markers kept; and with the words of the
@@ -816,26 +802,7 @@ mod tests {
     #[test]
     #[ignore = "writes a file for scripts/check-doc-outputs"]
     fn write_the_translated_fixture() {
-        let Ok(dir) = std::env::var("TRANSBRIEF_DOC_OUT") else {
-            return;
-        };
-        let doc = sample();
-        let english: Vec<String> = DOCX
-            .codec
-            .pieces(&doc)
-            .unwrap()
-            .iter()
-            .map(|p| match p.strip_prefix("Mon nom ") {
-                Some(_) => {
-                    "<c>Paris</c>: my name <a>is</a> Michel, <b>he has lived</b> there since \
-                            2010."
-                        .to_string()
-                }
-                None => shout(p),
-            })
-            .collect();
-        let out = DOCX.codec.rebuild(&doc, &english).unwrap();
-        std::fs::write(format!("{dir}/sample.en.docx"), out).unwrap();
+        testing::write_translated_fixture(&DOCX, &sample());
     }
 
     fn body(xml: &str) -> Source {

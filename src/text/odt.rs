@@ -338,7 +338,9 @@ impl Dialect for OdfText {
 
 #[cfg(test)]
 mod tests {
-    use super::super::package::testing::{all, entries, entry, fixture, shout, skeleton, text_of};
+    use super::super::package::testing::{
+        self, all, entries, entry, fixture, shout, skeleton, text_of,
+    };
     use super::*;
 
     fn sample() -> Source {
@@ -531,23 +533,7 @@ mod tests {
     /// The fuzz targets' properties on well-formed variations of the fixture's content.
     #[test]
     fn variations_of_the_fixture_keep_the_codec_properties() {
-        let zip = fixture("sample.odt");
-        let content = entry(&zip, "content.xml");
-        let others = entries(&zip);
-        for variant in package::mutations(&content, package::mutation_count()) {
-            let parts: Vec<(&str, &[u8])> = others
-                .iter()
-                .map(|(n, _, data)| {
-                    let data = if n == "content.xml" {
-                        variant.as_bytes()
-                    } else {
-                        data
-                    };
-                    (n.as_str(), data)
-                })
-                .collect();
-            package::check_codec(&Odt, package::package_of(&parts));
-        }
+        testing::check_variations(&Odt, &fixture("sample.odt"), "content.xml");
     }
 
     /// Writes the fixture's translation (upper-cased, markers kept; and with the words of the
@@ -556,25 +542,6 @@ mod tests {
     #[test]
     #[ignore = "writes a file for scripts/check-doc-outputs"]
     fn write_the_translated_fixture() {
-        let Ok(dir) = std::env::var("TRANSBRIEF_DOC_OUT") else {
-            return;
-        };
-        let doc = sample();
-        let english: Vec<String> = ODT
-            .codec
-            .pieces(&doc)
-            .unwrap()
-            .iter()
-            .map(|p| match p.strip_prefix("Mon nom ") {
-                Some(_) => {
-                    "<c>Paris</c>: my name <a>is</a> Michel, <b>he has lived</b> there since \
-                            2010."
-                        .to_string()
-                }
-                None => shout(p),
-            })
-            .collect();
-        let out = ODT.codec.rebuild(&doc, &english).unwrap();
-        std::fs::write(format!("{dir}/sample.en.odt"), out).unwrap();
+        testing::write_translated_fixture(&ODT, &sample());
     }
 }

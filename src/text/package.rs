@@ -997,6 +997,42 @@ pub(crate) mod testing {
             .collect()
     }
 
+    /// [`check_codec`] on variations ([`mutations`]) of the part `part` of the fixture `zip`,
+    /// every other entry as it is.
+    pub fn check_variations(codec: &dyn Codec, zip: &[u8], part: &str) {
+        let src = entry(zip, part);
+        let others = entries(zip);
+        for variant in mutations(&src, mutation_count()) {
+            let parts: Vec<(&str, &[u8])> = others
+                .iter()
+                .map(|(n, _, data)| {
+                    let data = if n == part { variant.as_bytes() } else { data };
+                    (n.as_str(), data)
+                })
+                .collect();
+            check_codec(codec, package_of(&parts));
+        }
+    }
+
+    /// Writes the translation of a fixture (upper-cased with [`shout`], markers kept; and the
+    /// words of the formatted paragraph reordered) to `$TRANSBRIEF_DOC_OUT/sample.en.EXT`, for
+    /// `scripts/check-doc-outputs` to open in python-docx or odfpy and LibreOffice.
+    pub fn write_translated_fixture(format: &Format, doc: &Source) {
+        let Ok(dir) = std::env::var("TRANSBRIEF_DOC_OUT") else {
+            return;
+        };
+        let english: Vec<String> = (format.codec.pieces(doc).unwrap().iter())
+            .map(|p| match p.strip_prefix("Mon nom ") {
+                Some(_) => "<c>Paris</c>: my name <a>is</a> Michel, <b>he has lived</b> there \
+                            since 2010."
+                    .to_string(),
+                None => shout(p),
+            })
+            .collect();
+        let out = format.codec.rebuild(doc, &english).unwrap();
+        std::fs::write(format!("{dir}/sample.en.{}", format.output_extension), out).unwrap();
+    }
+
     /// One entry's uncompressed text.
     pub fn entry(zip: &[u8], name: &str) -> String {
         let e = entries(zip);
