@@ -211,6 +211,28 @@ fn one_document_of_each_format_keeps_its_structure_and_opens() {
         format.codec.pieces(&out).expect("output cuts into pieces");
     }
     opens_in_office(&packages, &env.folder("pages"));
+
+    // `eval` reads every format's text: each output against its own text as the reference
+    // scores 100.
+    for (_, name) in GOOD {
+        let base = name.split(".fr.").next().unwrap();
+        let format = Format::of_document(&docs.join(name));
+        let output = format.read(&docs.join(format.translation_name(base)), 1 << 24);
+        let text = format.codec.plain_text(&output.unwrap()).unwrap();
+        std::fs::write(docs.join(format!("{base}.ref.en.txt")), text).unwrap();
+    }
+    let eval = std::process::Command::new(assert_cmd::cargo::cargo_bin("transbrief"))
+        .args(["eval", "--json", "--metrics", "bleu", "--hyp"])
+        .arg(&docs)
+        .arg("--ref")
+        .arg(&docs)
+        .output()
+        .expect("transbrief eval");
+    let stdout = String::from_utf8_lossy(&eval.stdout);
+    assert!(eval.status.success(), "{stdout}{}", String::from_utf8_lossy(&eval.stderr));
+    let scores: serde_json::Value = serde_json::from_str(&stdout).expect("eval JSON");
+    assert_eq!(scores["documents"].as_array().map(Vec::len), Some(GOOD.len()), "{scores}");
+    assert_eq!(scores["bleu"]["score"].as_f64(), Some(100.0), "{scores}");
 }
 
 /// Each bad document is its own failure, named with its problem; the good one beside it is

@@ -18,8 +18,9 @@ use super::{score_corpus, score_document, Metrics, Scores};
 /// Arguments of `transbrief eval`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
-    /// Outputs to score: one file, or a folder of translations (`X.en.txt`, `X.en.md`) or briefs
-    /// (`X.brief.en.md`).
+    /// Outputs to score: one file, or a folder of translations (`X.en.txt`, `X.en.md`, and the
+    /// other formats' `X.en.html`, `X.en.docx`, `X.en.odt`, `X.en.srt`, `X.en.vtt`, read as their
+    /// text) or briefs (`X.brief.en.md`).
     #[arg(long, value_name = "PATH")]
     pub hyp: PathBuf,
 

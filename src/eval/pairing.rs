@@ -2,14 +2,17 @@
 //! and how each is cut into aligned segments.
 //!
 //! Two files are paired directly. Two folders (or one folder holding both) are paired by name:
-//! - a translation `X.en.txt` or `X.en.md` against `X.ref.en.txt`, segment by segment: by
+//! - a translation `X.en.EXT` (any format's: `.txt`, `.md`, `.html`, `.docx`...) against
+//!   `X.ref.en.txt` (or a reference in any format), segment by segment: by
 //!   paragraph (blocks separated by blank lines) or, with [`Split::Lines`], by line;
 //! - a brief `X.brief.en.md` against `X.highlights.txt` or else `X.ref.brief.txt`, the whole
 //!   document as one segment whose lines are its sentences or bullets.
 //!
-//! Markdown files (`.md`) are reduced to their text before scoring: heading marks (`# `), bullet
-//! marks (`- `), emphasis and link syntax go, and each heading, paragraph or list item becomes a
-//! line of its own, so a brief's title and bullets are scored as plain sentences. Not for:
+//! Every file is reduced to its text before scoring, as its format reads it (`Codec::plain_text`):
+//! for Markdown (`.md`), heading marks (`# `), bullet marks (`- `), emphasis and link syntax go,
+//! and each heading, paragraph or list item becomes a line of its own, so a brief's title and
+//! bullets are scored as plain sentences; HTML loses its markup, a DOCX or ODT gives its
+//! paragraphs, subtitles their cues. Not for:
 //! computing scores (see [`super::score_document`]) or finding outputs to generate.
 
 use std::fs;
