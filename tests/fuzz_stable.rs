@@ -35,7 +35,7 @@ fn run(name: &str) {
 /// must not race with another test doing the same.
 #[test]
 fn fuzz_targets_hold_their_properties() {
-    for name in ["decode", "segment", "markdown", "chunk"] {
+    for name in ["decode", "segment", "markdown", "chunk", "html", "srt"] {
         run(name);
     }
 }

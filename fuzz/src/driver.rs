@@ -21,6 +21,13 @@ const PIECES: &[&[u8]] = &[
     b"\xE2\x80\x8B", b"# ", b"## ", b"- ", b"* ", b"1. ", b"> ", b"```", b"    ", b"| a | b |",
     b"|---|---|", b"[lien](http://x)", b"**gras**", b"<div>", b"</div>", b"---", b"[^1]: note",
     b"\x93", b"\x94", b"\x9C", b"\xE9", b"\x80", b"\xFF", b"GGUF", b"\x89PNG\r\n\x1a\n",
+    b"<p>", b"</p>", b"<b>", b"</b>", b"<i>", b"</i>", b"<a href=\"x?a=1&amp;b\">", b"</a>",
+    b"<br>", b"<img alt=\"image\" title=t>", b"&eacute;", b"&amp;", b"&#233;", b"&nbsp;",
+    b"<!-- c -->", b"<script>x<y</script>", b"<code>", b"</code>", b"<html lang=fr>",
+    b"<meta charset=latin1>", b"<li>", b"<span translate=no>", b"</span>", b"<title>",
+    b"1\n", b"00:00:01,000 --> 00:00:02,000\n", b"00:01.000 --> 00:02.000 line:0\n",
+    b"WEBVTT\n\n", b"NOTE x\n", b"<font color=\"red\">", b"</font>", b"<v Ana>", b"{\\an8}",
+    b"- ", b"<00:01.500>",
 ];
 
 struct Rng(u64);

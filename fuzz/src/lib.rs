@@ -4,9 +4,11 @@
 //!
 //! Not for: the library's own unit and property tests (they live beside the code).
 
-use transbrief::text::{chunk, markdown, read, segment};
+use transbrief::text::format::{Format, Source, HTML, SRT, VTT};
+use transbrief::text::{chunk, markdown, read, segment, subtitles};
 
-/// The check of a target by name, taking the fuzzer's bytes: decode, segment, markdown, chunk.
+/// The check of a target by name, taking the fuzzer's bytes: decode, segment, markdown, chunk,
+/// html, srt (SRT and WebVTT).
 pub fn target(name: &str) -> Option<fn(&[u8])> {
     Some(match name {
         "decode" => check_decode,
@@ -21,6 +23,16 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
             }
         },
         "chunk" => check_chunk,
+        "html" => |d| {
+            if let Ok(t) = std::str::from_utf8(d) {
+                check_html(t)
+            }
+        },
+        "srt" => |d| {
+            if let Ok(t) = std::str::from_utf8(d) {
+                check_subtitles(t)
+            }
+        },
         _ => return None,
     })
 }
@@ -127,5 +139,106 @@ pub fn check_chunk(data: &[u8]) {
     for s in &spans {
         let n = count(&text[s.clone()]);
         assert!(n <= budget || n == 1, "chunk of {n} > {budget}: {s:?}");
+    }
+}
+
+/// Upper case outside anything that reads as a tag: a translation that keeps the markers.
+fn shout(piece: &str) -> String {
+    let mut out = String::new();
+    let mut rest = piece;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i].to_uppercase());
+        let end = rest[i..].find('>').map_or(rest.len(), |e| i + e + 1);
+        out.push_str(&rest[i..end]);
+        rest = &rest[end..];
+    }
+    out.push_str(&rest.to_uppercase());
+    out
+}
+
+/// What a codec makes of `text` translated by `f`, if it reads it.
+fn translated(
+    format: &Format,
+    text: &str,
+    f: impl Fn(&str) -> String,
+) -> Option<(Vec<String>, String)> {
+    let doc = Source::from_text(text);
+    let pieces = format.codec.pieces(&doc).ok()?;
+    let english: Vec<String> = pieces.iter().map(|p| f(p)).collect();
+    let out = format
+        .codec
+        .rebuild(&doc, &english)
+        .unwrap_or_else(|e| panic!("pieces but no rebuild: {e}"));
+    Some((pieces, String::from_utf8(out).expect("UTF-8 out")))
+}
+
+/// HTML: never panics, whatever the page or the translation; the pieces translated as
+/// themselves give the page back (but for `lang` and `charset`, so exactly when it has no
+/// `<html` or `<meta`), and that page has the same pieces and is its own rebuild.
+pub fn check_html(text: &str) {
+    let Some((pieces, same)) = translated(&HTML, text, str::to_string) else {
+        return;
+    };
+    let lower = text.to_ascii_lowercase();
+    if !lower.contains("<html") && !lower.contains("<meta") {
+        assert_eq!(same, text, "the identity translation changed the page");
+    }
+    let (again, twice) = translated(&HTML, &same, str::to_string).expect("its own output read");
+    assert_eq!(again, pieces, "the rebuilt page has other pieces");
+    assert_eq!(twice, same, "the rebuild is not a fixed point");
+    let _ = translated(&HTML, text, shout);
+    // Broken markers, stray "<" and "&", line breaks: never a panic.
+    let _ = translated(&HTML, text, |p| format!("<b>{p} & <a>x</c>\n<"));
+    let _ = HTML.codec.plain_text(&Source::from_text(text));
+}
+
+/// SRT and WebVTT: never panic; the pieces translated as themselves give the file back byte
+/// for byte; a translation keeps every byte outside the cues' text, and no cue gains lines.
+pub fn check_subtitles(text: &str) {
+    for (format, dialect) in [
+        (&SRT, subtitles::Dialect::Srt),
+        (&VTT, subtitles::Dialect::Vtt),
+    ] {
+        let Some((_, same)) = translated(format, text, str::to_string) else {
+            continue;
+        };
+        assert_eq!(
+            same, text,
+            "{}: the identity translation changed the file",
+            format.name
+        );
+        let frame = |t: &str| {
+            let cues = subtitles::cues(t, dialect).expect("a rebuilt file parses");
+            let mut out = Vec::new();
+            let mut at = 0;
+            for c in &cues {
+                out.push((t[at..c.text.start].to_string(), c.lines));
+                at = c.text.end;
+            }
+            out.push((t[at..].to_string(), 0));
+            out
+        };
+        let before = frame(text);
+        for f in [shout as fn(&str) -> String, |p: &str| {
+            format!("{p} <a>x\n\ny</b>")
+        }] {
+            let (_, out) = translated(format, text, f).expect("read once, read again");
+            let after = frame(&out);
+            assert_eq!(
+                after.len(),
+                before.len(),
+                "{}: cues gained or lost",
+                format.name
+            );
+            for ((b, bn), (a, an)) in before.iter().zip(&after) {
+                assert_eq!(a, b, "{}: bytes outside the cues changed", format.name);
+                assert!(
+                    an <= bn && (*bn == 0 || *an > 0),
+                    "{}: {bn} lines became {an}",
+                    format.name
+                );
+            }
+        }
+        let _ = format.codec.plain_text(&Source::from_text(text));
     }
 }

@@ -2,7 +2,8 @@
 //! (`src/driver.rs`), stopping at the first failure, which it prints and saves under
 //! `artifacts/`.
 //!
-//! Usage: `stable TARGET SECONDS [SEED]`, TARGET one of decode, segment, markdown, chunk.
+//! Usage: `stable TARGET SECONDS [SEED]`, TARGET one of decode, segment, markdown, chunk, html,
+//! srt.
 //!
 //! Not for: libFuzzer runs (`cargo +nightly fuzz run TARGET`).
 

@@ -112,6 +112,13 @@ fn formatting_follows_the_english_words() {
          Michel and I run <em>this charity</em>.</p>"
     );
 
+    // Nested elements: the space between two stretches stays inside the element around both.
+    let html = "<p>Un <b>deux <i>trois</i></b> quatre</p>";
+    assert_eq!(
+        rebuild(html, shout),
+        "<p>UN <b>DEUX <i>TROIS</i></b> QUATRE</p>"
+    );
+
     // Upper-cased outside the markers: every tag around the same words as before.
     let out = rebuild(SAMPLE, shout);
     assert!(out.contains("MON NOM <b>EST</b> MICHEL. JE DIRIGE <em>CETTE ASSOCIATION DEPUIS</em> DIX ANS, ET VOUS POUVEZ LIRE <a href=\"https://exemple.fr/rapport?id=3&amp;v=2\" class=\"lien\">LE RAPPORT COMPLET</a> EN LIGNE."), "{out}");
@@ -220,6 +227,12 @@ fn character_references() {
     assert_eq!(decode("&copy 2024 &notit; &amp", false), "© 2024 ¬it; &");
     assert_eq!(decode("?a=1&copy=2", true), "?a=1&copy=2");
     assert_eq!(decode("&unknown; & &;", false), "&unknown; & &;");
+    // A long name running into a multi-byte character (found by the fuzzer).
+    let long = format!("&{}«", "a".repeat(38));
+    assert_eq!(
+        escape_text(&long, None),
+        format!("&amp;{}«", "a".repeat(38))
+    );
     // An unknown reference stays one; a known one is escaped.
     assert_eq!(
         escape_text("&unknown; & &amp; <x>", None),
@@ -321,6 +334,12 @@ fn deep_and_huge_pages_are_walked_in_linear_time() {
     assert!(p.len() >= n / MAX_STYLES, "{}", p.len());
     let out = rebuild(&wide, shout);
     assert!(out.contains("<span>MOT99999</span>"));
+    // As many attributes as blocks, all translated.
+    let many: String = (0..n)
+        .map(|i| format!("<p>mot {i}</p><img alt=\"image {i}\">\n"))
+        .collect();
+    let out = rebuild(&many, shout);
+    assert!(out.ends_with("<p>MOT 99999</p><img alt=\"IMAGE 99999\">\n"));
     assert!(start.elapsed().as_secs() < 30, "took {:?}", start.elapsed());
 }
 
