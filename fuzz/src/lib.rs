@@ -5,6 +5,7 @@
 //! Not for: the library's own unit and property tests (they live beside the code).
 
 use transbrief::text::format::{Format, Source, HTML, SRT, VTT};
+use transbrief::text::inline::shout;
 use transbrief::text::{chunk, markdown, read, segment, subtitles};
 
 /// The check of a target by name, taking the fuzzer's bytes: decode, segment, markdown, chunk,
@@ -23,16 +24,8 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
             }
         },
         "chunk" => check_chunk,
-        "html" => |d| {
-            if let Ok(t) = std::str::from_utf8(d) {
-                check_html(t)
-            }
-        },
-        "srt" => |d| {
-            if let Ok(t) = std::str::from_utf8(d) {
-                check_subtitles(t)
-            }
-        },
+        "html" => check_html,
+        "srt" => check_subtitles,
         _ => return None,
     })
 }
@@ -142,20 +135,6 @@ pub fn check_chunk(data: &[u8]) {
     }
 }
 
-/// Upper case outside anything that reads as a tag: a translation that keeps the markers.
-fn shout(piece: &str) -> String {
-    let mut out = String::new();
-    let mut rest = piece;
-    while let Some(i) = rest.find('<') {
-        out.push_str(&rest[..i].to_uppercase());
-        let end = rest[i..].find('>').map_or(rest.len(), |e| i + e + 1);
-        out.push_str(&rest[i..end]);
-        rest = &rest[end..];
-    }
-    out.push_str(&rest.to_uppercase());
-    out
-}
-
 /// What a codec makes of `text` translated by `f`, if it reads it.
 fn translated(
     format: &Format,
@@ -172,10 +151,13 @@ fn translated(
     Some((pieces, String::from_utf8(out).expect("UTF-8 out")))
 }
 
-/// HTML: never panics, whatever the page or the translation; the pieces translated as
+/// HTML (UTF-8): never panics, whatever the page or the translation; the pieces translated as
 /// themselves give the page back (but for `lang` and `charset`, so exactly when it has no
 /// `<html` or `<meta`), and that page has the same pieces and is its own rebuild.
-pub fn check_html(text: &str) {
+pub fn check_html(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let Some((pieces, same)) = translated(&HTML, text, str::to_string) else {
         return;
     };
@@ -192,9 +174,12 @@ pub fn check_html(text: &str) {
     let _ = HTML.codec.plain_text(&Source::from_text(text));
 }
 
-/// SRT and WebVTT: never panic; the pieces translated as themselves give the file back byte
-/// for byte; a translation keeps every byte outside the cues' text, and no cue gains lines.
-pub fn check_subtitles(text: &str) {
+/// SRT and WebVTT (UTF-8): never panic; the pieces translated as themselves give the file back
+/// byte for byte; a translation keeps every byte outside the cues' text, and no cue gains lines.
+pub fn check_subtitles(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     for (format, dialect) in [
         (&SRT, subtitles::Dialect::Srt),
         (&VTT, subtitles::Dialect::Vtt),

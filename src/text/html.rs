@@ -1334,4 +1334,4 @@ fn numeric(value: u32) -> char {
 }
 
 #[cfg(test)]
-pub(super) mod tests;
+mod tests;

@@ -217,6 +217,21 @@ pub fn strip(translation: &str, marked: &Marked) -> String {
     out
 }
 
+/// A stand-in translation for tests and the fuzz targets: upper case outside anything that reads
+/// as a tag, so markers (and any `<...>`) come back as they were.
+pub fn shout(piece: &str) -> String {
+    let mut out = String::new();
+    let mut rest = piece;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i].to_uppercase());
+        let end = rest[i..].find('>').map_or(rest.len(), |e| i + e + 1);
+        out.push_str(&rest[i..end]);
+        rest = &rest[end..];
+    }
+    out.push_str(&rest.to_uppercase());
+    out
+}
+
 /// How many of `english` (the translations of `pieces`, in order) came back with their markers
 /// broken: pieces holding well-formed markers whose translation's markers are not.
 pub fn broken_count(pieces: &[String], english: &[String]) -> usize {

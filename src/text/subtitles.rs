@@ -377,7 +377,9 @@ fn cue_text(source: &str, lines: usize, dialect: Dialect) -> CueText {
 /// The cue's English as `lines` lines: the model's own line breaks when it kept as many,
 /// otherwise breaks at the spaces that balance the lines.
 fn render(cue: &CueText, english: &str, lines: usize, dialect: Dialect) -> String {
-    let runs = inline::unmark(english, &cue.marked).runs().to_vec();
+    // A carriage return would read as a line break when the file is read again.
+    let english = english.replace('\r', " ");
+    let runs = inline::unmark(&english, &cue.marked).runs().to_vec();
     let plain: String = runs.iter().map(|(t, _)| t.as_str()).collect();
     let kept_breaks =
         plain.split('\n').count() == lines && plain.split('\n').all(|l| !l.trim().is_empty());

@@ -1,5 +1,6 @@
 use super::*;
 use crate::text::format::{Source, HTML as FORMAT};
+use crate::text::inline::shout;
 
 const SAMPLE: &str = include_str!("../../../tests/fixtures/docs/sample.fr.html");
 
@@ -17,20 +18,6 @@ fn rebuild(html: &str, f: impl Fn(&str) -> String) -> String {
     let p = pieces(html);
     let english: Vec<String> = p.iter().map(|s| f(s)).collect();
     Html.rebuild(html, &english).unwrap()
-}
-
-/// Upper case outside the markers: a translation that keeps them.
-pub(crate) fn shout(piece: &str) -> String {
-    let mut out = String::new();
-    let mut rest = piece;
-    while let Some(i) = rest.find('<') {
-        out.push_str(&rest[..i].to_uppercase());
-        let end = rest[i..].find('>').map_or(rest.len(), |e| i + e + 1);
-        out.push_str(&rest[i..end]);
-        rest = &rest[end..];
-    }
-    out.push_str(&rest.to_uppercase());
-    out
 }
 
 #[test]
