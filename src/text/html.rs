@@ -623,7 +623,7 @@ impl Walker<'_> {
                 continue;
             };
             let piece = collapse(&decode(&html[r.clone()], true));
-            if piece.is_empty() {
+            if piece.trim().is_empty() {
                 continue;
             }
             let quote = html[..r.start]

@@ -169,6 +169,8 @@ fn alt_and_title_are_translated() {
         "placeholder=\"VOTRE ADRESSE ÉLECTRONIQUE\" aria-label=\"ADRESSE ÉLECTRONIQUE\""
     ));
     assert!(out.contains("content=\"LE BILAN ANNUEL DE L'ASSOCIATION\""));
+    // Blank values are no pieces.
+    assert!(pieces("<img alt=\"&nbsp;\" title=\" \"><p>&nbsp;</p>").is_empty());
     // Quotes and ampersands are escaped; an unquoted value is quoted.
     let html = "<img alt=x title='a'>";
     let out = Html
