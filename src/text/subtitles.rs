@@ -281,7 +281,8 @@ fn cue_text(source: &str, lines: usize, dialect: Dialect) -> CueText {
     let mut prefix = String::new();
     // `{\an8}` and the like, SSA position codes some SRT files carry.
     while body.starts_with("{\\") {
-        match body.find('}') {
+        let first_line = body.split('\n').next().unwrap_or("");
+        match first_line.find('}') {
             Some(e) => {
                 prefix.push_str(&body[..=e]);
                 body = &body[e + 1..];

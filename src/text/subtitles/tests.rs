@@ -221,6 +221,16 @@ fn plain_text_is_the_cues_text() {
 }
 
 #[test]
+fn a_position_code_is_read_on_the_first_line_only() {
+    // Found by the fuzzer: a "{\\" whose "}" is on the next line is text, not a prefix.
+    let text = "1\n00:00:01,000 --> 00:00:02,000\n{\\ae:0\nUn deux} trois\n";
+    let pieces = S.pieces(text).unwrap();
+    assert_eq!(pieces, ["{\\ae:0 Un deux} trois"]);
+    let out = S.rebuild(text, &[shout(&pieces[0])]).unwrap();
+    assert_eq!(line_counts(&out, &S), [2]);
+}
+
+#[test]
 fn cues_without_text_are_kept_and_give_no_piece() {
     let text = "1\n00:00:01,000 --> 00:00:02,000\n\n2\n00:00:03,000 --> 00:00:04,000\nDu texte.\n";
     assert_eq!(S.pieces(text).unwrap(), ["Du texte."]);
