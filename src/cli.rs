@@ -222,7 +222,7 @@ pub struct RunArgs {
     pub only: Option<Only>,
 
     /// Take only files matching this glob (by name, or by path below the folder given); may be
-    /// repeated. Replaces the default *.txt, *.md, *.markdown.
+    /// repeated. Replaces the default: every format's extensions (*.txt, *.md, *.html, *.srt...).
     #[arg(long, value_name = "GLOB")]
     pub include: Vec<String>,
 

@@ -225,6 +225,29 @@ fn a_50_mb_file_is_refused_before_reading() {
 }
 
 #[test]
+fn a_50_mb_html_page_is_refused_before_reading() {
+    let env = Env::new(8);
+    let docs = docs_with(&env, "huge.fr.html", b"");
+    std::fs::File::options()
+        .write(true)
+        .open(docs.join("huge.fr.html"))
+        .unwrap()
+        .set_len(50 * 1000 * 1000)
+        .unwrap();
+    let run = env.run(&[docs.to_str().unwrap()]);
+    assert_fails_alone(&run, &docs, "huge.fr.html", "--max-bytes");
+    assert!(!docs.join("huge.en.html").exists());
+}
+
+#[test]
+fn subtitles_with_bad_timestamps_are_refused_naming_the_cue() {
+    let bad = include_bytes!("fixtures/docs/bad-timestamps.fr.srt");
+    let (_env, docs) = assert_refused("bad-timestamps.fr.srt", bad, "cue 2 (line 6)");
+    assert!(!docs.join("bad-timestamps.en.srt").exists());
+    assert!(!docs.join("bad-timestamps.brief.en.md").exists());
+}
+
+#[test]
 fn one_100_kb_line_without_punctuation_is_chunked_and_translated() {
     let env = Env::new(2);
     let words = [

@@ -229,9 +229,17 @@ fn one_document_of_each_format_keeps_its_structure_and_opens() {
         .output()
         .expect("transbrief eval");
     let stdout = String::from_utf8_lossy(&eval.stdout);
-    assert!(eval.status.success(), "{stdout}{}", String::from_utf8_lossy(&eval.stderr));
+    assert!(
+        eval.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
     let scores: serde_json::Value = serde_json::from_str(&stdout).expect("eval JSON");
-    assert_eq!(scores["documents"].as_array().map(Vec::len), Some(GOOD.len()), "{scores}");
+    assert_eq!(
+        scores["documents"].as_array().map(Vec::len),
+        Some(GOOD.len()),
+        "{scores}"
+    );
     assert_eq!(scores["bleu"]["score"].as_f64(), Some(100.0), "{scores}");
 }
 

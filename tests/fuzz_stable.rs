@@ -35,7 +35,9 @@ fn run(name: &str) {
 /// must not race with another test doing the same.
 #[test]
 fn fuzz_targets_hold_their_properties() {
-    for name in ["decode", "segment", "markdown", "chunk", "docx", "odt"] {
+    for name in [
+        "decode", "segment", "markdown", "chunk", "docx", "odt", "html", "srt",
+    ] {
         run(name);
     }
 }

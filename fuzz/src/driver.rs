@@ -31,6 +31,13 @@ const PIECES: &[&[u8]] = &[
     b"<text:a xlink:href=\"x\">", b"</text:a>", b"<text:s text:c=\"3\"/>", b"<text:tab/>",
     b"<text:line-break/>", b"<text:note><text:note-body><text:p>n</text:p></text:note-body></text:note>",
     b"&amp;", b"&#233;", b"&x;", b"<!DOCTYPE x>", b"<a>", b"</a>", b"<![CDATA[<]]>",
+    b"<p>", b"</p>", b"<b>", b"</b>", b"<i>", b"</i>", b"<a href=\"x?a=1&amp;b\">", b"</a>",
+    b"<br>", b"<img alt=\"image\" title=t>", b"&eacute;", b"&amp;", b"&#233;", b"&nbsp;",
+    b"<!-- c -->", b"<script>x<y</script>", b"<code>", b"</code>", b"<html lang=fr>",
+    b"<meta charset=latin1>", b"<li>", b"<span translate=no>", b"</span>", b"<title>",
+    b"1\n", b"00:00:01,000 --> 00:00:02,000\n", b"00:01.000 --> 00:02.000 line:0\n",
+    b"WEBVTT\n\n", b"NOTE x\n", b"<font color=\"red\">", b"</font>", b"<v Ana>", b"{\\an8}",
+    b"- ", b"<00:01.500>",
 ];
 
 struct Rng(u64);

@@ -4,11 +4,12 @@
 //!
 //! Not for: the library's own unit and property tests (they live beside the code).
 
-use transbrief::text::format::{Format, DOCX, ODT};
-use transbrief::text::{chunk, markdown, package, read, segment};
+use transbrief::text::format::{Format, Source, DOCX, HTML, ODT, SRT, VTT};
+use transbrief::text::inline::shout;
+use transbrief::text::{chunk, markdown, package, read, segment, subtitles};
 
 /// The check of a target by name, taking the fuzzer's bytes: decode, segment, markdown, chunk,
-/// docx, odt.
+/// docx, odt, html, srt (SRT and WebVTT).
 pub fn target(name: &str) -> Option<fn(&[u8])> {
     Some(match name {
         "decode" => check_decode,
@@ -25,6 +26,8 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
         "chunk" => check_chunk,
         "docx" => check_docx,
         "odt" => check_odt,
+        "html" => check_html,
+        "srt" => check_subtitles,
         _ => return None,
     })
 }
@@ -221,4 +224,112 @@ pub fn check_odt(data: &[u8]) {
         "</office:text></office:body></office:document-content>",
     );
     check_package(&ODT, doc);
+}
+
+/// What a codec makes of `text` translated by `f`, if it reads it.
+fn translated(
+    format: &Format,
+    text: &str,
+    f: impl Fn(&str) -> String,
+) -> Option<(Vec<String>, String)> {
+    let doc = Source::from_text(text);
+    let pieces = format.codec.pieces(&doc).ok()?;
+    let english: Vec<String> = pieces.iter().map(|p| f(p)).collect();
+    let out = format
+        .codec
+        .rebuild(&doc, &english)
+        .unwrap_or_else(|e| panic!("pieces but no rebuild: {e}"));
+    Some((pieces, String::from_utf8(out).expect("UTF-8 out")))
+}
+
+/// HTML (UTF-8): never panics, whatever the page or the translation; the pieces translated as
+/// themselves give the page back (but for `lang` and `charset`, so exactly when it has no
+/// `<html` or `<meta`), and that page has the same pieces and is its own rebuild.
+pub fn check_html(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Some((pieces, same)) = translated(&HTML, text, str::to_string) else {
+        return;
+    };
+    let lower = text.to_ascii_lowercase();
+    if !lower.contains("<html") && !lower.contains("<meta") {
+        assert_eq!(same, text, "the identity translation changed the page");
+    }
+    let (again, twice) = translated(&HTML, &same, str::to_string).expect("its own output read");
+    assert_eq!(again, pieces, "the rebuilt page has other pieces");
+    assert_eq!(twice, same, "the rebuild is not a fixed point");
+    let _ = translated(&HTML, text, shout);
+    // Broken markers, stray "<" and "&", line breaks: never a panic.
+    let _ = translated(&HTML, text, |p| format!("<b>{p} & <a>x</c>\n<"));
+    let _ = HTML.codec.plain_text(&Source::from_text(text));
+}
+
+/// SRT and WebVTT (UTF-8): never panic; the pieces translated as themselves give the file back
+/// byte for byte; a translation keeps every byte outside the cues' text, and no cue gains lines
+/// or loses all of them. The input is checked as a file of each dialect, and its lines (blank
+/// ones dropped) as the text of one cue of each, so that most inputs reach the cue code.
+pub fn check_subtitles(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let body: Vec<&str> = text
+        .split('\n')
+        .filter(|l| !l.trim_matches(|c: char| c.is_ascii_whitespace()).is_empty())
+        .collect();
+    let body = body.join("\n");
+    let srt = format!("1\n00:00:01,000 --> 00:00:02,000\n{body}\n");
+    let vtt = format!("WEBVTT\n\n00:01.000 --> 00:02.000\n{body}\n");
+    for (format, dialect, file) in [
+        (&SRT, subtitles::Dialect::Srt, text),
+        (&VTT, subtitles::Dialect::Vtt, text),
+        (&SRT, subtitles::Dialect::Srt, &srt),
+        (&VTT, subtitles::Dialect::Vtt, &vtt),
+    ] {
+        check_subtitle_file(format, dialect, file);
+    }
+}
+
+fn check_subtitle_file(format: &Format, dialect: subtitles::Dialect, text: &str) {
+    let Some((_, same)) = translated(format, text, str::to_string) else {
+        return;
+    };
+    assert_eq!(
+        same, text,
+        "{}: the identity translation changed the file",
+        format.name
+    );
+    let frame = |t: &str| {
+        let cues = subtitles::cues(t, dialect).expect("a rebuilt file parses");
+        let mut out = Vec::new();
+        let mut at = 0;
+        for c in &cues {
+            out.push((t[at..c.text.start].to_string(), c.lines));
+            at = c.text.end;
+        }
+        out.push((t[at..].to_string(), 0));
+        out
+    };
+    let before = frame(text);
+    for f in [shout as fn(&str) -> String, |p: &str| {
+        format!("{p} <a>x\n\ny</b>")
+    }] {
+        let (_, out) = translated(format, text, f).expect("read once, read again");
+        let after = frame(&out);
+        assert_eq!(
+            after.len(),
+            before.len(),
+            "{}: cues gained or lost",
+            format.name
+        );
+        for ((b, bn), (a, an)) in before.iter().zip(&after) {
+            assert_eq!(a, b, "{}: bytes outside the cues changed", format.name);
+            assert!(
+                an <= bn && (*bn == 0 || *an > 0),
+                "{}: {bn} lines became {an}",
+                format.name
+            );
+        }
+    }
+    let _ = format.codec.plain_text(&Source::from_text(text));
 }

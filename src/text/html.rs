@@ -623,7 +623,7 @@ impl Walker<'_> {
                 continue;
             };
             let piece = collapse(&decode(&html[r.clone()], true));
-            if piece.is_empty() {
+            if piece.trim().is_empty() {
                 continue;
             }
             let quote = html[..r.start]
@@ -988,17 +988,30 @@ impl Page {
                 }
             }
         }
-        // Edits outside the blocks rendered anew.
-        let inside = |r: &Range<usize>| {
-            top.iter()
-                .any(|(b, _)| b.start <= r.start && r.end <= b.end && !b.is_empty())
-        };
-        let mut loose: Vec<(Range<usize>, String)> =
-            edits.iter().filter(|(r, _)| !inside(r)).cloned().collect();
+        // Edits outside the blocks rendered anew (both lists are in document order).
+        let mut loose: Vec<(Range<usize>, String)> = Vec::with_capacity(edits.len() + top.len());
+        let mut j = 0;
+        for (r, text) in &edits {
+            while j < top.len() && top[j].0.end < r.start {
+                j += 1;
+            }
+            let inside = top[j..]
+                .iter()
+                .take(2)
+                .any(|(b, _)| b.start <= r.start && r.end <= b.end && !b.is_empty());
+            if !inside {
+                loose.push((r.clone(), text.clone()));
+            }
+        }
         loose.extend(top);
         loose.sort_by_key(|(r, _)| (r.start, r.end));
         splice(html, 0..html.len(), &loose)
     }
+}
+
+/// How many elements (or tags) two chains open alike, outermost first.
+pub(super) fn common_len<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// `html[range]` with `edits` (sorted, not overlapping) that lie inside it applied.
@@ -1045,20 +1058,24 @@ impl Block {
         let unmarked = inline::unmark(english, &self.marked);
         let mut done = vec![false; self.styles.len()];
         let mut chain: &[usize] = &[];
-        for (text, k) in unmarked.runs() {
+        let runs = unmarked.runs();
+        for (n, (text, k)) in runs.iter().enumerate() {
             let style = &self.styles[*k];
-            let common = chain
-                .iter()
-                .zip(&style.chain)
-                .take_while(|(a, b)| a == b)
-                .count();
+            let mut target: &[usize] = &style.chain;
+            if text.trim().is_empty() && !style.special() {
+                // Spaces between two runs stay inside the elements both are in.
+                if let Some((_, next)) = runs[n + 1..].iter().find(|(t, _)| !t.trim().is_empty()) {
+                    target = &chain[..common_len(chain, &self.styles[*next].chain)];
+                }
+            }
+            let common = common_len(chain, target);
             for &e in chain[common..].iter().rev() {
                 out.push_str(&format!("</{}>", self.elements[e].name));
             }
-            for &e in &style.chain[common..] {
+            for &e in &target[common..] {
                 emit(&mut out, &self.elements[e].start);
             }
-            chain = &style.chain;
+            chain = target;
             if !done[*k] {
                 done[*k] = true;
                 for r in &style.before {
@@ -1137,15 +1154,16 @@ fn escape_attr(text: &str, quote: char) -> String {
 /// Whether `s` (starting with `&`) is a named reference `&name;` that [`decode`] does not know,
 /// and so left in the text as it was.
 fn kept_reference(s: &str) -> bool {
-    let name: &str = &s[1..s.len().min(40)];
-    let len = name
-        .bytes()
-        .take_while(|b| b.is_ascii_alphanumeric())
+    let b = &s.as_bytes()[1..];
+    let len = b
+        .iter()
+        .take(40)
+        .take_while(|c| c.is_ascii_alphanumeric())
         .count();
     len > 0
-        && name.as_bytes()[0].is_ascii_alphabetic()
-        && name.as_bytes().get(len) == Some(&b';')
-        && entity(&name[..len]).is_none()
+        && b[0].is_ascii_alphabetic()
+        && b.get(len) == Some(&b';')
+        && entity(&s[1..1 + len]).is_none()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1316,4 +1334,4 @@ fn numeric(value: u32) -> char {
 }
 
 #[cfg(test)]
-pub(super) mod tests;
+mod tests;

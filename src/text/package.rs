@@ -960,6 +960,7 @@ mod tests {
 /// package, and an XML part with its text taken out.
 #[cfg(test)]
 pub(crate) mod testing {
+    use super::super::format::{Codec, Format, Source};
     use super::*;
 
     /// A fixture of `tests/fixtures/docs/`.
@@ -968,17 +969,7 @@ pub(crate) mod testing {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e} (scripts/make-doc-fixtures)"))
     }
 
-    /// A fake translation: the text upper-cased, the markers kept as they were.
-    pub fn shout(piece: &str) -> String {
-        let mut out = piece.to_uppercase();
-        for l in 'a'..='z' {
-            let u = l.to_ascii_uppercase();
-            out = out
-                .replace(&format!("<{u}>"), &format!("<{l}>"))
-                .replace(&format!("</{u}>"), &format!("</{l}>"));
-        }
-        out
-    }
+    pub use crate::text::inline::shout;
 
     /// Every entry: name, raw (compressed) bytes, uncompressed bytes.
     pub fn entries(zip: &[u8]) -> Vec<(String, Vec<u8>, Vec<u8>)> {

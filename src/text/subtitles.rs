@@ -29,6 +29,7 @@
 use std::ops::Range;
 
 use super::format::{Format, FormatError, TextCodec};
+use super::html::common_len;
 use super::inline::{self, Marked};
 
 /// SubRip subtitles.
@@ -82,7 +83,8 @@ pub fn cues(text: &str, dialect: Dialect) -> Result<Vec<Cue>, FormatError> {
         lines.push((at, l.strip_suffix('\n').unwrap_or(l)));
         at += l.len();
     }
-    let blank = |l: &str| l.trim().is_empty();
+    // Blank as a translation's lines can never be (their words are cut at ASCII spaces only).
+    let blank = |l: &str| l.trim_matches(|c: char| c.is_ascii_whitespace()).is_empty();
     let mut cues = Vec::new();
     let mut i = 0;
     let mut first_block = true;
@@ -279,7 +281,8 @@ fn cue_text(source: &str, lines: usize, dialect: Dialect) -> CueText {
     let mut prefix = String::new();
     // `{\an8}` and the like, SSA position codes some SRT files carry.
     while body.starts_with("{\\") {
-        match body.find('}') {
+        let first_line = body.split('\n').next().unwrap_or("");
+        match first_line.find('}') {
             Some(e) => {
                 prefix.push_str(&body[..=e]);
                 body = &body[e + 1..];
@@ -375,7 +378,9 @@ fn cue_text(source: &str, lines: usize, dialect: Dialect) -> CueText {
 /// The cue's English as `lines` lines: the model's own line breaks when it kept as many,
 /// otherwise breaks at the spaces that balance the lines.
 fn render(cue: &CueText, english: &str, lines: usize, dialect: Dialect) -> String {
-    let runs = inline::unmark(english, &cue.marked).runs().to_vec();
+    // A carriage return would read as a line break when the file is read again.
+    let english = english.replace('\r', " ");
+    let runs = inline::unmark(&english, &cue.marked).runs().to_vec();
     let plain: String = runs.iter().map(|(t, _)| t.as_str()).collect();
     let kept_breaks =
         plain.split('\n').count() == lines && plain.split('\n').all(|l| !l.trim().is_empty());
@@ -394,6 +399,7 @@ fn render(cue: &CueText, english: &str, lines: usize, dialect: Dialect) -> Strin
     let mut out = cue.prefix.clone();
     let mut chain: &[String] = &[];
     let mut at = 0;
+    let mut next_break = 0;
     for (n, (text, k)) in runs.iter().enumerate() {
         let mut style: &[String] = &cue.styles[*k];
         if text.trim().is_empty() {
@@ -411,7 +417,8 @@ fn render(cue: &CueText, english: &str, lines: usize, dialect: Dialect) -> Strin
         }
         chain = style;
         for ch in text.chars() {
-            if breaks.contains(&at) {
+            if next_break < breaks.len() && breaks[next_break] == at {
+                next_break += 1;
                 out.push('\n');
             } else {
                 match (dialect, ch) {
@@ -436,11 +443,6 @@ fn render(cue: &CueText, english: &str, lines: usize, dialect: Dialect) -> Strin
             .join("\n");
     }
     out
-}
-
-/// How many tags two chains open alike.
-fn common_len(a: &[String], b: &[String]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// The byte offsets of the spaces of `text` where it is cut into `lines` lines of balanced
@@ -478,20 +480,31 @@ pub fn balanced_breaks(text: &str, lines: usize) -> Vec<usize> {
 // ---------------------------------------------------------------------------------------------
 // The codec
 
-impl TextCodec for Subtitles {
-    fn pieces(&self, text: &str) -> Result<Vec<String>, FormatError> {
+impl Subtitles {
+    /// The cues with words, each with its text cut for the model.
+    fn translatable(&self, text: &str) -> Result<Vec<(Cue, CueText)>, FormatError> {
         Ok(cues(text, self.0)?
             .into_iter()
-            .filter(|c| !text[c.text.clone()].trim().is_empty())
-            .map(|c| cue_text(&text[c.text.clone()], c.lines, self.0).marked.text)
+            .map(|c| {
+                let cut = cue_text(&text[c.text.clone()], c.lines, self.0);
+                (c, cut)
+            })
+            .filter(|(_, cut)| !cut.marked.text.trim().is_empty())
+            .collect())
+    }
+}
+
+impl TextCodec for Subtitles {
+    fn pieces(&self, text: &str) -> Result<Vec<String>, FormatError> {
+        Ok(self
+            .translatable(text)?
+            .into_iter()
+            .map(|(_, cut)| cut.marked.text)
             .collect())
     }
 
     fn rebuild(&self, text: &str, translations: &[String]) -> Result<String, FormatError> {
-        let cues: Vec<Cue> = cues(text, self.0)?
-            .into_iter()
-            .filter(|c| !text[c.text.clone()].trim().is_empty())
-            .collect();
+        let cues = self.translatable(text)?;
         if cues.len() != translations.len() {
             return Err(FormatError::new(format!(
                 "{} translations for {} cues",
@@ -501,14 +514,12 @@ impl TextCodec for Subtitles {
         }
         let mut out = String::with_capacity(text.len() + text.len() / 4);
         let mut at = 0;
-        for (cue, english) in cues.iter().zip(translations) {
-            let source = &text[cue.text.clone()];
-            let cut = cue_text(source, cue.lines, self.0);
+        for ((cue, cut), english) in cues.iter().zip(translations) {
             out.push_str(&text[at..cue.text.start]);
             if *english == cut.marked.text {
-                out.push_str(source);
+                out.push_str(&text[cue.text.clone()]);
             } else {
-                out.push_str(&render(&cut, english, cue.lines, self.0));
+                out.push_str(&render(cut, english, cue.lines, self.0));
             }
             at = cue.text.end;
         }
@@ -518,12 +529,10 @@ impl TextCodec for Subtitles {
 
     /// The cues' text, tags dropped: one cue a paragraph, its lines joined by spaces.
     fn plain_text(&self, text: &str) -> Result<String, FormatError> {
-        let cues = cues(text, self.0)?;
-        let paragraphs: Vec<String> = cues
-            .iter()
-            .filter(|c| !text[c.text.clone()].trim().is_empty())
-            .map(|c| {
-                let cut = cue_text(&text[c.text.clone()], c.lines, self.0);
+        let paragraphs: Vec<String> = self
+            .translatable(text)?
+            .into_iter()
+            .map(|(_, cut)| {
                 let t = inline::strip(&cut.marked.text, &cut.marked);
                 t.split_whitespace().collect::<Vec<_>>().join(" ")
             })

@@ -3,7 +3,7 @@
 //! `artifacts/`.
 //!
 //! Usage: `stable TARGET SECONDS [SEED]`, TARGET one of decode, segment, markdown, chunk, docx,
-//! odt.
+//! odt, html, srt.
 //!
 //! Not for: libFuzzer runs (`cargo +nightly fuzz run TARGET`).
 

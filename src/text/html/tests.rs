@@ -1,5 +1,6 @@
 use super::*;
 use crate::text::format::{Source, HTML as FORMAT};
+use crate::text::inline::shout;
 
 const SAMPLE: &str = include_str!("../../../tests/fixtures/docs/sample.fr.html");
 
@@ -17,20 +18,6 @@ fn rebuild(html: &str, f: impl Fn(&str) -> String) -> String {
     let p = pieces(html);
     let english: Vec<String> = p.iter().map(|s| f(s)).collect();
     Html.rebuild(html, &english).unwrap()
-}
-
-/// Upper case outside the markers: a translation that keeps them.
-pub(crate) fn shout(piece: &str) -> String {
-    let mut out = String::new();
-    let mut rest = piece;
-    while let Some(i) = rest.find('<') {
-        out.push_str(&rest[..i].to_uppercase());
-        let end = rest[i..].find('>').map_or(rest.len(), |e| i + e + 1);
-        out.push_str(&rest[i..end]);
-        rest = &rest[end..];
-    }
-    out.push_str(&rest.to_uppercase());
-    out
 }
 
 #[test]
@@ -112,6 +99,13 @@ fn formatting_follows_the_english_words() {
          Michel and I run <em>this charity</em>.</p>"
     );
 
+    // Nested elements: the space between two stretches stays inside the element around both.
+    let html = "<p>Un <b>deux <i>trois</i></b> quatre</p>";
+    assert_eq!(
+        rebuild(html, shout),
+        "<p>UN <b>DEUX <i>TROIS</i></b> QUATRE</p>"
+    );
+
     // Upper-cased outside the markers: every tag around the same words as before.
     let out = rebuild(SAMPLE, shout);
     assert!(out.contains("MON NOM <b>EST</b> MICHEL. JE DIRIGE <em>CETTE ASSOCIATION DEPUIS</em> DIX ANS, ET VOUS POUVEZ LIRE <a href=\"https://exemple.fr/rapport?id=3&amp;v=2\" class=\"lien\">LE RAPPORT COMPLET</a> EN LIGNE."), "{out}");
@@ -175,6 +169,8 @@ fn alt_and_title_are_translated() {
         "placeholder=\"VOTRE ADRESSE ÉLECTRONIQUE\" aria-label=\"ADRESSE ÉLECTRONIQUE\""
     ));
     assert!(out.contains("content=\"LE BILAN ANNUEL DE L'ASSOCIATION\""));
+    // Blank values are no pieces.
+    assert!(pieces("<img alt=\"&nbsp;\" title=\" \"><p>&nbsp;</p>").is_empty());
     // Quotes and ampersands are escaped; an unquoted value is quoted.
     let html = "<img alt=x title='a'>";
     let out = Html
@@ -220,6 +216,12 @@ fn character_references() {
     assert_eq!(decode("&copy 2024 &notit; &amp", false), "© 2024 ¬it; &");
     assert_eq!(decode("?a=1&copy=2", true), "?a=1&copy=2");
     assert_eq!(decode("&unknown; & &;", false), "&unknown; & &;");
+    // A long name running into a multi-byte character (found by the fuzzer).
+    let long = format!("&{}«", "a".repeat(38));
+    assert_eq!(
+        escape_text(&long, None),
+        format!("&amp;{}«", "a".repeat(38))
+    );
     // An unknown reference stays one; a known one is escaped.
     assert_eq!(
         escape_text("&unknown; & &amp; <x>", None),
@@ -321,6 +323,12 @@ fn deep_and_huge_pages_are_walked_in_linear_time() {
     assert!(p.len() >= n / MAX_STYLES, "{}", p.len());
     let out = rebuild(&wide, shout);
     assert!(out.contains("<span>MOT99999</span>"));
+    // As many attributes as blocks, all translated.
+    let many: String = (0..n)
+        .map(|i| format!("<p>mot {i}</p><img alt=\"image {i}\">\n"))
+        .collect();
+    let out = rebuild(&many, shout);
+    assert!(out.ends_with("<p>MOT 99999</p><img alt=\"IMAGE 99999\">\n"));
     assert!(start.elapsed().as_secs() < 30, "took {:?}", start.elapsed());
 }
 

@@ -1,5 +1,6 @@
 use super::*;
-use crate::text::html::tests::shout;
+use crate::text::inline::shout;
+use crate::text::testgen::{for_each_case, Gen};
 
 const SRT_SAMPLE: &str = include_str!("../../../tests/fixtures/docs/sample.fr.srt");
 const VTT_SAMPLE: &str = include_str!("../../../tests/fixtures/docs/sample.fr.vtt");
@@ -220,6 +221,16 @@ fn plain_text_is_the_cues_text() {
 }
 
 #[test]
+fn a_position_code_is_read_on_the_first_line_only() {
+    // Found by the fuzzer: a "{\\" whose "}" is on the next line is text, not a prefix.
+    let text = "1\n00:00:01,000 --> 00:00:02,000\n{\\ae:0\nUn deux} trois\n";
+    let pieces = S.pieces(text).unwrap();
+    assert_eq!(pieces, ["{\\ae:0 Un deux} trois"]);
+    let out = S.rebuild(text, &[shout(&pieces[0])]).unwrap();
+    assert_eq!(line_counts(&out, &S), [2]);
+}
+
+#[test]
 fn cues_without_text_are_kept_and_give_no_piece() {
     let text = "1\n00:00:01,000 --> 00:00:02,000\n\n2\n00:00:03,000 --> 00:00:04,000\nDu texte.\n";
     assert_eq!(S.pieces(text).unwrap(), ["Du texte."]);
@@ -227,4 +238,96 @@ fn cues_without_text_are_kept_and_give_no_piece() {
         S.rebuild(text, &["Some text.".into()]).unwrap(),
         text.replace("Du texte.", "Some text.")
     );
+}
+
+/// A subtitle file of a few cues whose text mixes words, tags, dashes, entities and odd spaces.
+fn random_file(g: &mut Gen, dialect: Dialect) -> String {
+    const WORDS: &[&str] = &[
+        "Bonjour",
+        "à",
+        "tous",
+        "- ",
+        "<i>",
+        "</i>",
+        "<b>",
+        "</b>",
+        "<font color=\"red\">",
+        "</font>",
+        "{\\an8}",
+        "&amp;",
+        "<",
+        ">",
+        "\u{a0}",
+        " ",
+        " ",
+        " ",
+        "été",
+        "<c.x>",
+        "</c>",
+        "<v Ana>",
+        "<00:01.500>",
+        "<a>",
+        "</a>",
+        "\t",
+    ];
+    let mut out = String::from(if dialect == Dialect::Vtt {
+        "WEBVTT\n\n"
+    } else {
+        ""
+    });
+    for n in 1..=g.below(4) + 1 {
+        out.push_str(
+            &format!("{n}\n00:00:0{n},000 --> 00:00:0{n},500\n")
+                .replace(',', if dialect == Dialect::Vtt { "." } else { "," }),
+        );
+        for _ in 0..g.below(4) + 1 {
+            let line = g.pieces(WORDS, 8);
+            let line = if line.trim().is_empty() {
+                "x".to_string()
+            } else {
+                line
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn random_files_keep_their_frame_under_any_translation() {
+    for dialect in [Dialect::Srt, Dialect::Vtt] {
+        let codec = Subtitles(dialect);
+        for_each_case(
+            300,
+            |g| {
+                let file = random_file(g, dialect);
+                let english: Vec<String> = (0..8).map(|_| g.any_text(30)).collect();
+                (file, english)
+            },
+            |(file, english)| {
+                assert_eq!(rebuild(&codec, file, str::to_string), *file);
+                let pieces = codec.pieces(file).unwrap();
+                let mut translations: Vec<Vec<String>> =
+                    vec![pieces.iter().map(|p| shout(p)).collect()];
+                translations.push(
+                    (0..pieces.len())
+                        .map(|i| english[i % english.len()].clone())
+                        .filter(|t| !t.trim().is_empty())
+                        .collect(),
+                );
+                for t in translations.iter().filter(|t| t.len() == pieces.len()) {
+                    let out = codec.rebuild(file, t).unwrap();
+                    assert_eq!(frame(&out, &codec), frame(file, &codec), "{out:?}");
+                    for (a, b) in line_counts(&out, &codec)
+                        .iter()
+                        .zip(line_counts(file, &codec))
+                    {
+                        assert!(*a >= 1 && *a <= b, "{b} lines became {a}: {out:?}");
+                    }
+                }
+            },
+        );
+    }
 }
