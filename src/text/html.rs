@@ -535,7 +535,7 @@ impl Walker<'_> {
         self.tokens.len()
     }
 
-    /// The decoded text of tokens, whitespace collapsed.
+    /// The decoded text of tokens, whitespace collapsed, trimmed (no-break spaces too).
     fn text_of(&self, tokens: &[Token]) -> String {
         let mut s = String::new();
         for t in tokens {
@@ -543,7 +543,7 @@ impl Walker<'_> {
                 s.push_str(&decode(&self.html[t.range.clone()], false));
             }
         }
-        collapse(&s)
+        collapse(&s).trim().to_string()
     }
 
     /// `lang` on `<html>`, and a `<meta>` charset that is not UTF-8.
@@ -728,7 +728,8 @@ impl Walker<'_> {
     fn verbatim(&mut self, range: Range<usize>, text: String) {
         self.make_room();
         self.touch(&range);
-        if text.is_empty() {
+        // No words (nothing, or spaces): kept whole like an image, since a marker needs words.
+        if text.trim().is_empty() {
             self.current.pending.push(range);
         } else {
             self.run(text, Some(range));
@@ -802,18 +803,39 @@ impl Walker<'_> {
 
     /// Ends the current block: a unit if it has words to translate.
     fn flush(&mut self) {
-        let c = std::mem::take(&mut self.current);
-        let Some(range) = c.range else {
+        let mut c = std::mem::take(&mut self.current);
+        let Some(range) = c.range.clone() else {
             return;
         };
+        // Inline elements still open with no words in them (`<p>mot <b></p>`): kept whole, from
+        // the outermost one's start tag to the end of the block.
+        if let Some(o) = c.open.iter().find(|o| !o.has_text) {
+            let (runs, lead, pending) = o.marks;
+            c.runs.truncate(runs);
+            c.lead.truncate(lead);
+            c.pending.truncate(pending);
+            c.pending.push(c.elements[o.element].start.start..range.end);
+            c.last_text = None;
+        }
         let translatable = c.runs.iter().any(|(t, k)| {
             c.styles[*k].verbatim.is_none() && t.chars().any(|ch| !ch.is_whitespace())
         });
         if !translatable {
             return;
         }
-        let runs = normalise(c.runs, true);
-        let styles = c.styles;
+        let mut runs = normalise(c.runs, true);
+        let mut styles = c.styles;
+        // A plain style, so that the unmarked text is never inline code or an image's anchor.
+        let plain = Style {
+            chain: Vec::new(),
+            before: Vec::new(),
+            verbatim: None,
+        };
+        let k = styles.iter().position(|s| *s == plain).unwrap_or_else(|| {
+            styles.push(plain);
+            styles.len() - 1
+        });
+        runs.push((String::new(), k));
         let marked = inline::mark_preferring(&runs, |k| !styles[k].special());
         let html = self.html;
         let lead_ws = c

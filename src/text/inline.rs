@@ -38,9 +38,9 @@ pub fn mark<S: AsRef<str>>(runs: &[(S, usize)]) -> Marked {
     mark_preferring(runs, |_| true)
 }
 
-/// [`mark`], with the main style chosen among the styles for which `eligible` holds (when any
-/// of them has non-blank text): a format whose runs carry more than formatting (HTML's inline
-/// code or images, kept verbatim and put back once) keeps those out of the unmarked text.
+/// [`mark`], with the main style chosen among the styles for which `eligible` holds, when any of
+/// them has a run (an empty one will do): a format whose runs carry more than formatting (HTML's
+/// inline code or images, kept verbatim and put back once) keeps those out of the unmarked text.
 pub fn mark_preferring<S: AsRef<str>>(
     runs: &[(S, usize)],
     eligible: impl Fn(usize) -> bool,
@@ -90,7 +90,7 @@ fn main_style<S: AsRef<str>>(runs: &[(S, usize)], eligible: impl Fn(usize) -> bo
             None => totals.push((*style, n)),
         }
     }
-    if totals.iter().any(|&(s, n)| n > 0 && eligible(s)) {
+    if totals.iter().any(|&(s, _)| eligible(s)) {
         totals.retain(|&(s, _)| eligible(s));
     }
     // max_by_key keeps the last maximum: reversed, the first.
@@ -301,9 +301,11 @@ mod tests {
         let m = mark_preferring(&runs, |s| s != 1);
         assert_eq!(m.text, "<a>--max-bytes N</a> <b>:</b> limite");
         assert_eq!(m.base, 2);
-        // No eligible style with text: as mark.
+        // No eligible style: as mark. An empty run of one is enough.
         let m = mark_preferring(&[("tout", 1)], |s| s != 1);
         assert_eq!((m.text.as_str(), m.base), ("tout", 1));
+        let m = mark_preferring(&[("tout", 1), ("", 0)], |s| s != 1);
+        assert_eq!((m.text.as_str(), m.base), ("<a>tout</a>", 0));
     }
 
     #[test]
