@@ -382,8 +382,13 @@ mod tests {
         let pieces = [m.text.clone(), "Rien.".into(), "si <b> x".into()];
         let english = |first: &str| [first.to_string(), "Nothing.".into(), "if <b> x".into()];
         assert_eq!(
-            broken_count(&pieces, &english("My <a>name</a> is, see.")),
+            broken_count(&pieces, &english("<b>See</b>: my <a>name</a> is.")),
             0
+        );
+        assert_eq!(
+            broken_count(&pieces, &english("My <a>name</a> is, see.")),
+            1,
+            "a pair left out"
         );
         assert_eq!(broken_count(&pieces, &english("My <a>name is, see.")), 1);
         assert_eq!(
