@@ -124,17 +124,26 @@ pub fn translate_paragraphs(
     Ok(Output { value: out, usage })
 }
 
-/// The sentences of `line` (byte ranges, trimmed, none empty).
+/// The sentences of `line` (byte ranges, trimmed, none empty). Sentences that a pair of inline
+/// formatting markers spans (a link over a sentence end: `text::inline`) are one, so that no
+/// window cuts a pair in two, which would cost the paragraph its formatting.
 fn sentences(line: &str) -> Vec<Range<usize>> {
-    crate::text::segment::sentences(line)
+    let mut out: Vec<Range<usize>> = Vec::new();
+    let trimmed = crate::text::segment::sentences(line)
         .into_iter()
         .filter_map(|r| {
             let s = &line[r.clone()];
             let start = r.start + (s.len() - s.trim_start().len());
             let end = r.end - (s.len() - s.trim_end().len());
             (start < end).then_some(start..end)
-        })
-        .collect()
+        });
+    for s in trimmed {
+        match out.last_mut() {
+            Some(last) if crate::text::inline::inside_pair(line, last.end) => last.end = s.end,
+            _ => out.push(s),
+        }
+    }
+    out
 }
 
 /// `line` cut at sentence ends into windows of at most `budget` tokens. A sentence longer than
@@ -443,6 +452,29 @@ mod tests {
         assert!(!calls[0].1, "the first window has no context");
         assert!(calls[1].1 && calls[2].1, "later windows see the previous one");
         assert!(out.value[0].notes.is_empty(), "{:?}", out.value[0].notes);
+    }
+
+    /// A pair of inline formatting markers over a sentence end keeps its sentences in one window,
+    /// even where the budget would cut between them; without markers they are cut.
+    #[test]
+    fn windows_never_cut_a_marker_pair() {
+        let model = Scripted {
+            answers: vec![],
+            calls: RefCell::new(vec![]),
+        };
+        let cut = |line: &str| -> Vec<String> {
+            (windows(&model, line, 4).into_iter())
+                .map(|w| line[w].to_string())
+                .collect()
+        };
+        assert_eq!(
+            cut("Un deux. Trois <a>quatre. Cinq</a> six."),
+            ["Un deux.", "Trois <a>quatre. Cinq</a> six."]
+        );
+        assert_eq!(
+            cut("Un deux. Trois quatre. Cinq six."),
+            ["Un deux. Trois quatre.", "Cinq six."]
+        );
     }
 
     #[test]

@@ -252,6 +252,27 @@ pub fn has_markers(text: &str) -> bool {
     pairs_in(text).is_some_and(|n| n > 0)
 }
 
+/// Whether byte offset `at` of `text` falls inside a marker pair (after `<a>`, before its
+/// `</a>`), in a text whose markers are well formed (otherwise never): where a text must not be
+/// cut, so that each part keeps whole pairs.
+pub fn inside_pair(text: &str, at: usize) -> bool {
+    if !has_markers(text) {
+        return false;
+    }
+    let mut open = false;
+    for (i, c) in text.char_indices() {
+        if i >= at {
+            break;
+        }
+        if c == '<' {
+            if let Some((_, close, _)) = marker_at(&text[i..]) {
+                open = !close;
+            }
+        }
+    }
+    open
+}
+
 /// How many of `english` (the translations of `pieces`, in order) lost formatting: pieces with
 /// well-formed markers whose translation has broken markers (all its formatting dropped) or
 /// fewer pairs (the missing ones dropped).
@@ -397,5 +418,17 @@ mod tests {
             "dropped"
         );
         assert!(has_markers(&pieces[0]) && !has_markers("si <b> x") && !has_markers("Rien."));
+
+        let t = "Un <a>lien. Ici</a> et là.";
+        let at = |s: &str| t.find(s).unwrap();
+        assert!(inside_pair(t, at(" Ici")), "between the pair");
+        assert!(
+            !inside_pair(t, at("Un")) && !inside_pair(t, at(" et")),
+            "outside it"
+        );
+        assert!(
+            !inside_pair("Un <a>lien. Ici et là.", 10),
+            "unclosed: not well formed"
+        );
     }
 }

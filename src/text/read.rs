@@ -96,15 +96,11 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, ReadError> {
     })
 }
 
-/// Reads and decodes one document, refusing anything that is not a regular file (a directory, a
-/// FIFO that would block forever, a device that never ends) and anything over `max_bytes`, both
-/// checked from the file's metadata *before* reading. Symbolic links to regular files are read.
-pub fn read_document(path: &Path, max_bytes: u64) -> Result<Decoded, ReadError> {
-    decode(&read_bytes(path, max_bytes)?)
-}
-
-/// Reads a file's bytes with [`read_document`]'s checks (a regular file, at most `max_bytes`,
-/// checked before reading), without decoding them: for packages such as DOCX.
+/// Reads one document's bytes, refusing anything that is not a regular file (a directory, a FIFO
+/// that would block forever, a device that never ends), anything over `max_bytes`, both checked
+/// from the file's metadata *before* reading, and an empty file. Symbolic links to regular files
+/// are read. A text format then decodes them ([`decode`], through `format::Format::read`); a
+/// package keeps them as they are.
 pub fn read_bytes(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ReadError> {
     let meta = fs::metadata(path)?;
     check_regular(&meta)?;
@@ -331,6 +327,11 @@ mod tests {
     }
 
     use super::*;
+
+    /// What a text format's `Format::read` does.
+    fn read_document(path: &Path, max_bytes: u64) -> Result<Decoded, ReadError> {
+        decode(&read_bytes(path, max_bytes)?)
+    }
     use crate::text::testgen::for_each_case;
 
     fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
