@@ -314,9 +314,10 @@ impl GgufChat {
             Framing::Strict => self.prompts.translate_strict_user.replace("{text}", text),
             Framing::Quoted => self.prompts.translate_quoted_user.replace("{text}", text),
         };
-        // A text with inline formatting in markers is told to keep them, and shown an example
-        // first; the others' prompt (and so their translation) is the same as without this rule.
-        // Left out, like the examples, where they would not fit the context (a small model).
+        // A text with inline formatting in markers is told to keep them (a note in the system
+        // prompt) and shown a marked example; the others' prompt (and so their translation) is
+        // the same as without this rule. Left out, like the strict framing's examples, where they
+        // would not fit the context (a small model).
         let markup = crate::text::inline::has_markers(text)
             && self.markup_tokens + 4 * n + 128 <= self.model.max_len();
         let example = &self.prompts.translate_markup_example;
