@@ -844,7 +844,7 @@ fn cmd_one(catalog: Catalog, args: &OneArgs, brief: bool) -> anyhow::Result<Exit
             if brief_entry.is_none() {
                 return Ok(out.output);
             }
-            out.english
+            (format.codec.brief_text(out.output)).map_err(|e| crate::Error::input(name, e))?
         };
         match &brief_entry {
             None => Ok(english.into_bytes()),

@@ -320,14 +320,13 @@ impl GgufChat {
         // would not fit the context (a small model).
         let markup = crate::text::inline::has_markers(text)
             && self.markup_tokens + 4 * n + 128 <= self.model.max_len();
-        let example = &self.prompts.translate_markup_example;
-        let example = (user(&example[0]), example[1].as_str());
         let mut turns: Vec<(Role, &str)> = Vec::new();
         // The example takes the place of the context: after an exchange without markers (the
         // previous paragraph's), the seeded Qwen2.5-Coder models dropped every marker even with
         // the example before it.
         let shown = if markup {
-            vec![(example.0, example.1)]
+            let [fr, en] = &self.prompts.translate_markup_example;
+            vec![(user(fr), en.as_str())]
         } else {
             shown
         };
@@ -338,12 +337,12 @@ impl GgufChat {
         turns.push((Role::User, &current));
         let prefill = if framing == Framing::Quoted { QUOTE } else { "" };
         let system = if markup {
-            format!(
+            std::borrow::Cow::Owned(format!(
                 "{}\n{}",
                 self.prompts.translate_system, self.prompts.translate_markup_note
-            )
+            ))
         } else {
-            self.prompts.translate_system.clone()
+            std::borrow::Cow::Borrowed(self.prompts.translate_system.as_str())
         };
         let out = self.chat(&system, &turns, prefill, 3 * n + 64)?;
         let answer = one_line(&out.value);

@@ -137,9 +137,12 @@ fn sentences(line: &str) -> Vec<Range<usize>> {
             let end = r.end - (s.len() - s.trim_end().len());
             (start < end).then_some(start..end)
         });
+    let pairs = crate::text::inline::pair_spans(line);
     for s in trimmed {
         match out.last_mut() {
-            Some(last) if crate::text::inline::inside_pair(line, last.end) => last.end = s.end,
+            Some(last) if pairs.iter().any(|p| p.start < last.end && last.end < p.end) => {
+                last.end = s.end
+            }
             _ => out.push(s),
         }
     }

@@ -453,40 +453,32 @@ fn process_inner(
         .translate
         .as_ref()
         .ok_or_else(|| Error::msg("no translation model"))?;
-    // The English text: freshly translated, or the up-to-date translation on disk.
+    // The translation: freshly made, or the up-to-date one on disk.
     let fresh = need_translation
         || (need_brief
             && !matches!(&decisions.translation, Some(d) if d.state == OutputState::UpToDate));
-    let english = if fresh {
+    let translation = if fresh {
         report.model.translate = Some(translate_entry.name.clone());
         let t = Instant::now();
-        let mut out = translate_document(&doc, job.format, &*models.translator()?)
+        let out = translate_document(&doc, job.format, &*models.translator()?)
             .map_err(|e| in_document(e, &job.input))?;
         report.timings.translate_ms = ms(t);
         report.tokens += out.usage;
         report.paragraphs = out.value.pieces;
-        report.checks = std::mem::take(&mut out.value.checks);
+        report.checks = out.value.checks;
         report.flagged_paragraphs = out.value.flagged_paragraphs;
         report.formatting_dropped = out.value.formatting_dropped;
-        out.value
+        out.value.output
     } else {
         report.flagged_paragraphs = write::flagged_paragraphs(&job.translation);
-        let bytes =
-            std::fs::read(&job.translation).map_err(|e| Error::input(&job.translation, e))?;
-        let english = (job.format.codec.brief_text(bytes.clone()))
-            .map_err(|e| Error::input(&job.translation, e))?;
-        Translated {
-            output: bytes,
-            english,
-            ..Default::default()
-        }
+        std::fs::read(&job.translation).map_err(|e| Error::input(&job.translation, e))?
     };
     if need_translation {
         crate::cancel::check()?;
         let fp = decisions.translation.as_ref().map(|d| d.fingerprint.as_str());
         commit(
             &job.translation,
-            &english.output,
+            &translation,
             fp.unwrap_or_default(),
             job,
             &translate_entry.name,
@@ -495,8 +487,11 @@ fn process_inner(
         mark_written(report, "translation");
     }
     if need_brief {
+        // The English a brief reads, only when a brief is made (a package is parsed again).
+        let english = (job.format.codec.brief_text(translation))
+            .map_err(|e| Error::input(&job.translation, e))?;
         let fp = decisions.brief.as_ref().map(|d| d.fingerprint.as_str());
-        write_brief(job, models, &english.english, fp.unwrap_or_default(), report)?;
+        write_brief(job, models, &english, fp.unwrap_or_default(), report)?;
     }
     report.status = DocStatus::Done;
     strict_verdict(opts, report)
@@ -690,10 +685,9 @@ fn mark_written(report: &mut DocReport, kind: &str) {
 /// A document's English, with what the checks said about it.
 #[derive(Debug, Clone, Default)]
 pub struct Translated {
-    /// The translation, as its format writes it (text, or a package's bytes).
+    /// The translation, as its format writes it (text, or a package's bytes); a brief reads it
+    /// through `Codec::brief_text`.
     pub output: Vec<u8>,
-    /// Its English as a brief reads it (`Codec::brief_text`).
-    pub english: String,
     /// Pieces translated (paragraphs, Markdown blocks, a package's paragraphs and cells).
     pub pieces: usize,
     /// Findings of the checks, by piece (1-based) and line, repaired or not.
@@ -736,14 +730,9 @@ pub fn translate_document(
     }
     let formatting_dropped = text::inline::broken_count(&pieces, &english);
     let output = format.codec.rebuild(doc, &english).map_err(format_error)?;
-    let english = format
-        .codec
-        .brief_text(output.clone())
-        .map_err(format_error)?;
     Ok(Output {
         value: Translated {
             output,
-            english,
             pieces: pieces.len(),
             checks,
             flagged_paragraphs,

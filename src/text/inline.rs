@@ -252,25 +252,29 @@ pub fn has_markers(text: &str) -> bool {
     pairs_in(text).is_some_and(|n| n > 0)
 }
 
-/// Whether byte offset `at` of `text` falls inside a marker pair (after `<a>`, before its
-/// `</a>`), in a text whose markers are well formed (otherwise never): where a text must not be
-/// cut, so that each part keeps whole pairs.
-pub fn inside_pair(text: &str, at: usize) -> bool {
+/// The byte ranges of `text` that marker pairs span (from `<a>` to the end of `</a>`), in
+/// order, when its markers are well formed (none otherwise): where a text must not be cut, so
+/// that each part keeps whole pairs.
+pub fn pair_spans(text: &str) -> Vec<std::ops::Range<usize>> {
     if !has_markers(text) {
-        return false;
+        return Vec::new();
     }
-    let mut open = false;
+    let mut spans = Vec::new();
+    let mut start = None;
     for (i, c) in text.char_indices() {
-        if i >= at {
-            break;
+        if c != '<' {
+            continue;
         }
-        if c == '<' {
-            if let Some((_, close, _)) = marker_at(&text[i..]) {
-                open = !close;
+        match (marker_at(&text[i..]), start) {
+            (Some((_, false, _)), None) => start = Some(i),
+            (Some((_, true, len)), Some(s)) => {
+                spans.push(s..i + len);
+                start = None;
             }
+            _ => {}
         }
     }
-    open
+    spans
 }
 
 /// How many of `english` (the translations of `pieces`, in order) lost formatting: pieces with
@@ -419,15 +423,11 @@ mod tests {
         );
         assert!(has_markers(&pieces[0]) && !has_markers("si <b> x") && !has_markers("Rien."));
 
-        let t = "Un <a>lien. Ici</a> et là.";
-        let at = |s: &str| t.find(s).unwrap();
-        assert!(inside_pair(t, at(" Ici")), "between the pair");
+        let t = "Un <a>lien. Ici</a> et <b>là</b>.";
+        let spans: Vec<&str> = pair_spans(t).into_iter().map(|r| &t[r]).collect();
+        assert_eq!(spans, ["<a>lien. Ici</a>", "<b>là</b>"]);
         assert!(
-            !inside_pair(t, at("Un")) && !inside_pair(t, at(" et")),
-            "outside it"
-        );
-        assert!(
-            !inside_pair("Un <a>lien. Ici et là.", 10),
+            pair_spans("Un <a>lien. Ici et là.").is_empty(),
             "unclosed: not well formed"
         );
     }
