@@ -6,16 +6,94 @@
 
 use candle_core::{Device, Result, Tensor};
 
-/// Whether this CPU has AVX2 and FMA, which every one of our kernels requires (x86-64-v3).
+/// The instruction sets our kernels are written for, lowest first. Each kernel runs the best
+/// variant it has at or below [`kernel_set`]; a set above a kernel's best runs its best.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KernelSet {
+    /// No SIMD kernel of ours: the callers keep candle's paths.
+    Portable,
+    /// AVX2 and FMA (x86-64-v3, what the binary is built for).
+    Avx2,
+    /// AVX-512 F, BW, DQ and VL as well.
+    Avx512,
+    /// AVX-512 with VNNI (`vpdpbusd`) as well.
+    Avx512Vnni,
+}
+
+impl KernelSet {
+    /// Every set, lowest first.
+    pub const ALL: [Self; 4] = [Self::Portable, Self::Avx2, Self::Avx512, Self::Avx512Vnni];
+
+    /// The name `TRANSBRIEF_KERNELS` takes and `--version` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Portable => "portable",
+            Self::Avx2 => "avx2",
+            Self::Avx512 => "avx512",
+            Self::Avx512Vnni => "avx512-vnni",
+        }
+    }
+
+    /// The set of that name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name.trim())
+    }
+
+    /// The best set this CPU runs.
+    pub fn detected() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if !(has!("avx2") && has!("fma")) {
+                return Self::Portable;
+            }
+            if !(has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl")) {
+                return Self::Avx2;
+            }
+            if has!("avx512vnni") {
+                Self::Avx512Vnni
+            } else {
+                Self::Avx512
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Self::Portable
+        }
+    }
+}
+
+/// The environment variable that caps the kernel set (`portable`, `avx2`, `avx512`,
+/// `avx512-vnni`), so that tests and users can run a lower set's kernels on a CPU that has a
+/// higher one. A set above what the CPU has is capped to what it has.
+pub const KERNELS_ENV: &str = "TRANSBRIEF_KERNELS";
+
+/// The kernel set in use: the CPU's best, capped by [`KERNELS_ENV`]. Read once per process.
+pub fn kernel_set() -> KernelSet {
+    static SET: std::sync::OnceLock<KernelSet> = std::sync::OnceLock::new();
+    *SET.get_or_init(|| {
+        let detected = KernelSet::detected();
+        match std::env::var(KERNELS_ENV) {
+            Ok(v) => match KernelSet::from_name(&v) {
+                Some(asked) => asked.min(detected),
+                None => {
+                    tracing::warn!(
+                        "{KERNELS_ENV}={v:?} is not a kernel set (portable, avx2, avx512, \
+                         avx512-vnni); using {}",
+                        detected.name()
+                    );
+                    detected
+                }
+            },
+            Err(_) => detected,
+        }
+    })
+}
+
+/// Whether our AVX2 + FMA kernels run: the CPU has them (x86-64-v3) and [`KERNELS_ENV`] does
+/// not ask for the portable paths.
 pub(crate) fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    kernel_set() >= KernelSet::Avx2
 }
 
 /// An output buffer written by several kernel threads at disjoint indices.
