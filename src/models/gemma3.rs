@@ -23,8 +23,7 @@ use candle_core::{Device, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::{DecoderConfig, GgufTensors, Meta};
-use crate::nn::causal::{Activation, Decoder, DecoderLayer, GatedMlp, Masks, SelfAttention};
-use crate::nn::kv_cache::LayerCache;
+use crate::nn::causal::{Activation, Decoder, DecoderLayer, GatedMlp, Part, SelfAttention};
 use crate::nn::rope::{Rope, RopeConfig};
 
 /// Every `SWA_PERIOD`-th layer is global; the others use the sliding window (llama.cpp's
@@ -92,19 +91,19 @@ pub struct Layer {
 }
 
 impl DecoderLayer for Layer {
-    fn forward(&self, xs: &Tensor, masks: &Masks, cache: &mut LayerCache) -> Result<Tensor> {
-        let mask = if self.local {
-            masks.windowed.as_ref()
-        } else {
-            masks.causal.as_ref()
-        };
+    fn forward(&self, xs: &Tensor, parts: &mut [Part<'_>]) -> Result<Tensor> {
         let h = self.attn_norm.forward(xs)?;
-        let h = self.attn.forward(&h, &self.rope, mask, cache)?;
+        let h = self.attn.forward(&h, &self.rope, parts, self.local)?;
         let h = self.post_attn_norm.forward(&h)?;
         let xs_mid = (h + xs)?;
-        let h = self.mlp.forward(&self.ffn_norm.forward(&xs_mid)?)?;
+        let lens: Vec<usize> = parts.iter().map(|p| p.len).collect();
+        let h = self.mlp.forward(&self.ffn_norm.forward(&xs_mid)?, &lens)?;
         let h = self.post_ffn_norm.forward(&h)?;
         h + xs_mid
+    }
+
+    fn attention(&self) -> &SelfAttention {
+        &self.attn
     }
 }
 

@@ -50,6 +50,14 @@ pub trait CausalLm: Send + Sync {
     /// Feeds `ids` (one sequence) after what `cache` already holds, and returns the logits
     /// (f32, vocabulary-sized) for the token that follows the last of them.
     fn forward(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor>;
+
+    /// Feeds several sequences in one pass (each `ids` after what its cache holds) and returns
+    /// the logits (f32, (sequences, vocabulary)) for the token after each: the same numbers as
+    /// [`Self::forward`] on each alone, for one read of the weights.
+    fn forward_batch(&self, seqs: &mut [(&[u32], &mut KvCache)]) -> Result<Tensor>;
+
+    /// Bytes of keys and values one full-length cache holds.
+    fn cache_bytes(&self) -> usize;
 }
 
 impl<L: crate::nn::causal::DecoderLayer> CausalLm for Decoder<L> {
@@ -63,6 +71,14 @@ impl<L: crate::nn::causal::DecoderLayer> CausalLm for Decoder<L> {
 
     fn forward(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor> {
         Decoder::forward(self, ids, cache)
+    }
+
+    fn forward_batch(&self, seqs: &mut [(&[u32], &mut KvCache)]) -> Result<Tensor> {
+        Decoder::forward_batch(self, seqs)
+    }
+
+    fn cache_bytes(&self) -> usize {
+        Decoder::cache_bytes(self)
     }
 }
 

