@@ -181,7 +181,8 @@ pub struct DeviceArgs {
     #[arg(long)]
     pub offline: bool,
 
-    /// Documents processed at once (worker threads); 0 means one per CPU core.
+    /// Documents processed at once (worker threads); 0 means one per CPU core, or, for a `run`
+    /// whose models are all chat models that batch (`--batch`), the batch slots and one more.
     #[arg(short, long, default_value_t = 0, value_name = "N")]
     pub jobs: usize,
 
@@ -197,6 +198,13 @@ pub struct DeviceArgs {
     /// models always run in the block types of their file.
     #[arg(long, value_name = "f32|int8")]
     pub weights: Option<Weights>,
+
+    /// Conversations a chat (GGUF) model decodes together, from the documents in flight: one
+    /// forward pass, one read of the weights, for all of them. 0 chooses from the available
+    /// memory and the model's cache size (at most 8); 1 turns batching off. Outputs are the
+    /// same either way; the report's `batching` says what was chosen.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub batch: usize,
 }
 
 /// Which kind of output to produce.
@@ -512,7 +520,9 @@ fn loader(catalog: Catalog, args: &DeviceArgs) -> anyhow::Result<Loader> {
         crate::device::set_kernel_threads(args.threads);
     }
     let device = args.device.open().map_err(usage)?;
-    Ok(Loader::new(catalog, Access::from_flag(args.offline), device).with_weights(args.weights))
+    Ok(Loader::new(catalog, Access::from_flag(args.offline), device)
+        .with_weights(args.weights)
+        .with_batch(args.batch))
 }
 
 /// The loader, and the models a command runs (`only`: the one task it needs a model for).
@@ -560,7 +570,8 @@ fn cmd_run(cli: &Cli, catalog: Catalog, args: &RunArgs) -> anyhow::Result<ExitCo
         only,
         force: args.force,
         dry_run: args.dry_run,
-        jobs: jobs(args.device.jobs),
+        // 0 lets the pipeline choose, by the models' batching.
+        jobs: args.device.jobs,
         max_bytes: args.max_bytes,
         models,
         progress: !cli.quiet && std::io::stderr().is_terminal(),
@@ -726,7 +737,7 @@ fn cmd_compare(cli: &Cli, catalog: Catalog, args: &CompareArgs) -> anyhow::Resul
         docs: args.docs.clone(),
         models,
         reference: args.reference.clone(),
-        jobs: jobs(args.device.jobs),
+        jobs: args.device.jobs,
         max_bytes: args.max_bytes,
         progress: !cli.quiet && std::io::stderr().is_terminal(),
     };

@@ -8,6 +8,10 @@ use std::path::Path;
 use assert_cmd::Command;
 
 fn run_into(catalog: &Path, docs: &Path, out: &Path, jobs: &str) {
+    run_with(catalog, docs, out, &["--jobs", jobs]);
+}
+
+fn run_with(catalog: &Path, docs: &Path, out: &Path, extra: &[&str]) {
     Command::cargo_bin("transbrief")
         .expect("binary")
         .args(["--quiet", "--catalog"])
@@ -21,7 +25,9 @@ fn run_into(catalog: &Path, docs: &Path, out: &Path, jobs: &str) {
             "tiny",
             "--offline",
         ])
-        .args(["--device", "cpu", "--jobs", jobs, "--out-dir"])
+        .args(["--device", "cpu"])
+        .args(extra)
+        .arg("--out-dir")
         .arg(out)
         .assert()
         .success();
@@ -57,6 +63,57 @@ fn gguf_outputs_do_not_depend_on_jobs() {
             String::from_utf8_lossy(x),
             String::from_utf8_lossy(y)
         );
+    }
+}
+
+/// Issue 19: a chat model's conversations decoded together (`--batch`) give the bytes they give
+/// one at a time, whatever the slots, the documents in flight, and so which conversations share
+/// a pass and in what order; and the report says what batching chose.
+#[test]
+fn gguf_outputs_do_not_depend_on_batching() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let catalog = common::tiny_catalog(tmp.path(), &[("tiny", 7)]);
+    let docs = tmp.path().join("docs");
+    common::write_docs(&docs, common::DOCS);
+    let off = tmp.path().join("off");
+    run_with(&catalog, &docs, &off, &["--batch", "1", "--jobs", "1"]);
+    let expected = common::tree(&off);
+    assert_eq!(expected.len(), 2 * common::DOCS.len());
+    for (name, extra) in [
+        ("b4", &["--batch", "4"][..]),
+        ("b2j5", &["--batch", "2", "--jobs", "5"][..]),
+        ("b3j2", &["--batch", "3", "--jobs", "2"][..]),
+        ("auto", &[][..]),
+    ] {
+        let out = tmp.path().join(name);
+        let report = tmp.path().join(format!("{name}.json"));
+        let mut args = extra.to_vec();
+        args.extend(["--report", report.to_str().unwrap()]);
+        run_with(&catalog, &docs, &out, &args);
+        let got = common::tree(&out);
+        let names =
+            |t: &[(std::path::PathBuf, Vec<u8>)]| t.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&got), names(&expected), "{name}");
+        for ((path, x), (_, y)) in got.iter().zip(&expected) {
+            assert!(
+                x == y,
+                "{} differs between {extra:?} and --batch 1:\n{}\n---\n{}",
+                path.display(),
+                String::from_utf8_lossy(x),
+                String::from_utf8_lossy(y)
+            );
+        }
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let batching = &report["batching"][0];
+        assert_eq!(batching["model"], "tiny", "{name}: {report}");
+        let slots = batching["slots"].as_u64().unwrap();
+        match extra.get(1) {
+            Some(n) => assert_eq!(slots.to_string(), *n, "{name}"),
+            None => assert!((1..=8).contains(&slots), "{name}: {slots}"),
+        }
+        assert!(batching["passes"].as_u64().unwrap() > 0, "{name}: {report}");
+        eprintln!("{name}: batching {batching}");
     }
 }
 

@@ -5,7 +5,9 @@
 //! prompt ([`super::chat_template`]), running the model (any architecture registered in
 //! `crate::models`) over it with the shared decoding loop, and cleaning the
 //! answer. One loaded model serves every worker thread; each worker borrows a KV cache from a
-//! small pool, in which the system prompt has already been computed.
+//! small pool, in which the system prompt has already been computed, and, unless batching is
+//! off, takes a slot of the model's [`Batcher`] for each conversation, so that the forward
+//! passes of concurrent conversations run as one (`super::batch`).
 //!
 //! Not for: the transformer itself (`models`), tokenization (`tokenizers::gguf`), or deciding
 //! what to translate (`pipeline`).
@@ -22,13 +24,15 @@
 //!
 //! Determinism: the system prompt is always computed as one forward pass of its own, and the
 //! rest of the prompt as a second one, whether or not the cache was reused, so the numbers (and
-//! so the greedy output) do not depend on what a worker did before.
+//! so the greedy output) do not depend on what a worker did before, nor on which other
+//! conversations share a batched pass.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use candle_core::Device;
 
+use super::batch::{BatchReport, Batcher};
 use super::chat_template::{ChatTemplate, Role};
 use crate::catalog::BuiltinTemplate;
 use super::faithful::{self, Framing};
@@ -46,7 +50,12 @@ const BRIEF_TOKENS: usize = 512;
 /// A loaded chat model with its prompts.
 pub struct GgufChat {
     name: String,
-    model: Box<dyn CausalLm>,
+    model: Arc<dyn CausalLm>,
+    /// Feeds the conversations of concurrent workers through the model together; `None` when
+    /// batching is off (`--batch 1`), and each worker runs the model itself.
+    batcher: Option<Batcher>,
+    /// Whether the slots came from `--batch N` rather than the memory.
+    batch_chosen: &'static str,
     tokenizer: GgufTokenizer,
     template: ChatTemplate,
     prompts: Prompts,
@@ -83,6 +92,9 @@ pub struct ChatSettings {
     pub window_tokens: usize,
     /// The catalog's built-in chat template for this model, used instead of the file's own.
     pub template: Option<BuiltinTemplate>,
+    /// Conversations decoded together (`--batch`): 1 is off, 0 chooses from the memory
+    /// ([`super::batch::auto_slots`]).
+    pub batch: usize,
 }
 
 /// The fewest source tokens a translation window is cut to, however small the model's context.
@@ -116,8 +128,18 @@ impl GgufChat {
         let template =
             ChatTemplate::load(architecture.name, &tokenizer, settings.template)
                 .map_err(|e| Error::model(name, format!("{}: {e}", path.display())))?;
-        let model = (architecture.load)(&content, &mut file, settings.context, device)
-            .map_err(|e| err("cannot load the weights", &e))?;
+        let model: Arc<dyn CausalLm> = (architecture.load)(&content, &mut file, settings.context, device)
+            .map_err(|e| err("cannot load the weights", &e))?
+            .into();
+        let (slots, batch_chosen) = match settings.batch {
+            0 => (super::batch::auto_slots(model.cache_bytes()), "auto"),
+            n => (n, "flag"),
+        };
+        let batcher = if slots > 1 {
+            Some(Batcher::new(model.clone(), slots)?)
+        } else {
+            None
+        };
         let count = |t: &str| tokenizer.encode(t).map(|ids| ids.len());
         // The smallest translation request: the system prompt, the template's markers, a window
         // of the fewest source tokens a window is cut to, and room for an answer twice as long.
@@ -170,6 +192,8 @@ impl GgufChat {
         Ok(Self {
             name: name.to_string(),
             model,
+            batcher,
+            batch_chosen,
             tokenizer,
             template,
             prompts: settings.prompts,
@@ -182,6 +206,21 @@ impl GgufChat {
             example_tokens,
             markup_tokens,
             markers,
+        })
+    }
+
+    /// What batching was chosen and what it did; `None` when it is off.
+    pub fn batching(&self) -> Option<BatchReport> {
+        let batcher = self.batcher.as_ref()?;
+        let stats = batcher.stats();
+        Some(BatchReport {
+            model: self.name.clone(),
+            slots: batcher.slots(),
+            chosen: self.batch_chosen,
+            kv_bytes_per_slot: self.model.cache_bytes() as u64,
+            passes: stats.passes,
+            mean_sequences: stats.sequences as f64 / stats.passes.max(1) as f64,
+            widest: stats.widest,
         })
     }
 
@@ -216,6 +255,13 @@ impl GgufChat {
             ));
         }
 
+        // A slot in the batch for the whole conversation (waits while all are taken).
+        let slot = self.batcher.as_ref().map(Batcher::join);
+        let model = self.model.as_ref();
+        let forward = |ids: &[u32], cache: &mut KvCache| match &slot {
+            Some(slot) => slot.forward(ids, cache),
+            None => model.forward(ids, cache),
+        };
         let (mut cache, cached) = self
             .pool
             .lock()
@@ -225,7 +271,7 @@ impl GgufChat {
         if cached != head {
             cache.truncate(0);
             if !head.is_empty() {
-                self.model.forward(head, &mut cache)?;
+                forward(head, &mut cache)?;
             }
         } else {
             cache.truncate(head.len());
@@ -233,22 +279,22 @@ impl GgufChat {
         let started = std::time::Instant::now();
         let mut prefill_s = 0.0;
         let result = (|| {
-            let logits = self.model.forward(rest, &mut cache)?;
+            let logits = forward(rest, &mut cache)?;
             prefill_s = started.elapsed().as_secs_f64();
             let cfg = SamplingConfig {
                 max_new_tokens: max_new.min(self.sampling.max_new_tokens),
                 ..self.sampling.clone()
             };
-            let model = &self.model;
             let cache = &mut cache;
             sampling::generate(
                 logits,
-                |id| model.forward(&[id], cache),
+                |id| forward(&[id], cache),
                 &self.stop_ids,
                 &cfg,
                 room,
             )
         })();
+        drop(slot);
         // The cache goes back to the pool with its system prompt, even after an error.
         if let Ok(mut pool) = self.pool.lock() {
             pool.push((cache, head.to_vec()));
@@ -628,6 +674,7 @@ mod tests {
             context_paragraphs: 0,
             window_tokens: 64,
             template,
+            batch: 1,
         }
     }
 

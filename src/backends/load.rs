@@ -71,6 +71,9 @@ pub struct Loader {
     device: Device,
     /// `--weights`: how seq2seq models hold their weights, over what their entries say.
     weights: Option<Weights>,
+    /// `--batch`: conversations a chat model decodes together (0: chosen from the memory; 1:
+    /// off).
+    batch: usize,
     /// Opened models, and the error of those that failed to open.
     loaded: Mutex<HashMap<String, std::result::Result<Loaded, String>>>,
 }
@@ -82,6 +85,7 @@ impl Loader {
             access,
             device,
             weights: None,
+            batch: 0,
             loaded: Mutex::new(HashMap::new()),
         }
     }
@@ -90,6 +94,33 @@ impl Loader {
     pub fn with_weights(mut self, weights: Option<Weights>) -> Self {
         self.weights = weights;
         self
+    }
+
+    /// Chat models decode up to `batch` conversations together (`--batch`; 0: chosen from the
+    /// memory, 1: off).
+    pub fn with_batch(mut self, batch: usize) -> Self {
+        self.batch = batch;
+        self
+    }
+
+    /// `--batch` as given (0: auto).
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// What each loaded chat model's batching chose and did (none when it is off).
+    pub fn batching(&self) -> Vec<super::batch::BatchReport> {
+        let Ok(loaded) = self.loaded.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<_> = (loaded.values())
+            .filter_map(|l| match l {
+                Ok(Loaded::Chat(chat)) => chat.batching(),
+                _ => None,
+            })
+            .collect();
+        out.sort_by(|a, b| a.model.cmp(&b.model));
+        out
     }
 
     /// How `entry`'s linear layers hold their weights: `--weights`, else the entry's `weights`,
@@ -201,6 +232,7 @@ impl Loader {
             context_paragraphs: generation.context_paragraphs.unwrap_or(1),
             window_tokens: generation.window_tokens.unwrap_or(DEFAULT_WINDOW_TOKENS),
             template: entry.template,
+            batch: self.batch,
         })
     }
 

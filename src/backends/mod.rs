@@ -16,6 +16,7 @@
 //! Backends are `Send + Sync` and take `&self`: one loaded model is shared by all rayon workers,
 //! and whatever per-request state a model needs (KV caches) lives in the call, not in the weights.
 
+pub mod batch;
 pub mod chat;
 pub mod chat_template;
 pub mod faithful;

@@ -34,6 +34,7 @@ pub struct CompareOptions {
     /// A folder of references (`X.ref.en.txt`, same relative folders as the documents); by
     /// default references are looked for beside each document.
     pub reference: Option<PathBuf>,
+    /// Documents in flight (0: the pipeline chooses, see `pipeline::run::RunOptions::jobs`).
     pub jobs: usize,
     pub max_bytes: u64,
     pub progress: bool,

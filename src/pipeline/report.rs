@@ -164,6 +164,10 @@ pub struct Report {
     /// processed every document.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardReport>,
+    /// Each chat model that decoded conversations together: the slots chosen and what the
+    /// batching did. Absent when batching was off (`--batch 1`) or no chat model ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub batching: Vec<crate::backends::batch::BatchReport>,
 }
 
 /// Which part of the plan a sharded run processed, and the plan it was cut from.
@@ -243,6 +247,7 @@ impl Report {
             totals,
             documents,
             shard: None,
+            batching: Vec::new(),
         }
     }
 

@@ -47,7 +47,9 @@ pub struct RunOptions {
     pub force: bool,
     /// Say what would be done, touch nothing, load no model.
     pub dry_run: bool,
-    /// Worker threads (documents in flight, and the threads their tensor operations share).
+    /// Worker threads: documents in flight. 0 chooses: one per core, or, when every model of
+    /// the run is a chat model that batches, one per batch slot and one more (see
+    /// [`documents_in_flight`]).
     pub jobs: usize,
     /// Largest input file accepted, in bytes.
     pub max_bytes: u64,
@@ -136,13 +138,20 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
     if !opts.dry_run {
         remove_stale_temps(&plan);
     }
+    let (jobs, batching) = documents_in_flight(opts, loader);
+    let opts = &RunOptions {
+        jobs,
+        ..opts.clone()
+    };
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
+        .num_threads(jobs)
         .build()
-        .map_err(|e| Error::msg(format!("cannot start {} worker threads: {e}", opts.jobs)))?;
+        .map_err(|e| Error::msg(format!("cannot start {jobs} worker threads: {e}")))?;
     let settled = settle(&plan, opts, &models, &pool);
-    if !opts.dry_run {
-        size_kernel_threads(&settled, opts.jobs);
+    // Batched, one forward pass runs at a time and takes every core; otherwise the documents'
+    // passes run side by side and share them.
+    if !opts.dry_run && !batching {
+        size_kernel_threads(&settled, jobs);
     }
     let bar = progress_bar(plan.jobs.len(), opts.progress);
     // Each error names its file, in the report as on stderr.
@@ -170,7 +179,31 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
     let device = crate::device::describe(loader.device());
     let mut report = Report::new(device, opts.jobs, reports, started.elapsed().as_secs_f64());
     report.shard = sharded;
+    report.batching = loader.batching();
     Ok(report)
+}
+
+/// The documents in flight (`--jobs`, or chosen), and whether the run's chat model batches
+/// them. Batching pays when every model of the run is a chat model: its conversations then go
+/// through one engine thread that uses every core, and the documents in flight are its slots
+/// and one more (a document between two conversations frees its slot for another). With a
+/// seq2seq model in the run, its passes run on the workers themselves, so the workers stay one
+/// per core.
+fn documents_in_flight(opts: &RunOptions, loader: &Loader) -> (usize, bool) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chat = |e: &Entry| e.family == crate::catalog::Family::GgufChat;
+    let batching = loader.batch() != 1
+        && chat(&opts.models.translate)
+        && opts.models.brief.as_ref().is_none_or(|b| opts.only == Some(Task::Translate) || chat(b));
+    let jobs = match (opts.jobs, batching) {
+        (0, true) => match loader.batch() {
+            0 => crate::backends::batch::AUTO_MAX_SLOTS + 1,
+            n => n + 1,
+        },
+        (0, false) => cores,
+        (n, _) => n,
+    };
+    (jobs.max(1), batching)
 }
 
 /// Removes the temp files and stale locks an interrupted run left in the folders this run
