@@ -1,4 +1,5 @@
-//! Batched decoding gives every sequence the numbers it gets alone: `CausalLm::forward_batch`
+//! Batched decoding gives every sequence the numbers it gets alone, and a reused cache the numbers
+//! a fresh one gives: `CausalLm::forward_batch`
 //! over sequences of different lengths, joining and finishing at different steps, in different
 //! orders, against each sequence fed alone with `forward`, logits compared bit for bit.
 //!
@@ -136,6 +137,36 @@ fn check(path: &Path) {
     }
 }
 
+/// A cache that grew for a long sequence and was cut back (as the chat backend reuses its
+/// caches, keeping the system prompt) gives the bits a fresh cache gives: the logits do not
+/// depend on how much room the cache's buffers have.
+fn check_history(path: &Path) {
+    let model = load(path, 1024);
+    let head: Vec<u32> = (0..5).map(|i| 7 + i).collect();
+    let rest: Vec<u32> = (0..9).map(|i| 30 + 3 * i).collect();
+    let long: Vec<u32> = (0..600).map(|i| 1 + (i * 13) % 90).collect();
+    let run = |cache: &mut KvCache| {
+        let mut out = vec![bits(&model.forward(&rest, cache).unwrap())];
+        for _ in 0..5 {
+            let next = argmax(out.last().unwrap());
+            out.push(bits(&model.forward(&[next], cache).unwrap()));
+        }
+        out
+    };
+    let mut fresh = model.new_cache();
+    model.forward(&head, &mut fresh).unwrap();
+    let expected = run(&mut fresh);
+    let mut reused = model.new_cache();
+    model.forward(&head, &mut reused).unwrap();
+    model.forward(&long, &mut reused).unwrap();
+    reused.truncate(head.len());
+    assert!(
+        run(&mut reused) == expected,
+        "{}: a cache grown by a long sequence and cut back gives other logits",
+        path.display()
+    );
+}
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf")
 }
@@ -144,6 +175,7 @@ fn fixtures() -> PathBuf {
 fn every_tiny_architecture_batches_without_changing_a_bit() {
     for arch in ["llama", "qwen2", "qwen3", "gemma3", "phi3"] {
         check(&fixtures().join(format!("tiny-{arch}.gguf")));
+        check_history(&fixtures().join(format!("tiny-{arch}.gguf")));
     }
 }
 
@@ -173,11 +205,55 @@ fn seeded_models_batch_without_changing_a_bit() {
         ),
     ] {
         match seeded(repo, file) {
-            Some(path) => check(&path),
+            Some(path) => {
+                check(&path);
+                check_history(&path);
+            }
             None => eprintln!(
                 "SKIP: {file} is not in the Hugging Face cache (../shared/models/seed-hf-cache \
                  seeds it)"
             ),
         }
+    }
+}
+
+/// Not a test: prints the time of one decode step of B sequences (B = 1, 2, 4, 8), each after a
+/// 200-token prompt, with the seeded Qwen2.5-Coder-0.5B. `cargo test --release --test batching
+/// -- --ignored --nocapture step_times`. Speed is measured by scripts/bench; this only shows
+/// how a pass's cost grows with its width.
+#[test]
+#[ignore]
+fn step_times() {
+    let Some(path) = seeded(
+        "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    ) else {
+        eprintln!("SKIP: the seeded Qwen2.5-Coder-0.5B is not in the cache");
+        return;
+    };
+    let model = load(&path, 1024);
+    for width in [1usize, 2, 4, 8] {
+        let mut caches: Vec<KvCache> = (0..width).map(|_| model.new_cache()).collect();
+        for (i, c) in caches.iter_mut().enumerate() {
+            let prompt: Vec<u32> = (0..200).map(|j| 1000 + ((j * 7 + i * 13) % 5000) as u32).collect();
+            model.forward(&prompt, c).unwrap();
+        }
+        let steps = 20;
+        let start = std::time::Instant::now();
+        for s in 0..steps {
+            let ids: Vec<[u32; 1]> = (0..width).map(|i| [(2000 + s * 31 + i) as u32]).collect();
+            let mut batch: Vec<(&[u32], &mut KvCache)> = ids
+                .iter()
+                .zip(caches.iter_mut())
+                .map(|(id, c)| (&id[..], c))
+                .collect();
+            model.forward_batch(&mut batch).unwrap();
+        }
+        let per_step = start.elapsed().as_secs_f64() / steps as f64;
+        eprintln!(
+            "width {width}: {:.1} ms a step, {:.1} tokens/s",
+            per_step * 1e3,
+            width as f64 / per_step
+        );
     }
 }

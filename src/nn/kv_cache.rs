@@ -1,33 +1,49 @@
-//! The key/value cache of decoder-only models: one preallocated buffer per layer, written in
-//! place, and cut back to a shared prefix without freeing ([`KvCache::truncate`]). The masks are
+//! The key/value cache of decoder-only models: one buffer per layer, written in place and grown
+//! as the sequence grows, and cut back to a shared prefix without freeing
+//! ([`KvCache::truncate`]). The masks are
 //! in `crate::nn::causal`.
 //!
 //! Not for: the encoder-decoder caches of beam search (`crate::generate`), which reorder rows.
 
 use candle_core::{Result, Tensor};
 
-/// Keys and values of one layer, preallocated to the model's `max_len` on first use and
-/// written in place.
+/// Keys and values of one layer, written in place into buffers that grow (doubling, up to the
+/// model's `max_len`) as the sequence does, so that a cache holds memory for the positions it
+/// has used rather than for the whole context.
 #[derive(Debug, Clone)]
 pub struct LayerCache {
     k: Option<Tensor>,
     v: Option<Tensor>,
     len: usize,
+    /// The most positions the buffers may grow to.
     cap: usize,
 }
+
+/// Positions a buffer starts with.
+const FIRST_ROOM: usize = 256;
 
 impl LayerCache {
     /// Writes `k` and `v` (batch, heads, seq, head_dim) after what the layer holds, and returns
     /// the keys and values of every position so far.
     pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
         let seq = k.dim(2)?;
-        let alloc = |t: &Tensor| -> Result<Tensor> {
-            let (b, h, _, d) = t.dims4()?;
-            Tensor::zeros((b, h, self.cap, d), t.dtype(), t.device())
-        };
-        if self.k.is_none() {
-            self.k = Some(alloc(k)?);
-            self.v = Some(alloc(v)?);
+        let needed = self.len + seq;
+        let room = self.k.as_ref().map_or(Ok(0), |t| t.dim(2))?;
+        if needed > room {
+            let grown = needed
+                .max(2 * room)
+                .max(FIRST_ROOM)
+                .min(self.cap.max(needed));
+            let grow = |old: &Option<Tensor>, t: &Tensor| -> Result<Tensor> {
+                let (b, h, _, d) = t.dims4()?;
+                let fresh = Tensor::zeros((b, h, grown, d), t.dtype(), t.device())?;
+                if let Some(old) = old {
+                    fresh.slice_set(&old.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                }
+                Ok(fresh)
+            };
+            self.k = Some(grow(&self.k, k)?);
+            self.v = Some(grow(&self.v, v)?);
         }
         let (Some(kc), Some(vc)) = (&self.k, &self.v) else {
             unreachable!("allocated just above")
@@ -65,8 +81,8 @@ impl KvCache {
 }
 
 impl KvCache {
-    /// An empty cache of `num_layers` layers, each with room for `cap` positions (allocated on
-    /// first use).
+    /// An empty cache of `num_layers` layers, each growing to at most `cap` positions as it is
+    /// written.
     pub fn new(num_layers: usize, cap: usize) -> Self {
         Self {
             layers: (0..num_layers)
