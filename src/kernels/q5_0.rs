@@ -561,9 +561,10 @@ mod tests {
         }
     }
 
-    /// Timings, not a check: `cargo test --release --lib kernels::q5_0::tests::prompt_timings
-    /// -- --ignored --nocapture` prints ms per 896×896 matmul of a 185-row prompt, per set,
-    /// against 185 single-row (decode path) calls.
+    /// Timings, not a check: `RAYON_NUM_THREADS=1 cargo test --release --lib prompt_timings --
+    /// --ignored --nocapture` prints the CPU time (of this thread: one kernel thread, so a busy
+    /// machine counts less) of an 896×896 matmul of a 185-row prompt, per set, against 185
+    /// single-row (decode path) calls.
     #[test]
     #[ignore]
     fn prompt_timings() {
@@ -574,13 +575,18 @@ mod tests {
         let rows: Vec<Q8Acts> = x.chunks_exact(k).map(|r| Q8Acts::quantize(r, k, GROUP)).collect();
         let mut dst = vec![0f32; m * n];
         for set in crate::kernels::cpu::sets_to_test() {
+            // Nanoseconds this thread has run (the first field of schedstat).
+            let cpu_ns = || {
+                let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+                stat.split_whitespace().next().unwrap().parse::<f64>().unwrap()
+            };
             let time = |f: &mut dyn FnMut()| {
                 f();
-                let start = std::time::Instant::now();
-                for _ in 0..10 {
+                let start = cpu_ns();
+                for _ in 0..20 {
                     f();
                 }
-                start.elapsed().as_secs_f64() * 100.0
+                (cpu_ns() - start) / 20.0 / 1e6
             };
             let tiled = time(&mut || ours.matmul_with(set, &acts, m, &mut dst));
             let single = time(&mut || {

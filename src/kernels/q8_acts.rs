@@ -139,9 +139,12 @@ pub(crate) unsafe fn offset_quads_vnni(w: __m256i, y: __m256i, offset: __m256i) 
     _mm256_dpbusd_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), offset), w, y)
 }
 
-/// Weight rows per pass of the prompt path: each activation block is loaded once for this many
-/// rows, whose accumulators stay in registers.
-pub(crate) const TILE: usize = 4;
+/// Weight rows of a prompt path's tile: each activation block is loaded once for this many rows
+/// with AVX-512 (32 registers), their accumulators in registers; AVX2 (16 registers) goes over
+/// the tile in two passes of half as many. (On the test machine's EPYC, an 896×896 Q5_0 matmul
+/// of 185 rows took 1.88 ms with 8 rows per pass against 2.04 ms with 4 on VNNI; AVX2 ran
+/// no faster with 8.)
+pub(crate) const TILE: usize = 8;
 
 /// [`TILE`] weight rows unpacked to bytes and f32 scales, reused for every activation row of a
 /// prompt. Rows past the last one filled, and blocks past a row's real ones, hold zeros or an
@@ -196,8 +199,8 @@ impl Tile {
 /// Defines [`Tile::dot`] for one kernel set and kind of weight bytes: `$quads` is one of
 /// [`signed_quads`], [`offset_quads`] and their VNNI forms.
 macro_rules! tile_dot {
-    ($name:ident, $features:literal, $quads:ident) => {
-        /// [`Tile::dot`] for one kernel set and kind of weight bytes.
+    ($name:ident, $features:literal, $quads:ident, $pass:literal) => {
+        /// [`Tile::dot`] for one kernel set and kind of weight bytes, `$pass` rows at a time.
         ///
         /// # Safety
         /// The CPU has the features enabled here; `r` is a row of `x`, whose rows hold at least
@@ -205,24 +208,27 @@ macro_rules! tile_dot {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
         unsafe fn $name(w: &Tile, x: &Q8Acts, r: usize) -> [f32; TILE] {
-            let mut acc = [_mm256_setzero_ps(); TILE];
-            let at = r * x.stride;
-            for b in 0..w.blocks {
-                let y = _mm256_loadu_si256(x.qs.as_ptr().add(at + b) as *const __m256i);
-                let offset = _mm256_loadu_si256(x.offset.as_ptr().add(at + b) as *const __m256i);
-                let yd = _mm256_set1_ps(*x.d.get_unchecked(at + b));
-                for (t, acc) in acc.iter_mut().enumerate() {
-                    let wat = t * w.stride + b;
-                    let wv = _mm256_loadu_si256(w.qs.as_ptr().add(wat) as *const __m256i);
-                    let quads = $quads(wv, y, offset);
-                    // The same product as the scalar wd · yd of the decode paths.
-                    let d = _mm256_mul_ps(_mm256_broadcast_ss(w.d.get_unchecked(wat)), yd);
-                    *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(quads), *acc);
-                }
-            }
             let mut out = [0f32; TILE];
-            for (o, a) in out.iter_mut().zip(acc) {
-                *o = hsum(a);
+            let at = r * x.stride;
+            for first in (0..TILE).step_by($pass) {
+                let mut acc = [_mm256_setzero_ps(); $pass];
+                for b in 0..w.blocks {
+                    let y = _mm256_loadu_si256(x.qs.as_ptr().add(at + b) as *const __m256i);
+                    let offset =
+                        _mm256_loadu_si256(x.offset.as_ptr().add(at + b) as *const __m256i);
+                    let yd = _mm256_set1_ps(*x.d.get_unchecked(at + b));
+                    for (t, acc) in acc.iter_mut().enumerate() {
+                        let wat = (first + t) * w.stride + b;
+                        let wv = _mm256_loadu_si256(w.qs.as_ptr().add(wat) as *const __m256i);
+                        let quads = $quads(wv, y, offset);
+                        // The same product as the scalar wd · yd of the decode paths.
+                        let d = _mm256_mul_ps(_mm256_broadcast_ss(w.d.get_unchecked(wat)), yd);
+                        *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(quads), *acc);
+                    }
+                }
+                for (o, a) in out[first..].iter_mut().zip(acc) {
+                    *o = hsum(a);
+                }
             }
             out
         }
@@ -234,10 +240,10 @@ macro_rules! tile_dot {
     };
 }
 
-tile_dot!(tile_signed_avx2, "avx2,fma", signed_quads);
-tile_dot!(tile_offset_avx2, "avx2,fma", offset_quads);
-tile_dot!(tile_signed_vnni, "avx2,fma,avx512f,avx512vl,avx512vnni", signed_quads_vnni);
-tile_dot!(tile_offset_vnni, "avx2,fma,avx512f,avx512vl,avx512vnni", offset_quads_vnni);
+tile_dot!(tile_signed_avx2, "avx2,fma", signed_quads, 4);
+tile_dot!(tile_offset_avx2, "avx2,fma", offset_quads, 4);
+tile_dot!(tile_signed_vnni, "avx2,fma,avx512f,avx512vl,avx512vnni", signed_quads_vnni, 8);
+tile_dot!(tile_offset_vnni, "avx2,fma,avx512f,avx512vl,avx512vnni", offset_quads_vnni, 8);
 
 #[cfg(test)]
 mod tests {
