@@ -65,7 +65,7 @@ impl Q5Linear {
     /// where this kernel does not run: a CPU without AVX2/FMA, or rows that are not whole
     /// blocks. A wrong byte count is an error (a corrupt file).
     pub fn new(blocks: &[u8], n: usize, k: usize) -> Result<Option<Self>> {
-        if !Self::supported() || k % QK != 0 || k == 0 || n == 0 {
+        if !Self::supported() || !k.is_multiple_of(QK) || k == 0 || n == 0 {
             return Ok(None);
         }
         let expected = n.checked_mul(k / QK * BLOCK_BYTES);
