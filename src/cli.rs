@@ -340,10 +340,28 @@ fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     UsageError(e.to_string()).into()
 }
 
+/// The version `--version` prints: the crate's, and the kernel set in use (which
+/// `TRANSBRIEF_KERNELS` caps), e.g. `0.1.0 (kernels: avx512-vnni)`.
+pub fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let kernels = crate::kernels::cpu::kernel_set().name();
+        format!("{} (kernels: {kernels})", env!("CARGO_PKG_VERSION"))
+    })
+}
+
+/// The command line, with [`version`] for `--version`.
+fn parse_args() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().version(version()).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// Parses the command line and runs it; the binary's whole `main`.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_args();
     init_tracing(cli.quiet, cli.verbose);
+    crate::kernels::cpu::log_kernel_set();
     if let Err(problem) = crate::device::check_cpu() {
         eprintln!("error: {problem}");
         return ExitCode::from(2);
@@ -1081,6 +1099,17 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_version_names_the_kernel_set() {
+        let v = Cli::command()
+            .version(version())
+            .try_get_matches_from(["transbrief", "--version"])
+            .unwrap_err()
+            .to_string();
+        let set = crate::kernels::cpu::kernel_set().name();
+        assert_eq!(v.trim(), format!("transbrief {} (kernels: {set})", env!("CARGO_PKG_VERSION")));
     }
 
     #[test]

@@ -419,7 +419,7 @@ fn unquote(answer: &str) -> String {
         .map(|(i, _)| i);
     let a = match end {
         // A closing quote; an answer that is only quoted words inside ("BANANA" is a word) is kept.
-        Some(i) if !a[..i].contains('"') || a[..i].matches('"').count() % 2 == 0 => &a[..i],
+        Some(i) if !a[..i].contains('"') || a[..i].matches('"').count().is_multiple_of(2) => &a[..i],
         _ => a,
     };
     a.trim().to_string()

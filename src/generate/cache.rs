@@ -236,7 +236,7 @@ impl DecoderState {
     /// re-indexed only when the set of inputs changes.
     pub fn select(&mut self, rows: &[u32]) -> Result<()> {
         let group = self.group;
-        if rows.len() % group != 0 {
+        if !rows.len().is_multiple_of(group) {
             candle_core::bail!("{} rows do not form groups of {group}", rows.len());
         }
         let inputs: Vec<u32> = rows

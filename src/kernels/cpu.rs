@@ -70,22 +70,38 @@ pub const KERNELS_ENV: &str = "TRANSBRIEF_KERNELS";
 
 /// The kernel set in use: the CPU's best, capped by [`KERNELS_ENV`]. Read once per process.
 pub fn kernel_set() -> KernelSet {
-    static SET: std::sync::OnceLock<KernelSet> = std::sync::OnceLock::new();
-    *SET.get_or_init(|| {
+    choice().0
+}
+
+/// Logs the kernel set in use (info), and a [`KERNELS_ENV`] that names no set (a warning), for
+/// a program's start-up once its logging is set up: [`kernel_set`] itself logs nothing, as it may
+/// first run before that (`transbrief --version` names the set).
+pub fn log_kernel_set() {
+    let (set, problem) = choice();
+    if let Some(problem) = problem {
+        tracing::warn!("{problem}");
+    }
+    tracing::info!("kernels: {}", set.name());
+}
+
+/// The kernel set in use, and what was wrong with [`KERNELS_ENV`], if anything.
+fn choice() -> &'static (KernelSet, Option<String>) {
+    static SET: std::sync::OnceLock<(KernelSet, Option<String>)> = std::sync::OnceLock::new();
+    SET.get_or_init(|| {
         let detected = KernelSet::detected();
         match std::env::var(KERNELS_ENV) {
             Ok(v) => match KernelSet::from_name(&v) {
-                Some(asked) => asked.min(detected),
-                None => {
-                    tracing::warn!(
+                Some(asked) => (asked.min(detected), None),
+                None => (
+                    detected,
+                    Some(format!(
                         "{KERNELS_ENV}={v:?} is not a kernel set (portable, avx2, avx512, \
                          avx512-vnni); using {}",
                         detected.name()
-                    );
-                    detected
-                }
+                    )),
+                ),
             },
-            Err(_) => detected,
+            Err(_) => (detected, None),
         }
     })
 }
@@ -94,6 +110,17 @@ pub fn kernel_set() -> KernelSet {
 /// not ask for the portable paths.
 pub(crate) fn has_avx2_fma() -> bool {
     kernel_set() >= KernelSet::Avx2
+}
+
+/// Panics unless our SIMD kernels can run with `set` here: at least [`KernelSet::Avx2`] and at
+/// most what the CPU has (running a higher set's instructions would be undefined behaviour).
+pub(crate) fn check_set(set: KernelSet) {
+    assert!(
+        KernelSet::Avx2 <= set && set <= KernelSet::detected(),
+        "kernel set {} asked for on a CPU with {}",
+        set.name(),
+        KernelSet::detected().name()
+    );
 }
 
 /// An output buffer written by several kernel threads at disjoint indices.
@@ -209,4 +236,66 @@ pub(crate) fn test_tensor(shape: &[usize], seed: u64, amp: f32) -> Tensor {
         })
         .collect();
     Tensor::from_vec(values, shape, &candle_core::Device::Cpu).expect("shape matches length")
+}
+
+/// The kernel sets a kernel test runs: those from AVX2 up that this CPU has. Prints `SKIP:` for
+/// each one it lacks.
+#[cfg(test)]
+pub(crate) fn sets_to_test() -> Vec<KernelSet> {
+    let have = KernelSet::detected();
+    let mut sets = Vec::new();
+    for set in KernelSet::ALL.into_iter().filter(|&s| s >= KernelSet::Avx2) {
+        if set <= have {
+            sets.push(set);
+        } else {
+            eprintln!("SKIP: this CPU has no {} kernels", set.name());
+        }
+    }
+    sets
+}
+
+/// Checks a kernel, `matmul(set, x, m)` giving the `m * n` outputs of the `m` rows of `x` (rows
+/// of `k` values): every set of [`sets_to_test`] gives the bits of [`KernelSet::Avx2`], and each
+/// row's outputs are the bits of that row multiplied alone, for m in {1, 2, 3, 5, 8, 17} and
+/// whatever the other rows hold.
+#[cfg(test)]
+pub(crate) fn check_sets_and_rows(
+    k: usize,
+    n: usize,
+    matmul: impl Fn(KernelSet, &[f32], usize) -> Vec<f32>,
+) {
+    const ROWS: usize = 17;
+    // Rows of different magnitudes, so that rows tiled together differ in scale.
+    let x: Vec<f32> = (0..ROWS)
+        .flat_map(|r| {
+            let row = test_tensor(&[k], 100 + r as u64, 0.1 + r as f32);
+            row.to_vec1::<f32>().expect("f32 row")
+        })
+        .collect();
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    let sets = sets_to_test();
+    if sets.is_empty() {
+        return;
+    }
+    let alone: Vec<Vec<u32>> = (0..ROWS)
+        .map(|r| bits(&matmul(KernelSet::Avx2, &x[r * k..][..k], 1)))
+        .collect();
+    for set in sets {
+        for m in [1, 2, 3, 5, 8, 17] {
+            // The first m rows, and the last m (other neighbours for most rows).
+            for first in [0, ROWS - m] {
+                let got = matmul(set, &x[first * k..][..m * k], m);
+                assert_eq!(got.len(), m * n);
+                for (r, out) in got.chunks_exact(n).enumerate() {
+                    assert_eq!(
+                        bits(out),
+                        alone[first + r],
+                        "{}: {k} inputs, {n} outputs, row {} of {m} from row {first}",
+                        set.name(),
+                        r
+                    );
+                }
+            }
+        }
+    }
 }

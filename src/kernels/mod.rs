@@ -1,5 +1,6 @@
-//! Our own CPU kernels, where candle's are missing or slow, and the crate's one CPU-feature
-//! check ([`cpu::has_avx2_fma`]):
+//! Our own CPU kernels, where candle's are missing or slow, and the crate's one choice of
+//! instructions ([`cpu::kernel_set`]: portable, AVX2, AVX-512, AVX-512 VNNI; the CPU's best,
+//! capped by `TRANSBRIEF_KERNELS`):
 //! - [`packed_f32`]: f32 weights packed once into panels, for the seq2seq linear layers;
 //! - [`packed_i8`]: int8 weights with one scale per row and activations quantized per row (as
 //!   CTranslate2's `int8`);
@@ -8,8 +9,19 @@
 //! - [`softmax`]: the vector log-softmax beam search ranks by.
 //!
 //! Each kernel is exact about what it computes (the tests compare with candle's arithmetic or
-//! with a scalar version) and runs only where [`cpu::has_avx2_fma`] says so; the callers fall
-//! back to candle otherwise.
+//! with a scalar version) and runs only where [`cpu::has_avx2_fma`] says so (the kernel set is
+//! AVX2 or above); the callers fall back to candle otherwise. The binary is built for x86-64-v3:
+//! AVX-512 code sits behind `#[target_feature]` and runs only where [`cpu::kernel_set`] says so.
+//! Which kernels have which variants:
+//! - `packed_i8`, `q5_0`, `q8_0`: AVX2, and AVX-512 VNNI (`vpdpbusd`); AVX-512 without VNNI runs
+//!   the AVX2 code. The integer sums are exact and the f32 arithmetic after them is the same on
+//!   every set, so outputs are bit-identical across sets;
+//! - `packed_f32`, `softmax`: AVX2 only.
+//!
+//! Every kernel computes an output row from its activation row alone, with the same arithmetic
+//! whatever the number of rows (decoding one sequence or a batch, a prompt), so a row's outputs
+//! do not depend on the rows beside it. The tests check both properties on every set the CPU
+//! has.
 //!
 //! Not for: layers or architectures (`crate::nn`, `crate::models`). Nothing here imports from the
 //! rest of the crate but errors.

@@ -278,6 +278,26 @@ mod tests {
         check(13, 513, 100, true);
     }
 
+    /// A row's outputs do not depend on how many rows are multiplied with it or on what they
+    /// hold (this kernel has one variant, AVX2, whatever the set).
+    #[test]
+    fn row_counts_agree() {
+        if !PackedF32::supported() {
+            eprintln!("SKIP: this CPU has no AVX2/FMA");
+            return;
+        }
+        for (k, n) in [(40, 37), (513, 100)] {
+            let w = test_tensor(&[n, k], 3 + k as u64, 0.5);
+            let b = test_tensor(&[n], 4, 0.5);
+            let packed = PackedF32::new(&w, Some(&b)).unwrap().unwrap();
+            crate::kernels::cpu::check_sets_and_rows(k, n, |_, x, m| {
+                let mut dst = vec![0f32; m * n];
+                packed.matmul(x, m, &mut dst);
+                dst
+            });
+        }
+    }
+
     #[test]
     fn rows_read_back_from_the_panels() {
         if !PackedF32::supported() {

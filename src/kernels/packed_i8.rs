@@ -1,4 +1,4 @@
-//! int8 linear layers, `y = x W^T + b`, for the CPU with AVX2: weights quantized once per output
+//! int8 linear layers, `y = x W^T + b`, for the CPU with AVX2 or AVX-512 VNNI: weights quantized once per output
 //! row and packed for a tiled integer kernel; activations quantized per row at each call.
 //!
 //! What it is for: the encoder-decoder families' `int8` weights (CTranslate2's `int8` compute
@@ -13,12 +13,20 @@
 //! 32-bit integer (no overflow below 133,000 inputs), so results do not depend on `--threads`.
 //! A row holding NaN or infinity gives NaN outputs, as an f32 product would.
 //!
+//! With AVX-512 VNNI ([`KernelSet::Avx512Vnni`]) one `vpdpbusd` per activation row and input
+//! group does the products for a whole panel (16 outputs × 4 inputs, one 512-bit register). It
+//! multiplies unsigned by signed bytes without saturation, so the activations go in as a + 128
+//! (1..=255) and the 128 · Σ w that this adds is subtracted per output, from sums made at
+//! packing. The i32 lanes wrap, but the true sum fits, so the result is the same exact integer
+//! as the AVX2 kernel's, and the f32 part after it is shared: outputs are bit-identical across
+//! kernel sets. AVX-512 without VNNI runs the AVX2 kernel.
+//!
 //! Not for: GPUs, CPUs without AVX2 and FMA ([`PackedI8::supported`]), or f32 weights
 //! (`super::packed_f32`).
 
 use candle_core::{Result, Tensor};
 
-use super::cpu::SharedOut;
+use super::cpu::{KernelSet, SharedOut};
 
 /// Outputs per weight panel (two registers of eight 32-bit lanes).
 const NR: usize = 16;
@@ -41,6 +49,9 @@ pub struct PackedI8 {
     panels: Vec<i8>,
     /// Per output: its scale.
     scale: Vec<f32>,
+    /// Per output, padded to whole panels: 128 × the sum of its quantized weights, what the
+    /// VNNI kernel's unsigned activations (a + 128) add to each sum.
+    bias_sums: Vec<i32>,
     bias: Option<Vec<f32>>,
     n: usize,
     k: usize,
@@ -66,13 +77,19 @@ impl PackedI8 {
         let kp = k.next_multiple_of(KG);
         let mut panels = vec![0i8; n.div_ceil(NR) * kp * NR];
         let mut scale = Vec::with_capacity(n);
+        let mut bias_sums = vec![0i32; n.div_ceil(NR) * NR];
         super::cpu::with_f32_values(weight, |w| {
             for (row, values) in w.chunks_exact(k).enumerate() {
                 let d = row_scale(values);
                 let panel = &mut panels[(row / NR) * kp * NR..][..kp * NR];
+                let mut sum = 0i32;
                 for (i, &v) in values.iter().enumerate() {
-                    panel[(i / KG) * NR * KG + (row % NR) * KG + i % KG] = quantize(v, d);
+                    let q = quantize(v, d);
+                    panel[(i / KG) * NR * KG + (row % NR) * KG + i % KG] = q;
+                    sum += i32::from(q);
                 }
+                // |sum| ≤ 127 · MAX_K, and 128 times that wraps as the kernel's sums do.
+                bias_sums[row] = sum.wrapping_mul(128);
                 scale.push(d);
             }
         })?;
@@ -80,6 +97,7 @@ impl PackedI8 {
         Ok(Some(Self {
             panels,
             scale,
+            bias_sums,
             bias,
             n,
             k,
@@ -104,16 +122,28 @@ impl PackedI8 {
         super::cpu::forward_rows(xs, self.k, self.n, |x, m, dst| self.matmul(x, m, dst))
     }
 
-    /// `dst (m, n) = x (m, k) · W^T + b`, split by weight panels over candle's kernel threads.
+    /// `dst (m, n) = x (m, k) · W^T + b` with the kernels of [`super::cpu::kernel_set`].
     fn matmul(&self, x: &[f32], m: usize, dst: &mut [f32]) {
+        self.matmul_with(super::cpu::kernel_set(), x, m, dst)
+    }
+
+    /// `dst (m, n) = x (m, k) · W^T + b` with the kernels of `set` (AVX2 at least, and at most
+    /// what the CPU has), split by weight panels over candle's kernel threads.
+    fn matmul_with(&self, set: KernelSet, x: &[f32], m: usize, dst: &mut [f32]) {
         let (n, k) = (self.n, self.k);
         assert_eq!(x.len(), m * k);
         assert_eq!(dst.len(), m * n);
+        super::cpu::check_set(set);
         if m == 0 || n == 0 {
             return;
         }
+        let vnni = set >= KernelSet::Avx512Vnni;
         let kp = k.next_multiple_of(KG);
-        let (a, a_scale) = quantize_rows(x, m, k);
+        let (mut a, a_scale) = quantize_rows(x, m, k);
+        if vnni {
+            // a + 128 as an unsigned byte (padding too: it meets zero weights).
+            a.iter_mut().for_each(|v| *v ^= i8::MIN);
+        }
         let out = SharedOut::new(dst);
         let blocks = m.div_ceil(MR);
         let group = (L2_ACTIVATIONS / (kp * MR)).clamp(1, blocks);
@@ -125,9 +155,16 @@ impl PackedI8 {
                     let cols = NR.min(n - p * NR);
                     for mb in g..blocks.min(g + group) {
                         let block = &a[mb * kp * MR..][..kp * MR];
-                        // SAFETY: `new` packs only where AVX2 is present; the slices hold
-                        // `kp / KG` groups each.
-                        unsafe { kernel(block, panel, &mut tile) };
+                        // SAFETY: `new` packs only where AVX2 is present and `set` is at most
+                        // what the CPU has; the slices hold `kp / KG` groups each.
+                        unsafe {
+                            if vnni {
+                                let sums = &self.bias_sums[p * NR..][..NR];
+                                kernel_vnni(block, panel, sums, &mut tile)
+                            } else {
+                                kernel(block, panel, &mut tile)
+                            }
+                        };
                         for (r, sums) in tile.iter().enumerate().take(MR.min(m - mb * MR)) {
                             let row = mb * MR + r;
                             for (j, &s) in sums.iter().enumerate().take(cols) {
@@ -223,8 +260,43 @@ unsafe fn kernel(a: &[i8], b: &[i8], tile: &mut [[i32; NR]; MR]) {
     }
 }
 
+/// `tile[r][j]` = Σ_i a[r][i] · w[j][i] as [`kernel`] computes it, where `a` holds a + 128
+/// (unsigned) and `bias_sums[j]` = 128 · Σ_i w[j][i]; wrapping i32 arithmetic, exact where the
+/// true sum fits (as `MAX_K` ensures).
+///
+/// # Safety
+/// The CPU has AVX-512 F, BW, VL and VNNI; `a` and `b` as for [`kernel`]; `bias_sums` holds
+/// [`NR`] values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn kernel_vnni(a: &[i8], b: &[i8], bias_sums: &[i32], tile: &mut [[i32; NR]; MR]) {
+    use std::arch::x86_64::*;
+    let groups = b.len() / (NR * KG);
+    debug_assert_eq!(a.len(), groups * MR * KG);
+    debug_assert_eq!(bias_sums.len(), NR);
+    let mut acc = [_mm512_setzero_si512(); MR];
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    for g in 0..groups {
+        // One group of a panel is 16 outputs × 4 inputs: 64 bytes, one register.
+        let w = _mm512_loadu_si512(bp.add(g * NR * KG) as *const _);
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let av = _mm512_set1_epi32((ap.add(g * MR * KG + r * KG) as *const i32).read_unaligned());
+            *acc = _mm512_dpbusd_epi32(*acc, av, w);
+        }
+    }
+    let sums = _mm512_loadu_si512(bias_sums.as_ptr() as *const _);
+    for (r, acc) in acc.iter().enumerate() {
+        _mm512_storeu_si512(tile[r].as_mut_ptr() as *mut _, _mm512_sub_epi32(*acc, sums));
+    }
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn kernel(_: &[i8], _: &[i8], _: &mut [[i32; NR]; MR]) {
+    unreachable!("PackedI8::new returns None off x86_64")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn kernel_vnni(_: &[i8], _: &[i8], _: &[i32], _: &mut [[i32; NR]; MR]) {
     unreachable!("PackedI8::new returns None off x86_64")
 }
 
@@ -284,6 +356,61 @@ mod tests {
             let err = err.max_all().unwrap().to_scalar::<f32>().unwrap();
             let scale = exact.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(err < 0.05 * scale, "m={m} k={k} n={n}: error {err} of {scale}");
+        }
+    }
+
+    /// Every kernel set this CPU has gives the AVX2 kernel's bits (the VNNI kernel's integer
+    /// sums are the same exact numbers), and a row's outputs do not depend on how many rows are
+    /// multiplied with it or on what they hold.
+    #[test]
+    fn kernel_sets_and_row_counts_agree() {
+        if !PackedI8::supported() {
+            eprintln!("SKIP: this CPU has no AVX2/FMA");
+            return;
+        }
+        for (k, n) in [(8, 16), (30, 37), (513, 70), (1024, 33)] {
+            let w = test_tensor(&[n, k], 7 + k as u64, 0.3);
+            let b = test_tensor(&[n], 8, 0.2);
+            let packed = PackedI8::new(&w, Some(&b)).unwrap().unwrap();
+            crate::kernels::cpu::check_sets_and_rows(k, n, |set, x, m| {
+                let mut dst = vec![0f32; m * n];
+                packed.matmul_with(set, x, m, &mut dst);
+                dst
+            });
+        }
+    }
+
+    /// Weights and activations at ±127 everywhere: the largest sums, where a saturating or
+    /// wrapping kernel would go wrong, equal on every kernel set.
+    #[test]
+    fn extreme_values_agree_across_sets() {
+        if !PackedI8::supported() {
+            eprintln!("SKIP: this CPU has no AVX2/FMA");
+            return;
+        }
+        let (k, n) = (4096, 16);
+        let w: Vec<f32> = (0..n * k).map(|i| if (i / k + i) % 3 == 0 { -1.0 } else { 1.0 }).collect();
+        let w = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
+        let packed = PackedI8::new(&w, None).unwrap().unwrap();
+        let x: Vec<f32> = (0..2 * k).map(|i| if i % 5 == 0 { -1.0 } else { 1.0 }).collect();
+        let want: Vec<f32> = {
+            let mut dst = vec![0f32; 2 * n];
+            packed.matmul_with(crate::kernels::cpu::KernelSet::Avx2, &x, 2, &mut dst);
+            dst
+        };
+        // Row 0, output 0: Σ x·w in ±1 units, times the scales (1/127 each).
+        let exact: i32 = (0..k)
+            .map(|i| {
+                let wi = if i % 3 == 0 { -1 } else { 1 };
+                let xi = if i % 5 == 0 { -1 } else { 1 };
+                wi * xi * 127 * 127
+            })
+            .sum();
+        assert_eq!(want[0], exact as f32 * (1.0 / 127.0) * (1.0 / 127.0));
+        for set in crate::kernels::cpu::sets_to_test() {
+            let mut dst = vec![0f32; 2 * n];
+            packed.matmul_with(set, &x, 2, &mut dst);
+            assert_eq!(dst, want, "{}", set.name());
         }
     }
 

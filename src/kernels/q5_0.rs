@@ -1,5 +1,5 @@
-//! Linear layers whose weights are Q5_0 blocks, multiplied on the CPU with AVX2 without
-//! widening the weights first.
+//! Linear layers whose weights are Q5_0 blocks, multiplied on the CPU with AVX2 or AVX-512 VNNI
+//! without widening the weights first.
 //!
 //! What it is for: llama.cpp's Q4_K_M files store most matrices whose rows are not a multiple
 //! of 256 values as Q5_0 (for Qwen2.5-0.5B, most of its 896-wide matrices: most of the model).
@@ -25,10 +25,19 @@
 //! blocks of 32 signed bytes with one scale (rounded through f16, as a Q8_0 block stores it), each
 //! block's integer dot product is exact, and the blocks are summed in f32, in order.
 //!
+//! Decoding (one activation row) unpacks each group in registers. A prompt (several rows)
+//! unpacks [`TILE`] weight rows at a time to bytes and multiplies each activation block
+//! with all of them while it is in a register. Both paths, and the AVX2 and VNNI integer
+//! products, give every output the same bits ([`super::q8_acts`]), so a row's outputs do not
+//! depend on the rows multiplied with it.
+//!
 //! Not for: other block types, GPUs, or CPUs without AVX2 and FMA ([`Q5Linear::new`] says `None`
 //! and the caller keeps candle's path).
 
-use super::q8_acts::{hsum, signed_block_fma, Q8Acts, QK};
+use super::cpu::KernelSet;
+#[cfg(target_arch = "x86_64")]
+use super::q8_acts::{hsum, offset_quads, offset_quads_vnni};
+use super::q8_acts::{Q8Acts, Tile, QK, TILE};
 use candle_core::{Result, Tensor};
 use half::f16;
 
@@ -56,7 +65,7 @@ impl Q5Linear {
     /// where this kernel does not run: a CPU without AVX2/FMA, or rows that are not whole
     /// blocks. A wrong byte count is an error (a corrupt file).
     pub fn new(blocks: &[u8], n: usize, k: usize) -> Result<Option<Self>> {
-        if !Self::supported() || k % QK != 0 || k == 0 || n == 0 {
+        if !Self::supported() || !k.is_multiple_of(QK) || k == 0 || n == 0 {
             return Ok(None);
         }
         let expected = n.checked_mul(k / QK * BLOCK_BYTES);
@@ -96,33 +105,48 @@ impl Q5Linear {
         &self.groups[j * bytes..(j + 1) * bytes]
     }
 
-    /// dst (m, n) = acts (m rows) · W^T, split by weight rows over candle's kernel threads (the
-    /// pool candle's own matmuls use, so the two never compete).
+    /// dst (m, n) = acts (m rows) · W^T with the kernels of [`super::cpu::kernel_set`].
     fn matmul(&self, acts: &Q8Acts, m: usize, dst: &mut [f32]) {
+        self.matmul_with(super::cpu::kernel_set(), acts, m, dst)
+    }
+
+    /// dst (m, n) = acts (m rows) · W^T with the kernels of `set`, split by weight rows over
+    /// candle's kernel threads (the pool candle's own matmuls use, so the two never compete).
+    /// Every path gives an output the same bits (see [`super::q8_acts`]).
+    fn matmul_with(&self, set: KernelSet, acts: &Q8Acts, m: usize, dst: &mut [f32]) {
+        super::cpu::check_set(set);
         let n = self.n;
         let out = super::cpu::SharedOut::new(dst);
         if m == 1 {
             // Decode: one activation row, unpacked weights never leave the registers.
             let rows = |range: std::ops::Range<usize>| {
                 for j in range {
-                    // SAFETY: `new` returned Some only where AVX2 and FMA are present; each
-                    // index of dst is written by exactly one work item.
-                    unsafe { out.write(j, dot_q5_avx2(self.row(j), acts, 0)) };
+                    // SAFETY: `new` returned Some only where AVX2 and FMA are present, and
+                    // `set` is at most what the CPU has; each index of dst is written by
+                    // exactly one work item.
+                    unsafe { out.write(j, dot_q5(set, self.row(j), acts, 0)) };
                 }
             };
             candle_core::utils::barrier_pool().execute_chunked(n, rows);
             return;
         }
-        // A prompt: each weight row is unpacked once and multiplied by every activation row.
+        // A prompt: each tile of weight rows is unpacked once and multiplied by every
+        // activation row.
         let rows = |range: std::ops::Range<usize>| {
-            let mut w = Unpacked::new(self.k / QK);
-            for j in range {
-                // SAFETY: as above.
-                unsafe { w.unpack(self.row(j)) };
+            let mut tile = Tile::new(self.k / QK, groups_per_row(self.k) * GROUP, true);
+            for j0 in range.clone().step_by(TILE) {
+                let filled = TILE.min(range.end - j0);
+                for t in 0..filled {
+                    let (d, qs) = tile.row_mut(t);
+                    // SAFETY: as above; the tile's rows hold whole groups.
+                    unsafe { unpack(self.row(j0 + t), d, qs) };
+                }
                 for r in 0..m {
-                    // SAFETY: as above.
-                    let v = unsafe { dot_q8_avx2(&w, acts, r) };
-                    unsafe { out.write(r * n + j, v) };
+                    let v = tile.dot(set, acts, r);
+                    for (t, &v) in v.iter().enumerate().take(filled) {
+                        // SAFETY: as above.
+                        unsafe { out.write(r * n + j0 + t, v) };
+                    }
                 }
             }
         };
@@ -135,49 +159,30 @@ fn groups_per_row(k: usize) -> usize {
     (k / QK).div_ceil(GROUP)
 }
 
-/// One weight row unpacked to signed bytes (-16..=15) and f32 scales, reused across the
-/// activation rows of a prompt.
-struct Unpacked {
-    /// Real blocks per row (the vectors below also hold the padding of the last group).
-    blocks: usize,
-    d: Vec<f32>,
-    qs: Vec<[i8; QK]>,
+/// Unpacks `row` (whole groups of the kernel's layout) to unsigned bytes (value + 16, 0..=31)
+/// and f32 scales, one block of each per block of the row, padding included.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA, and `d` and `qs` hold as many blocks as `row` (the scales are stored
+/// four at a time without a bounds check).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn unpack(row: &[u8], d: &mut [f32], qs: &mut [[i8; QK]]) {
+    debug_assert_eq!(row.len() / GROUP_BYTES * GROUP, d.len());
+    debug_assert_eq!(d.len(), qs.len());
+    use std::arch::x86_64::*;
+    for (g, group) in row.chunks_exact(GROUP_BYTES).enumerate() {
+        let (scales, values) = unpack_group(group);
+        _mm_storeu_ps(d.as_mut_ptr().add(g * GROUP), scales);
+        for (b, w) in values.into_iter().enumerate() {
+            _mm256_storeu_si256(qs[g * GROUP + b].as_mut_ptr() as *mut __m256i, w);
+        }
+    }
 }
 
-impl Unpacked {
-    fn new(blocks: usize) -> Self {
-        let padded = blocks.div_ceil(GROUP) * GROUP;
-        Self {
-            blocks,
-            d: vec![0.0; padded],
-            qs: vec![[0; QK]; padded],
-        }
-    }
-
-    /// Unpacks `row`, a row of the layer whose block count this was made with.
-    ///
-    /// # Safety
-    /// The CPU has AVX2 and FMA, and `row` has as many groups as this holds (the scales are
-    /// stored four at a time without a bounds check).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn unpack(&mut self, row: &[u8]) {
-        debug_assert_eq!(row.len() / GROUP_BYTES * GROUP, self.d.len());
-        use std::arch::x86_64::*;
-        for (g, group) in row.chunks_exact(GROUP_BYTES).enumerate() {
-            let (scales, values) = unpack_group(group);
-            _mm_storeu_ps(self.d.as_mut_ptr().add(g * GROUP), scales);
-            for (b, w) in values.into_iter().enumerate() {
-                let signed = _mm256_sub_epi8(w, _mm256_set1_epi8(16));
-                _mm256_storeu_si256(self.qs[g * GROUP + b].as_mut_ptr() as *mut __m256i, signed);
-            }
-        }
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn unpack(&mut self, _: &[u8]) {
-        unreachable!("Q5Linear::new returns None off x86_64")
-    }
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn unpack(_: &[u8], _: &mut [f32], _: &mut [[i8; QK]]) {
+    unreachable!("Q5Linear::new returns None off x86_64")
 }
 
 /// A Q5_0 block's scale and its 32 values: value j takes its low 4 bits from byte 6 + j % 16
@@ -323,71 +328,70 @@ unsafe fn unpack_group(
 }
 
 /// Sum over blocks of scale_w · scale_x · (integer dot product) for activation row `r`,
-/// unpacking the weights in registers.
+/// unpacking the weights in registers, with the kernels of `set`.
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA; `row` is a whole row of this layer and `r` a row of `x`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_q5_avx2(row: &[u8], x: &Q8Acts, r: usize) -> f32 {
-    use std::arch::x86_64::*;
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    let base = r * x.stride;
-    debug_assert_eq!(row.len() / GROUP_BYTES * GROUP, x.stride);
-    for (g, group) in row.chunks_exact(GROUP_BYTES).enumerate() {
-        // A hint only: an address past the row, or past the matrix, is never read.
-        _mm_prefetch::<_MM_HINT_T0>(group.as_ptr().wrapping_add(PREFETCH_BYTES) as *const i8);
-        _mm_prefetch::<_MM_HINT_T0>(
-            group.as_ptr().wrapping_add(PREFETCH_BYTES + 64) as *const i8
-        );
-        let (scales, values) = unpack_group(group);
-        let at = base + g * GROUP;
-        let d = _mm256_castps128_ps256(_mm_mul_ps(scales, _mm_loadu_ps(x.d.as_ptr().add(at))));
-        for (b, w) in values.into_iter().enumerate() {
-            let y = _mm256_loadu_si256(x.qs[at + b].as_ptr() as *const __m256i);
-            let offset = _mm256_loadu_si256(x.offset[at + b].as_ptr() as *const __m256i);
-            // maddubs multiplies unsigned by signed bytes; pairs stay within i16 (2·31·127).
-            let sums = _mm256_madd_epi16(_mm256_maddubs_epi16(w, y), ones);
-            let sums = _mm256_sub_epi32(sums, offset);
-            let scale = _mm256_permutevar8x32_ps(d, _mm256_set1_epi32(b as i32));
-            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc);
-        }
+/// The CPU has the kernels of `set` (AVX2 and FMA at least); `row` is a whole row of this layer
+/// and `r` a row of `x`.
+unsafe fn dot_q5(set: KernelSet, row: &[u8], x: &Q8Acts, r: usize) -> f32 {
+    if set >= KernelSet::Avx512Vnni {
+        dot_q5_vnni(row, x, r)
+    } else {
+        dot_q5_avx2(row, x, r)
     }
-    hsum(acc)
 }
 
-/// Like [`dot_q5_avx2`] for a row already unpacked by [`Unpacked::unpack`], real blocks only.
-///
-/// # Safety
-/// The CPU has AVX2 and FMA; `r` is a row of `x`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_q8_avx2(w: &Unpacked, x: &Q8Acts, r: usize) -> f32 {
-    use std::arch::x86_64::*;
-    let mut acc = _mm256_setzero_ps();
-    let (xq, xd) = x.row(r, w.blocks);
-    let (wq, wd) = (&w.qs[..w.blocks], &w.d[..w.blocks]);
-    for (((wq, wd), yq), yd) in wq.iter().zip(wd).zip(xq).zip(xd) {
-        let wv = _mm256_loadu_si256(wq.as_ptr() as *const __m256i);
-        let yv = _mm256_loadu_si256(yq.as_ptr() as *const __m256i);
-        acc = signed_block_fma(acc, wv, yv, wd * yd);
-    }
-    hsum(acc)
+/// Defines [`dot_q5`] for one kernel set: `$quads` is that set's
+/// [`super::q8_acts::offset_quads`].
+macro_rules! dot_q5 {
+    ($name:ident, $features:literal, $quads:ident) => {
+        /// [`dot_q5`] for one kernel set.
+        ///
+        /// # Safety
+        /// As [`dot_q5`], the CPU having the features enabled here.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(row: &[u8], x: &Q8Acts, r: usize) -> f32 {
+            use std::arch::x86_64::*;
+            let mut acc = _mm256_setzero_ps();
+            let base = r * x.stride;
+            debug_assert_eq!(row.len() / GROUP_BYTES * GROUP, x.stride);
+            for (g, group) in row.chunks_exact(GROUP_BYTES).enumerate() {
+                // A hint only: an address past the row, or past the matrix, is never read.
+                let ahead = group.as_ptr().wrapping_add(PREFETCH_BYTES);
+                _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64) as *const i8);
+                let (scales, values) = unpack_group(group);
+                let at = base + g * GROUP;
+                let xd = _mm_loadu_ps(x.d.as_ptr().add(at));
+                let d = _mm256_castps128_ps256(_mm_mul_ps(scales, xd));
+                for (b, w) in values.into_iter().enumerate() {
+                    let y = _mm256_loadu_si256(x.qs[at + b].as_ptr() as *const __m256i);
+                    let offset = _mm256_loadu_si256(x.offset[at + b].as_ptr() as *const __m256i);
+                    let sums = $quads(w, y, offset);
+                    let scale = _mm256_permutevar8x32_ps(d, _mm256_set1_epi32(b as i32));
+                    acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc);
+                }
+            }
+            hsum(acc)
+        }
+
+        #[cfg(not(target_arch = "x86_64"))]
+        unsafe fn $name(_: &[u8], _: &Q8Acts, _: usize) -> f32 {
+            unreachable!("Q5Linear::new returns None off x86_64")
+        }
+    };
 }
+
+dot_q5!(dot_q5_avx2, "avx2,fma", offset_quads);
+dot_q5!(
+    dot_q5_vnni,
+    "avx2,fma,avx512f,avx512vl,avx512vnni",
+    offset_quads_vnni
+);
 
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn repack_row(_: &[u8], _: &mut [u8]) {
-    unreachable!("Q5Linear::new returns None off x86_64")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn dot_q5_avx2(_: &[u8], _: &Q8Acts, _: usize) -> f32 {
-    unreachable!("Q5Linear::new returns None off x86_64")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn dot_q8_avx2(_: &Unpacked, _: &Q8Acts, _: usize) -> f32 {
     unreachable!("Q5Linear::new returns None off x86_64")
 }
 
@@ -465,16 +469,18 @@ mod tests {
             let bytes = random_blocks(n, k, 7 + k as u64);
             let ours = Q5Linear::new(&bytes, n, k).unwrap().unwrap();
             let blocks = k / QK;
-            let mut w = Unpacked::new(blocks);
+            let mut w = Tile::new(blocks, groups_per_row(k) * GROUP, true);
             for j in 0..n {
-                unsafe { w.unpack(ours.row(j)) };
+                let (wd, wq) = w.row_mut(0);
+                unsafe { unpack(ours.row(j), wd, wq) };
                 let file = &bytes[j * blocks * BLOCK_BYTES..(j + 1) * blocks * BLOCK_BYTES];
                 for (i, block) in file.chunks_exact(BLOCK_BYTES).enumerate() {
                     let (d, q) = unpack_block(block);
-                    assert_eq!((w.d[i], w.qs[i]), (d, q), "{n}x{k} row {j} block {i}");
+                    let signed = wq[i].map(|v| v - 16);
+                    assert_eq!((wd[i], signed), (d, q), "{n}x{k} row {j} block {i}");
                 }
-                for i in blocks..w.d.len() {
-                    assert_eq!(w.d[i], 0.0, "{n}x{k} row {j}: padding block {i}");
+                for (i, d) in wd.iter().enumerate().skip(blocks) {
+                    assert_eq!(*d, 0.0, "{n}x{k} row {j}: padding block {i}");
                 }
             }
         }
@@ -532,6 +538,63 @@ mod tests {
         for (r, row) in all[0].iter().enumerate() {
             let one = ours.forward(&x.narrow(1, r, 1).unwrap()).unwrap();
             assert_eq!(&one.to_vec3::<f32>().unwrap()[0][0], row);
+        }
+    }
+
+    /// Every kernel set this CPU has gives the AVX2 kernel's bits, and a row's outputs do not
+    /// depend on how many rows are multiplied with it or on what they hold.
+    #[test]
+    fn kernel_sets_and_row_counts_agree() {
+        if !Q5Linear::supported() {
+            eprintln!("SKIP: this CPU has no AVX2/FMA");
+            return;
+        }
+        for (n, k) in [(9, 128), (6, 96), (13, 896)] {
+            let ours = Q5Linear::new(&random_blocks(n, k, 21 + k as u64), n, k)
+                .unwrap()
+                .unwrap();
+            crate::kernels::cpu::check_sets_and_rows(k, n, |set, x, m| {
+                let mut dst = vec![0f32; m * n];
+                ours.matmul_with(set, &Q8Acts::quantize(x, k, GROUP), m, &mut dst);
+                dst
+            });
+        }
+    }
+
+    /// Timings, not a check: `RAYON_NUM_THREADS=1 cargo test --release --lib prompt_timings --
+    /// --ignored --nocapture` prints the CPU time (of this thread: one kernel thread, so a busy
+    /// machine counts less) of an 896×896 matmul of a 185-row prompt, per set, against 185
+    /// single-row (decode path) calls.
+    #[test]
+    #[ignore]
+    fn prompt_timings() {
+        let (n, k, m) = (896, 896, 185);
+        let ours = Q5Linear::new(&random_blocks(n, k, 1), n, k).unwrap().unwrap();
+        let x = activations(m, k).flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let acts = Q8Acts::quantize(&x, k, GROUP);
+        let rows: Vec<Q8Acts> = x.chunks_exact(k).map(|r| Q8Acts::quantize(r, k, GROUP)).collect();
+        let mut dst = vec![0f32; m * n];
+        for set in crate::kernels::cpu::sets_to_test() {
+            // Nanoseconds this thread has run (the first field of schedstat).
+            let cpu_ns = || {
+                let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+                stat.split_whitespace().next().unwrap().parse::<f64>().unwrap()
+            };
+            let time = |f: &mut dyn FnMut()| {
+                f();
+                let start = cpu_ns();
+                for _ in 0..20 {
+                    f();
+                }
+                (cpu_ns() - start) / 20.0 / 1e6
+            };
+            let tiled = time(&mut || ours.matmul_with(set, &acts, m, &mut dst));
+            let single = time(&mut || {
+                for (r, a) in rows.iter().enumerate() {
+                    ours.matmul_with(set, a, 1, &mut dst[r * n..][..n]);
+                }
+            });
+            eprintln!("{}: prompt {tiled:.2} ms, row by row {single:.2} ms", set.name());
         }
     }
 

@@ -1,5 +1,5 @@
-//! Linear layers whose weights are Q8_0 blocks, multiplied on the CPU with AVX2, reading the
-//! blocks as the file stores them.
+//! Linear layers whose weights are Q8_0 blocks, multiplied on the CPU with AVX2 or AVX-512 VNNI,
+//! reading the blocks as the file stores them.
 //!
 //! What it is for: the largest matrix of a small GGUF model is often its output projection, kept
 //! at Q8_0 by llama.cpp's Q4_K_M recipe (for Qwen2.5-Coder-0.5B, 151936 × 896: 145 MB, over a
@@ -10,12 +10,17 @@
 //!
 //! The arithmetic is llama.cpp's and candle's for Q8_0 × Q8_0: the activations are quantized to
 //! Q8_0 blocks ([`Q8Acts`]), each block's integer dot product is exact, and the blocks are summed
-//! in f32, in order.
+//! in f32, in order. A prompt (several activation rows) converts [`TILE`] weight rows' scales
+//! once and multiplies each activation block with all of them while it is in a register; every
+//! path and kernel set gives an output the same bits ([`super::q8_acts`]).
 //!
 //! Not for: other block types, GPUs, or CPUs without AVX2 and FMA ([`Q8Linear::new`] says `None`
 //! and the caller keeps candle's path).
 
-use super::q8_acts::{hsum, signed_block_fma, Q8Acts, QK};
+use super::cpu::KernelSet;
+#[cfg(target_arch = "x86_64")]
+use super::q8_acts::{hsum, signed_quads, signed_quads_vnni};
+use super::q8_acts::{Q8Acts, Tile, QK, TILE};
 use candle_core::{Result, Tensor};
 
 /// Bytes per Q8_0 block: f16 scale, 32 signed bytes.
@@ -37,7 +42,7 @@ impl Q8Linear {
     /// where this kernel does not run: a CPU without AVX2/FMA, or rows that are not whole
     /// blocks. A wrong byte count is an error (a corrupt file).
     pub fn new(blocks: &[u8], n: usize, k: usize) -> Result<Option<Self>> {
-        if !super::cpu::has_avx2_fma() || k % QK != 0 || k == 0 || n == 0 {
+        if !super::cpu::has_avx2_fma() || !k.is_multiple_of(QK) || k == 0 || n == 0 {
             return Ok(None);
         }
         let expected = n.checked_mul(k / QK * BLOCK_BYTES);
@@ -61,18 +66,52 @@ impl Q8Linear {
         })
     }
 
-    /// dst (m, n) = acts (m rows) · W^T, split by weight rows over candle's kernel threads. Each
-    /// weight row is read from memory once and multiplied by every activation row.
+    /// dst (m, n) = acts (m rows) · W^T with the kernels of [`super::cpu::kernel_set`].
     fn matmul(&self, acts: &Q8Acts, m: usize, dst: &mut [f32]) {
-        let (n, row_bytes) = (self.n, self.k / QK * BLOCK_BYTES);
+        self.matmul_with(super::cpu::kernel_set(), acts, m, dst)
+    }
+
+    /// dst (m, n) = acts (m rows) · W^T with the kernels of `set`, split by weight rows over
+    /// candle's kernel threads. Each weight row is read from memory once and multiplied by every
+    /// activation row; every path gives an output the same bits (see [`super::q8_acts`]).
+    fn matmul_with(&self, set: KernelSet, acts: &Q8Acts, m: usize, dst: &mut [f32]) {
+        super::cpu::check_set(set);
+        let (n, blocks) = (self.n, self.k / QK);
+        let row_bytes = blocks * BLOCK_BYTES;
+        let row = |j: usize| &self.blocks[j * row_bytes..(j + 1) * row_bytes];
         let out = super::cpu::SharedOut::new(dst);
+        if m == 1 {
+            let rows = |range: std::ops::Range<usize>| {
+                for j in range {
+                    // SAFETY: `new` returned Some only where AVX2 and FMA are present, and
+                    // `set` is at most what the CPU has; each index of dst is written by
+                    // exactly one work item.
+                    unsafe { out.write(j, dot(set, row(j), acts, 0)) };
+                }
+            };
+            candle_core::utils::barrier_pool().execute_chunked(n, rows);
+            return;
+        }
+        // A prompt: tiles of weight rows, their scales converted once, times every row.
         let rows = |range: std::ops::Range<usize>| {
-            for j in range {
-                let row = &self.blocks[j * row_bytes..(j + 1) * row_bytes];
+            let mut tile = Tile::new(blocks, blocks, false);
+            for j0 in range.clone().step_by(TILE) {
+                let filled = TILE.min(range.end - j0);
+                for t in 0..filled {
+                    let (d, qs) = tile.row_mut(t);
+                    for ((block, d), q) in row(j0 + t).chunks_exact(BLOCK_BYTES).zip(d).zip(qs) {
+                        *d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+                        for (q, &b) in q.iter_mut().zip(&block[2..]) {
+                            *q = b as i8;
+                        }
+                    }
+                }
                 for r in 0..m {
-                    // SAFETY: `new` returned Some only where AVX2 and FMA are present; each
-                    // index of dst is written by exactly one work item.
-                    unsafe { out.write(r * n + j, dot_avx2(row, acts, r)) };
+                    let v = tile.dot(set, acts, r);
+                    for (t, &v) in v.iter().enumerate().take(filled) {
+                        // SAFETY: as above.
+                        unsafe { out.write(r * n + j0 + t, v) };
+                    }
                 }
             }
         };
@@ -80,31 +119,55 @@ impl Q8Linear {
     }
 }
 
-/// Sum over blocks of scale_w · scale_x · (integer dot product) for activation row `r`.
+/// Sum over blocks of scale_w · scale_x · (integer dot product) for activation row `r`, with the
+/// kernels of `set`.
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA; `r` is a row of `x`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_avx2(row: &[u8], x: &Q8Acts, r: usize) -> f32 {
-    use std::arch::x86_64::*;
-    let mut acc = _mm256_setzero_ps();
-    let (xq, xd) = x.row(r, row.len() / BLOCK_BYTES);
-    for ((block, yq), yd) in row.chunks_exact(BLOCK_BYTES).zip(xq).zip(xd) {
-        // A hint only: an address past the row, or past the matrix, is never read.
-        _mm_prefetch::<_MM_HINT_T0>(block.as_ptr().wrapping_add(PREFETCH_BYTES) as *const i8);
-        let wd = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
-        let w = _mm256_loadu_si256(block.as_ptr().add(2) as *const __m256i);
-        let y = _mm256_loadu_si256(yq.as_ptr() as *const __m256i);
-        acc = signed_block_fma(acc, w, y, wd * yd);
+/// The CPU has the kernels of `set` (AVX2 and FMA at least); `r` is a row of `x`.
+unsafe fn dot(set: KernelSet, row: &[u8], x: &Q8Acts, r: usize) -> f32 {
+    if set >= KernelSet::Avx512Vnni {
+        dot_vnni(row, x, r)
+    } else {
+        dot_avx2(row, x, r)
     }
-    hsum(acc)
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn dot_avx2(_: &[u8], _: &Q8Acts, _: usize) -> f32 {
-    unreachable!("Q8Linear::new returns None off x86_64")
+/// Defines [`dot`] for one kernel set: `$quads` is that set's
+/// [`super::q8_acts::signed_quads`].
+macro_rules! dot {
+    ($name:ident, $features:literal, $quads:ident) => {
+        /// [`dot`] for one kernel set.
+        ///
+        /// # Safety
+        /// As [`dot`], the CPU having the features enabled here.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(row: &[u8], x: &Q8Acts, r: usize) -> f32 {
+            use std::arch::x86_64::*;
+            let mut acc = _mm256_setzero_ps();
+            let (xq, xd) = x.row(r, row.len() / BLOCK_BYTES);
+            for ((block, yq), yd) in row.chunks_exact(BLOCK_BYTES).zip(xq).zip(xd) {
+                // A hint only: an address past the row, or past the matrix, is never read.
+                let ahead = block.as_ptr().wrapping_add(PREFETCH_BYTES);
+                _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+                let wd = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+                let w = _mm256_loadu_si256(block.as_ptr().add(2) as *const __m256i);
+                let y = _mm256_loadu_si256(yq.as_ptr() as *const __m256i);
+                let quads = $quads(w, y, _mm256_setzero_si256());
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(wd * yd), _mm256_cvtepi32_ps(quads), acc);
+            }
+            hsum(acc)
+        }
+
+        #[cfg(not(target_arch = "x86_64"))]
+        unsafe fn $name(_: &[u8], _: &Q8Acts, _: usize) -> f32 {
+            unreachable!("Q8Linear::new returns None off x86_64")
+        }
+    };
 }
+
+dot!(dot_avx2, "avx2,fma", signed_quads);
+dot!(dot_vnni, "avx2,fma,avx512f,avx512vl,avx512vnni", signed_quads_vnni);
 
 #[cfg(test)]
 mod tests {
@@ -159,6 +222,35 @@ mod tests {
         // x quantizes to 127 with scale 1/127 (through f16); each weight is -128.
         let d = half::f16::from_f32(1.0 / 127.0).to_f32();
         assert_eq!(y[0][0], -128.0 * 127.0 * 32.0 * d);
+    }
+
+    /// Every kernel set this CPU has gives the AVX2 kernel's bits, and a row's outputs do not
+    /// depend on how many rows are multiplied with it or on what they hold. The weights are
+    /// random bytes, -128 included.
+    #[test]
+    fn kernel_sets_and_row_counts_agree() {
+        if !crate::kernels::cpu::has_avx2_fma() {
+            eprintln!("SKIP: this CPU has no AVX2/FMA");
+            return;
+        }
+        for (n, k) in [(9, 128), (6, 96), (13, 896)] {
+            let mut s = 0x2545_F491_4F6C_DD1Du64 ^ k as u64;
+            let mut bytes = Vec::new();
+            for i in 0..n * k / QK {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let d = half::f16::from_f32((s % 1000) as f32 / 20000.0 + 0.001);
+                bytes.extend_from_slice(&d.to_le_bytes());
+                bytes.extend((0..QK).map(|j| if (i + j) % 11 == 0 { 0x80 } else { (s >> (j % 56)) as u8 }));
+            }
+            let ours = Q8Linear::new(&bytes, n, k).unwrap().unwrap();
+            crate::kernels::cpu::check_sets_and_rows(k, n, |set, x, m| {
+                let mut dst = vec![0f32; m * n];
+                ours.matmul_with(set, &Q8Acts::quantize(x, k, 1), m, &mut dst);
+                dst
+            });
+        }
     }
 
     #[test]

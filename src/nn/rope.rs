@@ -75,7 +75,7 @@ impl Rope {
     /// Tables for positions `0..max_len` as `cfg` says.
     pub fn with(cfg: &RopeConfig, max_len: usize, device: &Device) -> Result<Self> {
         let n_rot = cfg.n_rot;
-        if n_rot == 0 || n_rot % 2 != 0 || n_rot > cfg.head_dim {
+        if n_rot == 0 || !n_rot.is_multiple_of(2) || n_rot > cfg.head_dim {
             candle_core::bail!(
                 "rotary dimension {n_rot} does not fit heads of {}",
                 cfg.head_dim
