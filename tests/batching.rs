@@ -235,7 +235,9 @@ fn step_times() {
     for width in [1usize, 2, 4, 8] {
         let mut caches: Vec<KvCache> = (0..width).map(|_| model.new_cache()).collect();
         for (i, c) in caches.iter_mut().enumerate() {
-            let prompt: Vec<u32> = (0..200).map(|j| 1000 + ((j * 7 + i * 13) % 5000) as u32).collect();
+            let prompt: Vec<u32> = (0..200)
+                .map(|j| 1000 + ((j * 7 + i * 13) % 5000) as u32)
+                .collect();
             model.forward(&prompt, c).unwrap();
         }
         let steps = 20;

@@ -147,7 +147,15 @@ fn run_writes_translations_and_briefs_then_skips_then_forces() {
         .env("TRANSBRIEF_LOG", "transbrief=debug")
         .arg("run")
         .arg(&docs)
-        .args(["--report", rep.to_str().unwrap(), "--jobs", "2", "--batch", "1", "-q"])
+        .args([
+            "--report",
+            rep.to_str().unwrap(),
+            "--jobs",
+            "2",
+            "--batch",
+            "1",
+            "-q",
+        ])
         .assert()
         .success();
     assert_eq!(statuses(&report(&rep)), ["done", "skipped"]);
