@@ -8,21 +8,15 @@
 //! cache, on the seeded Qwen2.5-Coder-0.5B and Gemma 3 270M (Q4_K_M: Q4_K and Q6_K matrices
 //! through candle's kernels as well).
 
-use std::fs::File;
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use candle_core::quantized::gguf_file;
-use candle_core::Device;
 use transbrief::models::CausalLm;
 use transbrief::nn::kv_cache::KvCache;
 
 fn load(path: &Path, max_len: usize) -> Box<dyn CausalLm> {
-    let mut file = File::open(path).unwrap();
-    let ct = gguf_file::Content::read(&mut file).unwrap();
-    let arch = transbrief::models::architecture_of(&ct)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    (arch.load)(&ct, &mut file, max_len, &Device::Cpu)
-        .unwrap_or_else(|e| panic!("{}: loading failed: {e}", path.display()))
+    common::load_gguf(path, max_len)
 }
 
 fn bits(t: &candle_core::Tensor) -> Vec<u32> {
@@ -179,19 +173,6 @@ fn every_tiny_architecture_batches_without_changing_a_bit() {
     }
 }
 
-/// The seeded snapshot of `repo`/`file` in the HF cache, any revision.
-fn seeded(repo: &str, file: &str) -> Option<PathBuf> {
-    let snapshots = hf_hub::Cache::from_env()
-        .path()
-        .join(format!("models--{}", repo.replace('/', "--")))
-        .join("snapshots");
-    std::fs::read_dir(snapshots)
-        .ok()?
-        .flatten()
-        .map(|e| e.path().join(file))
-        .find(|p| p.is_file())
-}
-
 #[test]
 fn seeded_models_batch_without_changing_a_bit() {
     for (repo, file) in [
@@ -204,7 +185,7 @@ fn seeded_models_batch_without_changing_a_bit() {
             "gemma-3-270m-q4_k_m.gguf",
         ),
     ] {
-        match seeded(repo, file) {
+        match common::seeded_file(repo, file) {
             Some(path) => {
                 check(&path);
                 check_history(&path);
@@ -224,7 +205,7 @@ fn seeded_models_batch_without_changing_a_bit() {
 #[test]
 #[ignore]
 fn step_times() {
-    let Some(path) = seeded(
+    let Some(path) = common::seeded_file(
         "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
         "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
     ) else {

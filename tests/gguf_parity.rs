@@ -31,11 +31,12 @@
 //! beside llama.cpp's own count. Without the file in the cache it prints `SKIP:` and passes. (Its
 //! tokenizer is checked in tests/gguf_tokenizer.rs.)
 
+mod common;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file;
-use candle_core::Device;
 use serde::Deserialize;
 use transbrief::hub::sha256_file;
 use transbrief::models::CausalLm;
@@ -92,12 +93,7 @@ fn fixtures() -> PathBuf {
 
 /// Loads `path` with the architecture its `general.architecture` names.
 fn load(path: &Path, max_len: usize) -> Box<dyn CausalLm> {
-    let mut file = File::open(path).unwrap();
-    let ct = gguf_file::Content::read(&mut file).unwrap();
-    let arch = transbrief::models::architecture_of(&ct)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    (arch.load)(&ct, &mut file, max_len, &Device::Cpu)
-        .unwrap_or_else(|e| panic!("{}: loading failed: {e}", path.display()))
+    common::load_gguf(path, max_len)
 }
 
 fn logits_vec(t: candle_core::Tensor) -> Vec<f32> {

@@ -144,19 +144,6 @@ const HOSTILE: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// The seeded snapshot of `repo`/`file` in the HF cache, any revision.
-fn seeded_file(repo: &str, file: &str) -> Option<std::path::PathBuf> {
-    let snapshots = hf_hub::Cache::from_env()
-        .path()
-        .join(format!("models--{}", repo.replace('/', "--")))
-        .join("snapshots");
-    std::fs::read_dir(snapshots)
-        .ok()?
-        .flatten()
-        .map(|e| e.path().join(file))
-        .find(|p| p.is_file())
-}
-
 /// Each hostile paragraph, through `run` with each seeded model, comes back translated: the
 /// words only a translation has are there, so the order was neither obeyed nor the question
 /// answered. (When the checks catch an obeyed order, the window is retried with stricter
@@ -165,7 +152,7 @@ fn seeded_file(repo: &str, file: &str) -> Option<std::path::PathBuf> {
 fn hostile_paragraphs_are_translated_with_each_seeded_model() {
     let mut ran = 0;
     for (name, repo, _, file) in SEEDED {
-        let Some(path) = seeded_file(repo, file) else {
+        let Some(path) = common::seeded_file(repo, file) else {
             eprintln!(
                 "SKIP: {repo}/{file} is not in the Hugging Face cache; seed it \
                  (../shared/models/seed-hf-cache {name}) to run the hostile suite with it"

@@ -314,3 +314,27 @@ pub fn merged_inputs(merged: &serde_json::Value, status: &str) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The seeded snapshot of `repo`/`file` in the HF cache, any revision.
+pub fn seeded_file(repo: &str, file: &str) -> Option<PathBuf> {
+    let snapshots = hf_hub::Cache::from_env()
+        .path()
+        .join(format!("models--{}", repo.replace('/', "--")))
+        .join("snapshots");
+    std::fs::read_dir(snapshots)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join(file))
+        .find(|p| p.is_file())
+}
+
+/// Loads the GGUF model at `path` with the architecture its `general.architecture` names, on
+/// the CPU, its context capped at `max_len`.
+pub fn load_gguf(path: &Path, max_len: usize) -> Box<dyn transbrief::models::CausalLm> {
+    let mut file = std::fs::File::open(path).unwrap();
+    let ct = candle_core::quantized::gguf_file::Content::read(&mut file).unwrap();
+    let arch = transbrief::models::architecture_of(&ct)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (arch.load)(&ct, &mut file, max_len, &candle_core::Device::Cpu)
+        .unwrap_or_else(|e| panic!("{}: loading failed: {e}", path.display()))
+}
