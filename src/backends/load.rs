@@ -72,7 +72,7 @@ pub struct Loader {
     /// `--weights`: how seq2seq models hold their weights, over what their entries say.
     weights: Option<Weights>,
     /// `--batch`: conversations a chat model decodes together (0: chosen from the memory; 1:
-    /// off).
+    /// off, the default).
     batch: usize,
     /// Opened models, and the error of those that failed to open.
     loaded: Mutex<HashMap<String, std::result::Result<Loaded, String>>>,
@@ -85,7 +85,7 @@ impl Loader {
             access,
             device,
             weights: None,
-            batch: 0,
+            batch: 1,
             loaded: Mutex::new(HashMap::new()),
         }
     }
