@@ -39,8 +39,14 @@ impl KernelSet {
         Self::ALL.into_iter().find(|s| s.name() == name.trim())
     }
 
-    /// The best set this CPU runs.
+    /// The best set this CPU runs (probed once per process: [`check_set`] asks at every
+    /// matmul).
     pub fn detected() -> Self {
+        static DETECTED: std::sync::OnceLock<KernelSet> = std::sync::OnceLock::new();
+        *DETECTED.get_or_init(Self::probe)
+    }
+
+    fn probe() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
