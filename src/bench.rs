@@ -8,6 +8,7 @@
 //! These commands are hidden from `--help` and their flags may change with the bench.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -15,6 +16,9 @@ use candle_core::Device;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use rayon::prelude::*;
+
+use crate::backends::pool::{Budget, Seq2seqPool};
 use crate::generate::{generate, GenerationConfig};
 use crate::models::bart::{BartForConditionalGeneration, Config, LinearKind};
 
@@ -31,8 +35,22 @@ pub struct Seq2seqArgs {
     /// Model folder with config.json and model.safetensors (a Marian or BART model).
     pub model: PathBuf,
     /// JSON file: a list of source sentences, each a list of token ids (EOS included).
-    #[arg(long)]
-    pub ids: PathBuf,
+    #[arg(long, required_unless_present = "docs")]
+    pub ids: Option<PathBuf>,
+    /// JSON file: a list of documents, each a list of source sentences (token ids, EOS
+    /// included): the folder workload, run as `transbrief run` runs a Marian model's
+    /// documents: `--jobs` documents in flight, their sentences pooled (`--pool-tokens`) or
+    /// each document's batched alone (`--pool-tokens 0`, `--batch` at a time, the kernel
+    /// threads split among the documents in flight). Instead of --ids.
+    #[arg(long, conflicts_with = "ids")]
+    pub docs: Option<PathBuf>,
+    /// With --docs: documents in flight.
+    #[arg(long, default_value_t = crate::backends::pool::DOCUMENTS_IN_FLIGHT)]
+    pub jobs: usize,
+    /// With --docs: padded source tokens per pooled batch (as `run --pool-tokens`); 0: no
+    /// pooling.
+    #[arg(long, default_value_t = 2048)]
+    pub pool_tokens: usize,
     #[arg(long, default_value_t = 4)]
     pub beams: usize,
     /// Sentences per generate call.
@@ -73,6 +91,9 @@ pub struct GgufArgs {
 
 /// Runs one bench subcommand.
 pub fn run(cmd: &BenchCommand) -> Result<()> {
+    if let BenchCommand::Seq2seq(a @ Seq2seqArgs { docs: Some(_), .. }) = cmd {
+        return seq2seq_docs(a);
+    }
     let threads = match cmd {
         BenchCommand::Seq2seq(a) => a.threads,
         BenchCommand::Gguf(a) => a.threads,
@@ -91,31 +112,15 @@ pub fn run(cmd: &BenchCommand) -> Result<()> {
 }
 
 fn seq2seq(a: &Seq2seqArgs) -> Result<()> {
-    let kind = match a.weights.as_str() {
-        "f32" => LinearKind::F32,
-        "int8" => LinearKind::Int8,
-        other => bail!("--weights must be f32 or int8, not {other:?}"),
-    };
-    let inputs: Vec<Vec<u32>> = serde_json::from_str(
-        &std::fs::read_to_string(&a.ids).with_context(|| a.ids.display().to_string())?,
-    )?;
+    let kind = weights_kind(a)?;
+    let ids = a.ids.as_ref().context("--ids")?;
+    let inputs: Vec<Vec<u32>> =
+        serde_json::from_str(&std::fs::read_to_string(ids).with_context(|| ids.display().to_string())?)?;
     let t = Instant::now();
     let model = load_seq2seq(&a.model, kind)?;
     let load_s = t.elapsed().as_secs_f64();
     let load_peak = peak_rss_mib();
-
-    let generation_config = a.model.join("generation_config.json");
-    let mut config = GenerationConfig::from_files(
-        Some(generation_config.as_path()).filter(|p| p.exists()),
-        &a.model.join("config.json"),
-    )?;
-    config.num_beams = a.beams;
-    config.set_max_new_tokens(a.new_tokens);
-    config.min_length = config.max_length;
-    config.forced_eos_token_id.clear();
-    config.no_repeat_ngram_size = 0;
-    config.repetition_penalty = 1.0;
-    config.bad_words_ids = None;
+    let config = forced_config(a)?;
 
     let t = Instant::now();
     let mut out = Vec::with_capacity(inputs.len());
@@ -141,6 +146,112 @@ fn seq2seq(a: &Seq2seqArgs) -> Result<()> {
             "tok_s": tokens as f64 / seconds,
             "load_s": load_s,
             "load_peak_rss_mib": load_peak,
+        })
+    );
+    Ok(())
+}
+
+fn weights_kind(a: &Seq2seqArgs) -> Result<LinearKind> {
+    Ok(match a.weights.as_str() {
+        "f32" => LinearKind::F32,
+        "int8" => LinearKind::Int8,
+        other => bail!("--weights must be f32 or int8, not {other:?}"),
+    })
+}
+
+/// The model's generation settings with `--beams`, and exactly `--new-tokens` tokens per
+/// output (EOS banned before), no other constraint: every system does the same work.
+fn forced_config(a: &Seq2seqArgs) -> Result<GenerationConfig> {
+    let generation_config = a.model.join("generation_config.json");
+    let mut config = GenerationConfig::from_files(
+        Some(generation_config.as_path()).filter(|p| p.exists()),
+        &a.model.join("config.json"),
+    )?;
+    config.num_beams = a.beams;
+    config.set_max_new_tokens(a.new_tokens);
+    config.min_length = config.max_length;
+    config.forced_eos_token_id.clear();
+    config.no_repeat_ngram_size = 0;
+    config.repetition_penalty = 1.0;
+    config.bad_words_ids = None;
+    Ok(config)
+}
+
+/// `bench seq2seq --docs`: the folder workload, pooled or not, as `run` does it.
+fn seq2seq_docs(a: &Seq2seqArgs) -> Result<()> {
+    let kind = weights_kind(a)?;
+    let path = a.docs.as_ref().context("--docs")?;
+    let docs: Vec<Vec<Vec<u32>>> =
+        serde_json::from_str(&std::fs::read_to_string(path).with_context(|| path.display().to_string())?)?;
+    let jobs = a.jobs.max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = if a.threads > 0 { a.threads } else { cores };
+    // As `run`: pooled, one engine thread computes with every kernel thread; otherwise each
+    // document in flight computes on its worker with its share of them.
+    crate::device::set_kernel_threads(if a.pool_tokens > 0 {
+        threads
+    } else {
+        (threads / jobs).max(1)
+    });
+    let t = Instant::now();
+    let model = Arc::new(load_seq2seq(&a.model, kind)?);
+    let load_s = t.elapsed().as_secs_f64();
+    let config = forced_config(a)?;
+    let pool = (a.pool_tokens > 0)
+        .then(|| {
+            let budget = Budget {
+                tokens: a.pool_tokens,
+                callers: jobs,
+                ..Budget::default()
+            };
+            Seq2seqPool::new(model.clone(), config.clone(), budget)
+        })
+        .transpose()?;
+    let workers = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .context("thread pool")?;
+    let t = Instant::now();
+    let outs: Vec<Vec<Vec<u32>>> = workers.install(|| {
+        docs.par_iter()
+            .with_max_len(1)
+            .map(|doc| -> Result<Vec<Vec<u32>>> {
+                Ok(match &pool {
+                    Some(pool) => pool.generate(doc.clone())?,
+                    None => {
+                        let mut out = Vec::with_capacity(doc.len());
+                        for chunk in doc.chunks(a.batch.max(1)) {
+                            out.extend(generate(model.as_ref(), chunk, &config)?);
+                        }
+                        out
+                    }
+                })
+            })
+            .collect::<Result<_>>()
+    })?;
+    let seconds = t.elapsed().as_secs_f64();
+    let tokens: usize = outs.iter().flatten().map(Vec::len).sum();
+    if let Some(path) = &a.out_ids {
+        std::fs::write(path, serde_json::to_string(&outs)?)?;
+    }
+    let stats = pool.as_ref().map(|p| p.stats());
+    println!(
+        "{}",
+        json!({
+            "system": "transbrief",
+            "workload": "seq2seq-docs",
+            "weights": a.weights,
+            "beams": a.beams,
+            "documents": docs.len(),
+            "sentences": docs.iter().map(Vec::len).sum::<usize>(),
+            "jobs": jobs,
+            "pool_tokens": a.pool_tokens,
+            "batches": stats.map(|s| s.batches),
+            "widest": stats.map(|s| s.widest),
+            "tokens": tokens,
+            "seconds": seconds,
+            "tok_s": tokens as f64 / seconds,
+            "load_s": load_s,
         })
     );
     Ok(())

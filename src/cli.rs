@@ -182,7 +182,9 @@ pub struct DeviceArgs {
     pub offline: bool,
 
     /// Documents processed at once (worker threads); 0 means one per CPU core, or, for a `run`
-    /// whose models are all chat models that batch (`--batch`), the batch slots and one more.
+    /// whose models are all chat models that batch (`--batch`), the batch slots and one more,
+    /// or, for a `run` that only translates with a Marian model that pools (`--pool-tokens`),
+    /// 16.
     #[arg(short, long, default_value_t = 0, value_name = "N")]
     pub jobs: usize,
 
@@ -207,6 +209,13 @@ pub struct DeviceArgs {
     /// is not the default.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub batch: usize,
+
+    /// Padded source tokens per batch of a Marian (opus-mt) model, whose batches pool the
+    /// sentences of every document in flight, sorted by length (at most 64 sentences a
+    /// batch). 0 turns pooling off: each document's sentences are batched alone, 16 at a time.
+    /// Outputs are the same either way; the report's `pooling` says what the batches held.
+    #[arg(long, default_value_t = 2048, value_name = "TOKENS")]
+    pub pool_tokens: usize,
 }
 
 /// Which kind of output to produce.
@@ -542,7 +551,8 @@ fn loader(catalog: Catalog, args: &DeviceArgs) -> anyhow::Result<Loader> {
     let device = args.device.open().map_err(usage)?;
     Ok(Loader::new(catalog, Access::from_flag(args.offline), device)
         .with_weights(args.weights)
-        .with_batch(args.batch))
+        .with_batch(args.batch)
+        .with_pool_tokens(args.pool_tokens))
 }
 
 /// The loader, and the models a command runs (`only`: the one task it needs a model for).

@@ -213,3 +213,66 @@ fn weights_must_be_f32_or_int8() {
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(stderr.contains("f32 or int8"), "{stderr}");
 }
+
+/// Issue 19: a Marian-only run pools the sentences of every document in flight (16 by
+/// default) into shared batches; the files it writes are the bytes of an unpooled run, and the
+/// report says what the pool did.
+#[test]
+fn pooled_and_unpooled_runs_write_the_same_translations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let catalog = write_catalog(tmp.path());
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    let paragraphs: Vec<&str> = FRENCH.split("\n\n").collect();
+    for i in 0..8 {
+        // Documents of one to four paragraphs, in rotating order.
+        let text: Vec<&str> = (0..1 + i % 4)
+            .map(|k| paragraphs[(i + k) % paragraphs.len()].trim())
+            .collect();
+        std::fs::write(docs.join(format!("d{i}.fr.txt")), text.join("\n\n") + "\n").unwrap();
+    }
+    let translate = |out: &str, extra: &[&str]| {
+        let out_dir = tmp.path().join(out);
+        let report = tmp.path().join(format!("{out}.json"));
+        let (out_arg, report_arg) = (out_dir.display().to_string(), report.display().to_string());
+        let mut args = vec![
+            "--translate-model",
+            "opus-mt-fr-en",
+            "--only",
+            "translate",
+            "--offline",
+            "--device",
+            "cpu",
+            "-q",
+            "--out-dir",
+            &out_arg,
+            "--report",
+            &report_arg,
+        ];
+        args.extend_from_slice(extra);
+        run_with(&docs, &catalog, &args).success();
+        let files: Vec<(String, String)> = (0..8)
+            .map(|i| {
+                let name = format!("d{i}.en.txt");
+                let text = std::fs::read_to_string(out_dir.join(&name)).unwrap();
+                (name, text)
+            })
+            .collect();
+        (files, report_json(&report))
+    };
+    let (pooled, report) = translate("pooled", &[]);
+    assert_eq!(
+        report["jobs"], 16,
+        "pooled runs keep 16 documents in flight"
+    );
+    let pooling = &report["pooling"][0];
+    assert_eq!(pooling["model"], "opus-mt-fr-en", "{report}");
+    assert_eq!(pooling["budget_tokens"], 2048, "{pooling}");
+    assert_eq!(pooling["calls"], 8, "one call per document: {pooling}");
+    assert!(pooling["batches"].as_u64().unwrap() >= 1, "{pooling}");
+    let (unpooled, report) = translate("unpooled", &["--pool-tokens", "0", "--jobs", "2"]);
+    assert!(report.get("pooling").is_none(), "{report}");
+    let (small, _) = translate("small", &["--pool-tokens", "40"]);
+    assert_eq!(pooled, unpooled, "pooling changed a translation");
+    assert_eq!(small, unpooled, "a small pool budget changed a translation");
+}

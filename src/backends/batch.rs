@@ -23,14 +23,15 @@
 //! model's arithmetic (`crate::models`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use candle_core::Tensor;
 
+use super::engine::{Closing, Engine, Shared};
 use crate::models::CausalLm;
 use crate::nn::kv_cache::KvCache;
-use crate::{Error, Result};
+use crate::Result;
 
 /// How long the engine waits for the slots in use to hand in their next tokens before it runs
 /// with what it has. A worker hands its next token in within microseconds of getting its
@@ -110,45 +111,27 @@ pub fn auto_slots(cache_bytes: usize) -> usize {
     }
 }
 
-struct Shared {
-    state: Mutex<State>,
-    /// Woken when a call is handed in, a slot is released, or results are ready.
-    wake: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic never happens while the lock is held (the engine runs the model outside it),
-        // so the state is consistent even if the mutex says poisoned.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+impl Closing for State {
+    fn close(&mut self) {
+        self.closing = true;
     }
 }
 
 /// Feeds the conversations of up to `slots` workers through one model together.
 pub struct Batcher {
     slots: usize,
-    shared: Arc<Shared>,
-    engine: Option<std::thread::JoinHandle<()>>,
+    engine: Engine<State>,
 }
 
 impl Batcher {
     /// Starts the engine thread for `model`, with `slots` conversations at most in one pass.
     pub fn new(model: Arc<dyn CausalLm>, slots: usize) -> Result<Self> {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            wake: Condvar::new(),
-        });
-        let engine = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("transbrief-batch".into())
-                .spawn(move || engine(&shared, model.as_ref()))
-                .map_err(|e| Error::msg(format!("cannot start the batching thread: {e}")))?
-        };
+        let engine = Engine::spawn("transbrief-batch", State::default(), move |shared| {
+            engine(shared, model.as_ref())
+        })?;
         Ok(Self {
             slots: slots.max(1),
-            shared,
-            engine: Some(engine),
+            engine,
         })
     }
 
@@ -159,28 +142,19 @@ impl Batcher {
 
     /// What the engine has done so far.
     pub fn stats(&self) -> Stats {
-        self.shared.lock().stats
+        self.engine.shared().lock().stats
     }
 
     /// Takes a slot for one conversation, waiting while all are taken. The slot is released
     /// when dropped.
     pub fn join(&self) -> Slot<'_> {
-        let mut st = self.shared.lock();
+        let shared = self.engine.shared();
+        let mut st = shared.lock();
         while st.taken >= self.slots {
-            st = (self.shared.wake.wait(st)).unwrap_or_else(|e| e.into_inner());
+            st = shared.wait(st);
         }
         st.taken += 1;
         Slot { batcher: self }
-    }
-}
-
-impl Drop for Batcher {
-    fn drop(&mut self) {
-        self.shared.lock().closing = true;
-        self.shared.wake.notify_all();
-        if let Some(engine) = self.engine.take() {
-            let _ = engine.join();
-        }
     }
 }
 
@@ -194,7 +168,7 @@ impl Slot<'_> {
     /// token's logits), computed in the engine's next pass together with the other slots'
     /// calls.
     pub fn forward(&self, ids: &[u32], cache: &mut KvCache) -> candle_core::Result<Tensor> {
-        let shared = &self.batcher.shared;
+        let shared = self.batcher.engine.shared();
         let mut st = shared.lock();
         let ticket = st.next_ticket;
         st.next_ticket += 1;
@@ -205,7 +179,7 @@ impl Slot<'_> {
             ids: ids.to_vec(),
             cache: handed,
         });
-        shared.wake.notify_all();
+        shared.notify();
         loop {
             if let Some((result, back)) = st.done.remove(&ticket) {
                 *cache = back;
@@ -214,39 +188,34 @@ impl Slot<'_> {
             if st.closing {
                 return Err(candle_core::Error::Msg("the batching thread stopped".into()));
             }
-            st = shared.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = shared.wait(st);
         }
     }
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.batcher.shared.lock().taken -= 1;
-        self.batcher.shared.wake.notify_all();
+        let shared = self.batcher.engine.shared();
+        shared.lock().taken -= 1;
+        shared.notify();
     }
 }
 
 /// The engine thread: gathers the slots' calls and runs them in one pass, until the batcher is
 /// dropped.
-fn engine(shared: &Shared, model: &dyn CausalLm) {
+fn engine(shared: &Shared<State>, model: &dyn CausalLm) {
     let mut st = shared.lock();
     loop {
         // Wait for a first call, then for every slot in use to hand one in (or a short while).
         while st.pending.is_empty() && !st.closing {
-            st = shared.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = shared.wait(st);
         }
         if st.closing {
             return;
         }
         let deadline = std::time::Instant::now() + GATHER_WAIT;
-        while st.pending.len() < st.taken && !st.closing {
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                break;
-            }
-            st = (shared.wake.wait_timeout(st, deadline - now))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        while st.pending.len() < st.taken && !st.closing && std::time::Instant::now() < deadline {
+            st = shared.wait_until(st, deadline);
         }
         let mut batch = std::mem::take(&mut st.pending);
         st.stats.passes += 1;
@@ -258,7 +227,7 @@ fn engine(shared: &Shared, model: &dyn CausalLm) {
         for (req, result) in batch.into_iter().zip(results) {
             st.done.insert(req.ticket, (result, req.cache));
         }
-        shared.wake.notify_all();
+        shared.notify();
     }
 }
 

@@ -74,6 +74,12 @@ pub struct Loader {
     /// `--batch`: conversations a chat model decodes together (0: chosen from the memory; 1:
     /// off, the default).
     batch: usize,
+    /// `--pool-tokens`: a Marian model's pooled batches, in padded source tokens (0: no
+    /// pooling).
+    pool: super::pool::Budget,
+    /// Calls that may come at once (the documents in flight), set by the pipeline before the
+    /// models load.
+    concurrent_calls: std::sync::atomic::AtomicUsize,
     /// Opened models, and the error of those that failed to open.
     loaded: Mutex<HashMap<String, std::result::Result<Loaded, String>>>,
 }
@@ -86,6 +92,8 @@ impl Loader {
             device,
             weights: None,
             batch: 1,
+            pool: super::pool::Budget::default(),
+            concurrent_calls: std::sync::atomic::AtomicUsize::new(1),
             loaded: Mutex::new(HashMap::new()),
         }
     }
@@ -106,6 +114,41 @@ impl Loader {
     /// `--batch` as given (0: auto).
     pub fn batch(&self) -> usize {
         self.batch
+    }
+
+    /// Marian models pool the sentences of concurrent calls into batches of at most `tokens`
+    /// padded source tokens (`--pool-tokens`; 0: each call batches its own sentences).
+    pub fn with_pool_tokens(mut self, tokens: usize) -> Self {
+        self.pool.tokens = tokens;
+        self
+    }
+
+    /// `--pool-tokens` as given (0: off).
+    pub fn pool_tokens(&self) -> usize {
+        self.pool.tokens
+    }
+
+    /// How many calls may come at once (the documents in flight), for pooling: set before the
+    /// models load (a model already loaded keeps what it was told).
+    pub fn expect_concurrent_calls(&self, calls: usize) {
+        (self.concurrent_calls).store(calls.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What each loaded Marian model's pooling did (none when it is off).
+    pub fn pooling(&self) -> Vec<super::pool::PoolReport> {
+        let Ok(loaded) = self.loaded.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<_> = (loaded.iter())
+            .filter_map(|(name, l)| match l {
+                Ok(Loaded::Marian(m)) => m
+                    .pool_stats()
+                    .map(|(budget, stats)| super::pool::PoolReport::new(name, budget, stats)),
+                _ => None,
+            })
+            .collect();
+        out.sort_by(|a, b| a.model.cmp(&b.model));
+        out
     }
 
     /// What each loaded chat model's batching chose and did (none when it is off).
@@ -268,6 +311,13 @@ impl Loader {
             Family::Marian => {
                 let mut m = seq2seq::load_marian_translator(&seq2seq_files()?, kind, device)?;
                 override_generation(&mut m.generation, &entry.generation);
+                if self.pool.tokens > 0 {
+                    let callers = self.concurrent_calls.load(std::sync::atomic::Ordering::Relaxed);
+                    m = m.pooled(super::pool::Budget {
+                        callers,
+                        ..self.pool
+                    })?;
+                }
                 Loaded::Marian(Arc::new(m))
             }
             Family::Bart => {

@@ -7,6 +7,9 @@
 //! - [`chat`]: any GGUF instruct model of a registered architecture (`crate::models`), prompted
 //!   through its chat template ([`chat_template`]);
 //! - [`seq2seq`]: Marian as a translator, BART and T5 as summarizers;
+//! - [`batch`]: the conversations of concurrent chat calls decoded together;
+//! - [`pool`]: the sentences of concurrent Marian calls generated in shared batches;
+//! - [`engine`]: the engine thread and shared state that `batch` and `pool` run on;
 //! - [`load`]: from a catalog entry to a loaded backend, each model opened once per process;
 //! - [`gguf_info`]: what a GGUF file says about itself (`models info`), read from its header.
 //!
@@ -19,9 +22,11 @@
 pub mod batch;
 pub mod chat;
 pub mod chat_template;
+pub mod engine;
 pub mod faithful;
 pub mod gguf_info;
 pub mod load;
+pub mod pool;
 pub mod seq2seq;
 
 use serde::Serialize;

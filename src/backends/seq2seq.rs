@@ -5,7 +5,8 @@
 //! Translation goes sentence by sentence (opus-mt models are trained on sentences): paragraphs are
 //! split, all their sentences are tokenized, sorted by length and generated in batches, then
 //! joined back into one line per paragraph. A sentence's translation does not depend on its batch
-//! (the generation engine guarantees it), so sorting changes speed, never output.
+//! (the generation engine guarantees it), so sorting changes speed, never output. In a folder
+//! run, the sentences of all documents in flight are pooled (`super::pool`).
 //!
 //! Not for: finding or downloading files (`hub`, `catalog`), splitting documents into paragraphs
 //! or chunks (`text`), or shaping briefs (`pipeline`).
@@ -21,6 +22,7 @@ use crate::nn::linear::LinearKind;
 use crate::tokenizers::hf;
 use crate::tokenizers::marian::MarianTokenizer;
 use crate::models::t5::{self, T5ForConditionalGeneration};
+use super::pool::{Budget, PoolStats, Seq2seqPool};
 use super::{Output, Summarizer, SummaryInput, Translator, Usage};
 use crate::generate::{generate, EncoderDecoder, GenerationConfig};
 use crate::{Error, Result};
@@ -141,14 +143,34 @@ fn truncate_keeping_last(ids: &mut Vec<u32>, max: usize) {
 
 /// A Marian (opus-mt) model as a [`Translator`].
 pub struct MarianTranslator {
-    model: BartForConditionalGeneration,
+    model: Arc<BartForConditionalGeneration>,
     tokenizer: MarianTokenizer,
-    /// Generation settings; `generation_config.json`'s by default (opus-mt: beam 4).
+    /// Generation settings; `generation_config.json`'s by default (opus-mt: beam 4). Set them
+    /// before [`MarianTranslator::pooled`], which hands a copy to the pool.
     pub generation: GenerationConfig,
     max_source_tokens: usize,
+    /// The sentences of concurrent calls generated together ([`MarianTranslator::pooled`]).
+    pool: Option<Seq2seqPool>,
 }
 
 impl MarianTranslator {
+    /// Pools the sentences of concurrent calls (the documents in flight) into shared batches
+    /// of at most `budget`, through one engine thread ([`Seq2seqPool`]), with the generation
+    /// settings as they are now. Outputs are the same as without pooling.
+    pub fn pooled(mut self, budget: Budget) -> Result<Self> {
+        self.pool = Some(Seq2seqPool::new(
+            self.model.clone(),
+            self.generation.clone(),
+            budget,
+        )?);
+        Ok(self)
+    }
+
+    /// What the pool has done, when the sentences are pooled.
+    pub fn pool_stats(&self) -> Option<(Budget, PoolStats)> {
+        self.pool.as_ref().map(|p| (p.budget(), p.stats()))
+    }
+
     /// Translates single sentences (or short texts), batched; one output per input.
     pub fn translate_sentences(&self, sentences: &[&str]) -> Result<Output<Vec<String>>> {
         let mut usage = Usage::default();
@@ -159,13 +181,23 @@ impl MarianTranslator {
             usage.input_tokens += ids.len() as u64;
             inputs.push(ids);
         }
+        if let Some(pool) = &self.pool {
+            let generated = pool.generate(inputs)?;
+            let value = (generated.iter())
+                .map(|ids| {
+                    usage.output_tokens += ids.len() as u64;
+                    one_line(&self.tokenizer.decode(ids))
+                })
+                .collect();
+            return Ok(Output { value, usage });
+        }
         // Longest first, so each batch pads little.
         let mut order: Vec<usize> = (0..inputs.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(inputs[i].len()));
         let mut out = vec![String::new(); inputs.len()];
         for chunk in order.chunks(TRANSLATION_BATCH) {
             let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| inputs[i].clone()).collect();
-            let generated = generate(&self.model, &batch, &self.generation)?;
+            let generated = generate(self.model.as_ref(), &batch, &self.generation)?;
             for (&i, ids) in chunk.iter().zip(generated) {
                 usage.output_tokens += ids.len() as u64;
                 out[i] = one_line(&self.tokenizer.decode(&ids));
@@ -230,10 +262,15 @@ pub fn load_marian_translator(
         files.required(&files.vocab, "vocab.json")?,
     )?;
     Ok(MarianTranslator {
-        model: BartForConditionalGeneration::new_with(&cfg, files.var_builder(device)?, weights)?,
+        model: Arc::new(BartForConditionalGeneration::new_with(
+            &cfg,
+            files.var_builder(device)?,
+            weights,
+        )?),
         tokenizer,
         generation: files.generation()?,
         max_source_tokens: cfg.max_position_embeddings,
+        pool: None,
     })
 }
 

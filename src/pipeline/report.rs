@@ -168,6 +168,11 @@ pub struct Report {
     /// batching did. Absent when batching was off (`--batch 1`) or no chat model ran.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub batching: Vec<crate::backends::batch::BatchReport>,
+    /// Each Marian model that pooled the sentences of the documents in flight: its budget and
+    /// what the batches held. Absent when pooling was off (`--pool-tokens 0`) or no Marian
+    /// model ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pooling: Vec<crate::backends::pool::PoolReport>,
 }
 
 /// Which part of the plan a sharded run processed, and the plan it was cut from.
@@ -248,6 +253,7 @@ impl Report {
             documents,
             shard: None,
             batching: Vec::new(),
+            pooling: Vec::new(),
         }
     }
 

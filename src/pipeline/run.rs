@@ -24,6 +24,7 @@ use serde_json::json;
 
 use crate::catalog::{Entry, Task};
 use crate::backends::load::{Loader, Selection};
+use crate::backends::pool;
 use crate::backends::{Output, Summarizer, Translator};
 use crate::pipeline::brief;
 use crate::pipeline::lock::{self, Lock};
@@ -48,8 +49,8 @@ pub struct RunOptions {
     /// Say what would be done, touch nothing, load no model.
     pub dry_run: bool,
     /// Worker threads: documents in flight. 0 chooses: one per core, or, when every model of
-    /// the run is a chat model that batches, one per batch slot and one more (see
-    /// [`documents_in_flight`]).
+    /// the run batches (a chat model) or pools (Marian) on one engine thread, what feeds it
+    /// (see [`documents_in_flight`]).
     pub jobs: usize,
     /// Largest input file accepted, in bytes.
     pub max_bytes: u64,
@@ -138,7 +139,8 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
     if !opts.dry_run {
         remove_stale_temps(&plan);
     }
-    let (jobs, batching) = documents_in_flight(opts, loader);
+    let (jobs, one_engine) = documents_in_flight(opts, loader);
+    loader.expect_concurrent_calls(jobs);
     let opts = &RunOptions {
         jobs,
         ..opts.clone()
@@ -148,9 +150,9 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
         .build()
         .map_err(|e| Error::msg(format!("cannot start {jobs} worker threads: {e}")))?;
     let settled = settle(&plan, opts, &models, &pool);
-    // Batched, one forward pass runs at a time and takes every core; otherwise the documents'
-    // passes run side by side and share them.
-    if !opts.dry_run && !batching {
+    // Batched or pooled, one pass runs at a time and takes every core; otherwise the
+    // documents' passes run side by side and share them.
+    if !opts.dry_run && !one_engine {
         size_kernel_threads(&settled, jobs);
     }
     let bar = progress_bar(plan.jobs.len(), opts.progress);
@@ -180,30 +182,37 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
     let mut report = Report::new(device, opts.jobs, reports, started.elapsed().as_secs_f64());
     report.shard = sharded;
     report.batching = loader.batching();
+    report.pooling = loader.pooling();
     Ok(report)
 }
 
-/// The documents in flight (`--jobs`, or chosen), and whether the run's chat model batches
-/// them. Batching pays when every model of the run is a chat model: its conversations then go
-/// through one engine thread that uses every core, and the documents in flight are its slots
-/// and one more (a document between two conversations frees its slot for another). With a
-/// seq2seq model in the run, its passes run on the workers themselves, so the workers stay one
-/// per core.
+/// The documents in flight (`--jobs`, or chosen), and whether every model of the run computes
+/// on one engine thread that uses every core: a chat model that batches (`--batch`; its
+/// documents in flight are its slots and one more, since a document between two conversations
+/// frees its slot for another), or a Marian translator that pools (`--pool-tokens`, with
+/// nothing else to run: [`pool::DOCUMENTS_IN_FLIGHT`] documents, whose workers mostly wait
+/// for the engine). Otherwise the models' passes run on the workers themselves, and the
+/// workers stay one per core.
 fn documents_in_flight(opts: &RunOptions, loader: &Loader) -> (usize, bool) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let only_translation = |then: &dyn Fn(&Entry) -> bool| {
+        opts.models.brief.as_ref().is_none_or(|b| opts.only == Some(Task::Translate) || then(b))
+    };
     let chat = |e: &Entry| e.family == crate::catalog::Family::GgufChat;
-    let batching = loader.batch() != 1
-        && chat(&opts.models.translate)
-        && opts.models.brief.as_ref().is_none_or(|b| opts.only == Some(Task::Translate) || chat(b));
-    let jobs = match (opts.jobs, batching) {
-        (0, true) => match loader.batch() {
+    let batching = loader.batch() != 1 && chat(&opts.models.translate) && only_translation(&chat);
+    let pooling = loader.pool_tokens() > 0
+        && opts.models.translate.family == crate::catalog::Family::Marian
+        && only_translation(&|_| false);
+    let jobs = match opts.jobs {
+        0 if batching => match loader.batch() {
             0 => crate::backends::batch::AUTO_MAX_SLOTS + 1,
             n => n + 1,
         },
-        (0, false) => cores,
-        (n, _) => n,
+        0 if pooling => pool::DOCUMENTS_IN_FLIGHT,
+        0 => cores,
+        n => n,
     };
-    (jobs.max(1), batching)
+    (jobs.max(1), batching || pooling)
 }
 
 /// Removes the temp files and stale locks an interrupted run left in the folders this run
