@@ -11,12 +11,17 @@
 //! Each output value is summed in one fixed order (the input index ascending, in blocks of
 //! `KC`, 256), whatever the number of threads, so results do not depend on `--threads`.
 //!
+//! With AVX-512 ([`KernelSet::Avx512`] and up), one kernel call covers two neighbouring panels
+//! (32 outputs, two 16-float registers per row): the same fused multiply-adds, value for value
+//! and in the same order, so the outputs are the bits of the AVX2 kernel, at half the
+//! instructions on a CPU whose vector units are 512 bits wide.
+//!
 //! Not for: GPUs, CPUs without AVX2 and FMA ([`PackedF32::supported`]), or int8 weights
 //! (`super::packed_i8`).
 
 use candle_core::{Result, Tensor};
 
-use super::cpu::SharedOut;
+use super::cpu::{KernelSet, SharedOut};
 
 /// Outputs per weight panel (two 8-float registers).
 const NR: usize = 16;
@@ -97,8 +102,16 @@ impl PackedF32 {
         super::cpu::forward_rows(xs, self.k, self.n, |x, m, dst| self.matmul(x, m, dst))
     }
 
-    /// `dst (m, n) = x (m, k) · W^T + b`, split by weight panels over candle's kernel threads.
+    /// `dst (m, n) = x (m, k) · W^T + b` with the kernels of [`super::cpu::kernel_set`].
     pub fn matmul(&self, x: &[f32], m: usize, dst: &mut [f32]) {
+        self.matmul_with(super::cpu::kernel_set(), x, m, dst)
+    }
+
+    /// `dst (m, n) = x (m, k) · W^T + b` with the kernels of `set`, split by weight panels over
+    /// candle's kernel threads.
+    pub fn matmul_with(&self, set: KernelSet, x: &[f32], m: usize, dst: &mut [f32]) {
+        super::cpu::check_set(set);
+        let wide = set >= KernelSet::Avx512;
         let (n, k) = (self.n, self.k);
         assert_eq!(x.len(), m * k);
         assert_eq!(dst.len(), m * n);
@@ -112,12 +125,19 @@ impl PackedF32 {
         // long input (the encoder's rows) is read from cache by every panel.
         let blocks = m.div_ceil(MR);
         let group = (L2_ACTIVATIONS / (k * MR * 4)).clamp(1, blocks);
+        let panel = |p: usize| {
+            let cols = NR.min(n - p * NR);
+            let bias = self.bias.as_ref().map(|b| &b[p * NR..p * NR + cols]);
+            (&self.panels[p * k * NR..][..k * NR], cols, bias)
+        };
         let work = |range: std::ops::Range<usize>| {
             for g in (0..blocks).step_by(group) {
-                for p in range.clone() {
-                    let panel = &self.panels[p * k * NR..][..k * NR];
-                    let cols = NR.min(n - p * NR);
-                    let bias = self.bias.as_ref().map(|b| &b[p * NR..p * NR + cols]);
+                let mut p = range.start;
+                while p < range.end {
+                    // Two panels per call with AVX-512, while this work item has two left.
+                    let pair = wide && p + 1 < range.end;
+                    let (b0, cols0, bias0) = panel(p);
+                    let second = pair.then(|| panel(p + 1));
                     for k0 in (0..k).step_by(KC) {
                         let kc = KC.min(k - k0);
                         let first = k0 == 0;
@@ -125,22 +145,47 @@ impl PackedF32 {
                             let block = &a[mb * k * MR..][..k * MR];
                             let tile = Tile {
                                 a: &block[k0 * MR..][..kc * MR],
-                                b: &panel[k0 * NR..][..kc * NR],
+                                b: &b0[k0 * NR..][..kc * NR],
                                 rows: MR.min(m - mb * MR),
-                                cols,
+                                cols: cols0,
                                 first,
-                                bias: if first { bias } else { None },
+                                bias: if first { bias0 } else { None },
                             };
-                            // SAFETY: `new` packs only where AVX2 and FMA are present; the tile
-                            // covers rows mb*MR.. and columns p*NR.. of dst, in bounds, and
-                            // only this work item (which owns panel p) writes those columns.
-                            unsafe { tile.run(out.at(mb * MR * n + p * NR), n) };
+                            // SAFETY: row mb*MR and column p*NR are within the (m, n) output.
+                            let c = unsafe { out.at(mb * MR * n + p * NR) };
+                            match second {
+                                // SAFETY: `set` is at least AVX-512 (checked by `check_set`),
+                                // and the pair of tiles covers rows mb*MR.. and columns
+                                // p*NR..(p+2)*NR of dst (the second panel's own `cols`), in
+                                // bounds, which only this work item (owning panels p and p+1)
+                                // writes.
+                                Some((b1, cols1, bias1)) => unsafe {
+                                    tile.run_pair(
+                                        &b1[k0 * NR..][..kc * NR],
+                                        cols1,
+                                        if first { bias1 } else { None },
+                                        c,
+                                        n,
+                                    )
+                                },
+                                // SAFETY: `new` packs only where AVX2 and FMA are present; the
+                                // tile covers rows mb*MR.. and columns p*NR.. of dst, in
+                                // bounds, and only this work item (which owns panel p) writes
+                                // those columns.
+                                None => unsafe { tile.run(c, n) },
+                            }
                         }
                     }
+                    p += if pair { 2 } else { 1 };
                 }
             }
         };
-        candle_core::utils::barrier_pool().execute_chunked(panels, work);
+        // The threads share out whole pairs of panels with AVX-512, so that which panels are
+        // paired does not depend on the number of threads.
+        let unit = if wide { 2 } else { 1 };
+        candle_core::utils::barrier_pool().execute_chunked(panels.div_ceil(unit), |r| {
+            work(r.start * unit..(r.end * unit).min(panels))
+        });
     }
 }
 
@@ -233,6 +278,73 @@ impl Tile<'_> {
     unsafe fn run(&self, _: *mut f32, _: usize) {
         unreachable!("PackedF32::new returns None off x86_64")
     }
+
+    /// This tile and the one of the next panel (`b1`, `cols1` valid columns, `bias1`) in one
+    /// pass: each row's 32 sums in two 16-float registers, each value summed exactly as
+    /// [`Tile::run`] sums it.
+    ///
+    /// # Safety
+    /// AVX-512F is present; `c` points at the tile's top-left value in a row-major buffer with
+    /// row stride `ldc`, and rows `..self.rows`, columns `..NR + cols1` are in bounds.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_pair(
+        &self,
+        b1: &[f32],
+        cols1: usize,
+        bias1: Option<&[f32]>,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        use std::arch::x86_64::*;
+        let kc = self.b.len() / NR;
+        debug_assert_eq!(self.a.len(), kc * MR);
+        debug_assert_eq!(b1.len(), kc * NR);
+        debug_assert_eq!(self.cols, NR);
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let (a, b0, b1p) = (self.a.as_ptr(), self.b.as_ptr(), b1.as_ptr());
+        for i in 0..kc {
+            let w0 = _mm512_loadu_ps(b0.add(i * NR));
+            let w1 = _mm512_loadu_ps(b1p.add(i * NR));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(i * MR + r));
+                acc[0] = _mm512_fmadd_ps(av, w0, acc[0]);
+                acc[1] = _mm512_fmadd_ps(av, w1, acc[1]);
+            }
+        }
+        let mut start = [[0f32; NR]; 2];
+        for (s, bias) in start.iter_mut().zip([self.bias, bias1]) {
+            if let Some(bias) = bias {
+                s[..bias.len()].copy_from_slice(bias);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate().take(self.rows) {
+            let row = c.add(r * ldc);
+            for (h, (acc, cols)) in acc.iter().zip([NR, cols1]).enumerate() {
+                let at = row.add(h * NR);
+                if cols == NR {
+                    let base = if self.first {
+                        _mm512_loadu_ps(start[h].as_ptr())
+                    } else {
+                        _mm512_loadu_ps(at)
+                    };
+                    _mm512_storeu_ps(at, _mm512_add_ps(base, *acc));
+                } else {
+                    let mut vals = [0f32; NR];
+                    _mm512_storeu_ps(vals.as_mut_ptr(), *acc);
+                    for (j, v) in vals.iter().enumerate().take(cols) {
+                        let base = if self.first { start[h][j] } else { *at.add(j) };
+                        *at.add(j) = base + v;
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn run_pair(&self, _: &[f32], _: usize, _: Option<&[f32]>, _: *mut f32, _: usize) {
+        unreachable!("PackedF32::new returns None off x86_64")
+    }
 }
 
 #[cfg(test)]
@@ -279,20 +391,22 @@ mod tests {
     }
 
     /// A row's outputs do not depend on how many rows are multiplied with it or on what they
-    /// hold (this kernel has one variant, AVX2, whatever the set).
+    /// hold, and every kernel set gives the AVX2 kernel's bits (with AVX-512, two panels a
+    /// call: 100 outputs are 3 pairs of panels and a lone ragged one; 30 outputs, a pair whose
+    /// second panel is ragged).
     #[test]
     fn row_counts_agree() {
         if !PackedF32::supported() {
             eprintln!("SKIP: this CPU has no AVX2/FMA");
             return;
         }
-        for (k, n) in [(40, 37), (513, 100)] {
+        for (k, n) in [(40, 37), (513, 100), (70, 30)] {
             let w = test_tensor(&[n, k], 3 + k as u64, 0.5);
             let b = test_tensor(&[n], 4, 0.5);
             let packed = PackedF32::new(&w, Some(&b)).unwrap().unwrap();
-            crate::kernels::cpu::check_sets_and_rows(k, n, |_, x, m| {
+            crate::kernels::cpu::check_sets_and_rows(k, n, |set, x, m| {
                 let mut dst = vec![0f32; m * n];
-                packed.matmul(x, m, &mut dst);
+                packed.matmul_with(set, x, m, &mut dst);
                 dst
             });
         }
