@@ -64,15 +64,24 @@ impl QLinear {
     /// they take all rows at once (one read of the weights); candle's quantized matmul picks
     /// its kernel by the number of rows (Q6_K, say, has one path for a single row and another
     /// for several, with different rounding), so it runs once per sequence, on that
-    /// sequence's rows.
+    /// sequence's rows; on CUDA, except for groups of short sequences that
+    /// [`cuda_row_groups`] shows to be safe to share a call.
     pub fn forward_parts(&self, xs: &Tensor, lens: &[usize]) -> Result<Tensor> {
         match self {
             Self::Candle(m) if lens.len() > 1 => {
+                let groups = if xs.device().is_cuda() && cuda_mmvq_runs(m) {
+                    cuda_row_groups(lens)
+                } else {
+                    lens.to_vec()
+                };
+                if groups.len() == 1 {
+                    return m.forward(xs);
+                }
                 let mut at = 0;
-                let outs = (lens.iter())
-                    .map(|&len| {
-                        let out = m.forward(&xs.narrow(1, at, len)?);
-                        at += len;
+                let outs = (groups.iter())
+                    .map(|&rows| {
+                        let out = m.forward(&xs.narrow(1, at, rows)?);
+                        at += rows;
                         out
                     })
                     .collect::<Result<Vec<_>>>()?;
@@ -87,6 +96,68 @@ impl QLinear {
     pub fn tied(table: std::sync::Arc<QTensor>) -> Result<Self> {
         Ok(Self::Candle(QMatMul::from_arc(table)?))
     }
+}
+
+/// The most rows candle's CUDA quantized matmul (0.11.1) computes, each, exactly as it computes
+/// a call of one row.
+///
+/// For 1 to 8 rows of f32 activations, `QCudaStorage::fwd` takes the MMVQ kernel
+/// (`quantized/fast_mmvq.rs`, `candle-kernels/src/mmvq_gguf.cu`): the rows are quantized to Q8_1
+/// block by block (each 32-value block on its own, whatever the row count), then
+/// `mmvq_core_impl<ncols_dst>` gives each output one sum whose order depends only on the number
+/// of warps per CUDA block: thread `tid` adds the dot products of weight blocks `tid / (qi/vdr)`,
+/// then every `vdr * nwarps * 32 / qi` blocks on, in that order; warp 0 adds the other warps'
+/// partial sums in warp order; a butterfly shuffle sums the warp. The row count only chooses
+/// how many weight rows one CUDA block covers (1 for one row, 2 for more) and how many
+/// activation rows share the loop, neither of which changes any output's additions. The number
+/// of warps does: 4 for 1 to 4 rows, 2 for 5 to 8 (a different split of the blocks among
+/// threads, so different rounding); above 8 rows the tiled MMQ kernels take over, with their
+/// own order. So up to 4 rows give every row the numbers of a call of that row alone, and of
+/// any call of up to 4 rows.
+const CUDA_SHARED_ROWS: usize = 4;
+
+/// Whether `m` runs through candle's CUDA MMVQ kernels (see [`CUDA_SHARED_ROWS`]): a quantized
+/// matrix of a block type those kernels take. Dequantized matrices (F16, F32, BF16 files) go
+/// through cuBLAS, whose algorithm can depend on the row count, and are left one call per
+/// sequence.
+fn cuda_mmvq_runs(m: &QMatMul) -> bool {
+    match m {
+        QMatMul::QTensor(t) => matches!(
+            t.dtype(),
+            GgmlDType::Q4_0
+                | GgmlDType::Q4_1
+                | GgmlDType::Q5_0
+                | GgmlDType::Q5_1
+                | GgmlDType::Q8_0
+                | GgmlDType::Q2K
+                | GgmlDType::Q3K
+                | GgmlDType::Q4K
+                | GgmlDType::Q5K
+                | GgmlDType::Q6K
+        ),
+        _ => false,
+    }
+}
+
+/// The calls a CUDA pass over sequences of `lens` rows makes, as row counts, in order: a
+/// sequence of more than [`CUDA_SHARED_ROWS`] rows alone (a pass of it alone takes another
+/// kernel for all its rows), consecutive shorter ones together while the call stays within
+/// [`CUDA_SHARED_ROWS`] rows. Decoding steps (one row per sequence) go four sequences a call.
+fn cuda_row_groups(lens: &[usize]) -> Vec<usize> {
+    let mut groups: Vec<usize> = Vec::with_capacity(lens.len());
+    let mut open = false;
+    for &len in lens {
+        match groups.last_mut() {
+            Some(rows) if open && len <= CUDA_SHARED_ROWS && *rows + len <= CUDA_SHARED_ROWS => {
+                *rows += len
+            }
+            _ => {
+                groups.push(len);
+                open = len <= CUDA_SHARED_ROWS;
+            }
+        }
+    }
+    groups
 }
 
 /// Q5_0 weights (which llama.cpp's Q4_K_M files use for most matrices whose rows are not a
@@ -138,6 +209,16 @@ impl TokenEmbedding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Short sequences share CUDA calls of at most four rows; a longer one always runs alone.
+    #[test]
+    fn cuda_row_groups_pack_short_sequences_up_to_four_rows() {
+        assert_eq!(cuda_row_groups(&[1; 9]), vec![4, 4, 1]);
+        assert_eq!(cuda_row_groups(&[1, 5, 1, 1]), vec![1, 5, 2]);
+        assert_eq!(cuda_row_groups(&[3, 2, 2, 4, 1]), vec![3, 4, 4, 1]);
+        assert_eq!(cuda_row_groups(&[200, 7]), vec![200, 7]);
+        assert_eq!(cuda_row_groups(&[2, 1, 1, 1]), vec![4, 1]);
+    }
 
     #[test]
     fn q5_0_weights_become_q8_0_without_changing_a_value() {
