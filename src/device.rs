@@ -61,7 +61,15 @@ impl DeviceChoice {
                          `cargo build --release --features cuda`",
                     ));
                 }
-                Ok(Device::new_cuda(n)?)
+                Device::new_cuda(n).map_err(|e| {
+                    // The driver's error alone, without the backtrace candle may attach to it.
+                    let e = e.to_string();
+                    let first = e.lines().next().unwrap_or_default();
+                    crate::Error::msg(format!(
+                        "--device cuda:{n}: no usable CUDA device ({first}); check nvidia-smi, or \
+                         run with --device cpu"
+                    ))
+                })
             }
             Self::Metal => {
                 if !candle_core::utils::metal_is_available() {
