@@ -87,6 +87,16 @@ pub struct GgufArgs {
     /// Threads for the tensor operations (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Where the model runs: cpu, cuda, cuda:N, metal, auto.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: crate::device::DeviceChoice,
+    /// Batched decoding: widths to run, as a comma list (`1,4,16,64`). Sequence `i` of a width
+    /// is the prompt rotated left by `i` ids; each width prints one JSON line with the prompt
+    /// and decode throughput of all its sequences decoded together through `forward_batch`,
+    /// and `identical`: whether every sequence's greedy ids equal those of a run of it alone
+    /// (run first, once per sequence, and reused across widths).
+    #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
+    pub parallel: Option<Vec<usize>>,
 }
 
 /// Runs one bench subcommand.
@@ -281,7 +291,7 @@ fn gguf(a: &GgufArgs) -> Result<()> {
     if ids.is_empty() || a.decode == 0 {
         bail!("need at least one prompt id and one decode step");
     }
-    let device = Device::Cpu;
+    let device = a.device.open()?;
     let t = Instant::now();
     let mut f = std::fs::File::open(&a.model).with_context(|| a.model.display().to_string())?;
     let ct = candle_core::quantized::gguf_file::Content::read(&mut f)?;
@@ -289,6 +299,9 @@ fn gguf(a: &GgufArgs) -> Result<()> {
     let model = (architecture.load)(&ct, &mut f, ids.len() + a.decode + 1, &device)?;
     let load_s = t.elapsed().as_secs_f64();
     let load_peak = peak_rss_mib();
+    if let Some(widths) = &a.parallel {
+        return gguf_parallel(a, model.as_ref(), &device, &ids, widths, load_s);
+    }
 
     let mut cache = model.new_cache();
     let t = Instant::now();
@@ -310,6 +323,7 @@ fn gguf(a: &GgufArgs) -> Result<()> {
         json!({
             "system": "transbrief",
             "workload": "gguf",
+            "device": crate::device::describe(&device),
             "prompt_tokens": ids.len(),
             "prompt_s": prompt_s,
             "prompt_tok_s": ids.len() as f64 / prompt_s,
@@ -322,4 +336,113 @@ fn gguf(a: &GgufArgs) -> Result<()> {
         })
     );
     Ok(())
+}
+
+/// The greedy ids of `prompt` alone: the prompt's pass, then `decode - 1` one-token passes.
+/// Returns them with the seconds of the prompt's pass and of the decode steps.
+fn greedy_alone(
+    model: &dyn crate::models::CausalLm, prompt: &[u32], decode: usize) -> Result<(Vec<u32>, f64, f64)> {
+    let mut cache = model.new_cache();
+    let t = Instant::now();
+    let mut logits = model.forward(prompt, &mut cache)?;
+    let mut out = vec![logits.argmax(0)?.to_scalar::<u32>()?];
+    let prompt_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    while out.len() < decode {
+        logits = model.forward(&out[out.len() - 1..], &mut cache)?;
+        out.push(logits.argmax(0)?.to_scalar::<u32>()?);
+    }
+    Ok((out, prompt_s, t.elapsed().as_secs_f64()))
+}
+
+/// `bench gguf --parallel`: for each width, that many sequences (the prompt rotated by the
+/// sequence's index) through `CausalLm::forward_batch`, the prompts in one pass, then the
+/// decode steps, one row per sequence a pass. Each sequence's ids are compared with those of
+/// a run of it alone (`alone_*`: the throughput of those runs, over every sequence run alone
+/// so far).
+fn gguf_parallel(
+    a: &GgufArgs,
+    model: &dyn crate::models::CausalLm,
+    device: &Device,
+    ids: &[u32],
+    widths: &[usize],
+    load_s: f64,
+) -> Result<()> {
+    let prompt = |i: usize| -> Vec<u32> {
+        let r = i % ids.len();
+        ids[r..].iter().chain(&ids[..r]).copied().collect()
+    };
+    // The runs alone, each sequence's once, before the first width that has it (so that a
+    // width's line is out before the wider ones' work starts).
+    let mut alone: Vec<Vec<u32>> = Vec::new();
+    let (mut alone_prompt_s, mut alone_decode_s) = (0.0, 0.0);
+    let steps = a.decode - 1;
+    for &width in widths {
+        if width == 0 {
+            bail!("--parallel widths must be at least 1");
+        }
+        while alone.len() < width {
+            let (out, p, d) = greedy_alone(model, &prompt(alone.len()), a.decode)?;
+            alone.push(out);
+            alone_prompt_s += p;
+            alone_decode_s += d;
+        }
+        let most = alone.len();
+        let prompts: Vec<Vec<u32>> = (0..width).map(prompt).collect();
+        let mut caches: Vec<crate::nn::kv_cache::KvCache> = (0..width).map(|_| model.new_cache()).collect();
+        let t = Instant::now();
+        let mut batch: Vec<(&[u32], &mut crate::nn::kv_cache::KvCache)> = prompts
+            .iter()
+            .zip(caches.iter_mut())
+            .map(|(p, c)| (p.as_slice(), c))
+            .collect();
+        let logits = model.forward_batch(&mut batch)?;
+        let mut outs: Vec<Vec<u32>> = argmax_rows(&logits)?.into_iter().map(|id| vec![id]).collect();
+        let prompt_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for _ in 0..steps {
+            let last: Vec<[u32; 1]> = outs.iter().map(|o| [o[o.len() - 1]]).collect();
+            let mut batch: Vec<(&[u32], &mut crate::nn::kv_cache::KvCache)> = last
+                .iter()
+                .zip(caches.iter_mut())
+                .map(|(id, c)| (&id[..], c))
+                .collect();
+            let logits = model.forward_batch(&mut batch)?;
+            for (o, id) in outs.iter_mut().zip(argmax_rows(&logits)?) {
+                o.push(id);
+            }
+        }
+        let decode_s = t.elapsed().as_secs_f64();
+        let differ: Vec<usize> = (0..width).filter(|&i| outs[i] != alone[i]).collect();
+        let prompt_tokens = width * ids.len();
+        println!(
+            "{}",
+            json!({
+                "system": "transbrief",
+                "workload": "gguf-parallel",
+                "device": crate::device::describe(device),
+                "width": width,
+                "prompt_tokens": prompt_tokens,
+                "prompt_s": prompt_s,
+                "prompt_tok_s": prompt_tokens as f64 / prompt_s,
+                "decode_steps": steps,
+                "decode_tokens": width * steps,
+                "decode_s": decode_s,
+                "decode_tok_s": (width * steps) as f64 / decode_s,
+                "identical": differ.is_empty(),
+                "differing_sequences": differ,
+                "alone_sequences": most,
+                "alone_prompt_tok_s": (most * ids.len()) as f64 / alone_prompt_s,
+                "alone_decode_tok_s": (most * steps) as f64 / alone_decode_s,
+                "load_s": load_s,
+                "first_ids": &outs[0][..outs[0].len().min(16)],
+            })
+        );
+    }
+    Ok(())
+}
+
+/// The greedy id of each row of `logits` (sequences, vocabulary).
+fn argmax_rows(logits: &candle_core::Tensor) -> Result<Vec<u32>> {
+    Ok(logits.argmax(candle_core::D::Minus1)?.to_vec1::<u32>()?)
 }
