@@ -338,10 +338,21 @@ fn gguf(a: &GgufArgs) -> Result<()> {
     Ok(())
 }
 
-/// The greedy ids of `prompt` alone: the prompt's pass, then `decode - 1` one-token passes.
-/// Returns them with the seconds of the prompt's pass and of the decode steps.
+/// What a run of one sequence alone gave: its greedy ids, the logits of its last pass, and the
+/// seconds of its prompt's pass and of its decode steps.
+struct Alone {
+    ids: Vec<u32>,
+    last_logits: Vec<f32>,
+    prompt_s: f64,
+    decode_s: f64,
+}
+
+/// `prompt` alone: the prompt's pass, then `decode - 1` one-token passes.
 fn greedy_alone(
-    model: &dyn crate::models::CausalLm, prompt: &[u32], decode: usize) -> Result<(Vec<u32>, f64, f64)> {
+    model: &dyn crate::models::CausalLm,
+    prompt: &[u32],
+    decode: usize,
+) -> Result<Alone> {
     let mut cache = model.new_cache();
     let t = Instant::now();
     let mut logits = model.forward(prompt, &mut cache)?;
@@ -352,14 +363,21 @@ fn greedy_alone(
         logits = model.forward(&out[out.len() - 1..], &mut cache)?;
         out.push(logits.argmax(0)?.to_scalar::<u32>()?);
     }
-    Ok((out, prompt_s, t.elapsed().as_secs_f64()))
+    let decode_s = t.elapsed().as_secs_f64();
+    Ok(Alone {
+        ids: out,
+        last_logits: logits.to_vec1::<f32>()?,
+        prompt_s,
+        decode_s,
+    })
 }
 
 /// `bench gguf --parallel`: for each width, that many sequences (the prompt rotated by the
 /// sequence's index) through `CausalLm::forward_batch`, the prompts in one pass, then the
 /// decode steps, one row per sequence a pass. Each sequence's ids are compared with those of
-/// a run of it alone (`alone_*`: the throughput of those runs, over every sequence run alone
-/// so far).
+/// a run of it alone, and so are the logits of its last pass, bit for bit: a sequence whose
+/// numbers drifted anywhere carries the drift in its cache to the end (`alone_*`: the
+/// throughput of those runs, over every sequence run alone so far).
 fn gguf_parallel(
     a: &GgufArgs,
     model: &dyn crate::models::CausalLm,
@@ -374,7 +392,7 @@ fn gguf_parallel(
     };
     // The runs alone, each sequence's once, before the first width that has it (so that a
     // width's line is out before the wider ones' work starts).
-    let mut alone: Vec<Vec<u32>> = Vec::new();
+    let mut alone: Vec<Alone> = Vec::new();
     let (mut alone_prompt_s, mut alone_decode_s) = (0.0, 0.0);
     let steps = a.decode - 1;
     for &width in widths {
@@ -382,10 +400,10 @@ fn gguf_parallel(
             bail!("--parallel widths must be at least 1");
         }
         while alone.len() < width {
-            let (out, p, d) = greedy_alone(model, &prompt(alone.len()), a.decode)?;
-            alone.push(out);
-            alone_prompt_s += p;
-            alone_decode_s += d;
+            let run = greedy_alone(model, &prompt(alone.len()), a.decode)?;
+            alone_prompt_s += run.prompt_s;
+            alone_decode_s += run.decode_s;
+            alone.push(run);
         }
         let most = alone.len();
         let prompts: Vec<Vec<u32>> = (0..width).map(prompt).collect();
@@ -396,7 +414,7 @@ fn gguf_parallel(
             .zip(caches.iter_mut())
             .map(|(p, c)| (p.as_slice(), c))
             .collect();
-        let logits = model.forward_batch(&mut batch)?;
+        let mut logits = model.forward_batch(&mut batch)?;
         let mut outs: Vec<Vec<u32>> = argmax_rows(&logits)?.into_iter().map(|id| vec![id]).collect();
         let prompt_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
@@ -407,13 +425,24 @@ fn gguf_parallel(
                 .zip(caches.iter_mut())
                 .map(|(id, c)| (&id[..], c))
                 .collect();
-            let logits = model.forward_batch(&mut batch)?;
+            logits = model.forward_batch(&mut batch)?;
             for (o, id) in outs.iter_mut().zip(argmax_rows(&logits)?) {
                 o.push(id);
             }
         }
         let decode_s = t.elapsed().as_secs_f64();
-        let differ: Vec<usize> = (0..width).filter(|&i| outs[i] != alone[i]).collect();
+        let last_logits = logits.to_vec2::<f32>()?;
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        let differ: Vec<usize> = (0..width)
+            .filter(|&i| {
+                outs[i] != alone[i].ids || bits(&last_logits[i]) != bits(&alone[i].last_logits)
+            })
+            .collect();
+        let max_logit_diff = (0..width)
+            .flat_map(|i| {
+                (last_logits[i].iter().zip(&alone[i].last_logits)).map(|(a, b)| (a - b).abs())
+            })
+            .fold(0f32, f32::max);
         let prompt_tokens = width * ids.len();
         println!(
             "{}",
@@ -431,6 +460,7 @@ fn gguf_parallel(
                 "decode_tok_s": (width * steps) as f64 / decode_s,
                 "identical": differ.is_empty(),
                 "differing_sequences": differ,
+                "max_abs_logit_diff": max_logit_diff,
                 "alone_sequences": most,
                 "alone_prompt_tok_s": (most * ids.len()) as f64 / alone_prompt_s,
                 "alone_decode_tok_s": (most * steps) as f64 / alone_decode_s,
