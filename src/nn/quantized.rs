@@ -70,7 +70,7 @@ impl QLinear {
         match self {
             Self::Candle(m) if lens.len() > 1 => {
                 let groups = if xs.device().is_cuda() && cuda_mmvq_runs(m) {
-                    cuda_row_groups(lens)
+                    cuda_row_groups(lens, cuda_shared_rows())
                 } else {
                     lens.to_vec()
                 };
@@ -116,6 +116,23 @@ impl QLinear {
 /// any call of up to 4 rows.
 const CUDA_SHARED_ROWS: usize = 4;
 
+/// `TRANSBRIEF_CUDA_ROWS=1` (up to [`CUDA_SHARED_ROWS`]) lowers the rows a shared CUDA call
+/// takes; 1 is one call per sequence, as on the CPU: the way back should a candle version
+/// change the kernel choice, and the baseline the GPU bench compares against.
+const CUDA_ROWS_ENV: &str = "TRANSBRIEF_CUDA_ROWS";
+
+/// The rows a shared CUDA call takes: [`CUDA_SHARED_ROWS`], or less as [`CUDA_ROWS_ENV`] says.
+fn cuda_shared_rows() -> usize {
+    static ROWS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ROWS.get_or_init(|| {
+        std::env::var(CUDA_ROWS_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|n| (1..=CUDA_SHARED_ROWS).contains(n))
+            .unwrap_or(CUDA_SHARED_ROWS)
+    })
+}
+
 /// Whether `m` runs through candle's CUDA MMVQ kernels (see [`CUDA_SHARED_ROWS`]): a quantized
 /// matrix of a block type those kernels take. Dequantized matrices (F16, F32, BF16 files) go
 /// through cuBLAS, whose algorithm can depend on the row count, and are left one call per
@@ -140,20 +157,20 @@ fn cuda_mmvq_runs(m: &QMatMul) -> bool {
 }
 
 /// The calls a CUDA pass over sequences of `lens` rows makes, as row counts, in order: a
-/// sequence of more than [`CUDA_SHARED_ROWS`] rows alone (a pass of it alone takes another
-/// kernel for all its rows), consecutive shorter ones together while the call stays within
-/// [`CUDA_SHARED_ROWS`] rows. Decoding steps (one row per sequence) go four sequences a call.
-fn cuda_row_groups(lens: &[usize]) -> Vec<usize> {
+/// sequence of more than `most` rows (at most [`CUDA_SHARED_ROWS`]) alone (a pass of it alone
+/// may take another kernel for all its rows), consecutive shorter ones together while the call
+/// stays within `most` rows. Decoding steps (one row per sequence) go four sequences a call.
+fn cuda_row_groups(lens: &[usize], most: usize) -> Vec<usize> {
     let mut groups: Vec<usize> = Vec::with_capacity(lens.len());
     let mut open = false;
     for &len in lens {
         match groups.last_mut() {
-            Some(rows) if open && len <= CUDA_SHARED_ROWS && *rows + len <= CUDA_SHARED_ROWS => {
+            Some(rows) if open && len <= most && *rows + len <= most => {
                 *rows += len
             }
             _ => {
                 groups.push(len);
-                open = len <= CUDA_SHARED_ROWS;
+                open = len <= most;
             }
         }
     }
@@ -213,11 +230,13 @@ mod tests {
     /// Short sequences share CUDA calls of at most four rows; a longer one always runs alone.
     #[test]
     fn cuda_row_groups_pack_short_sequences_up_to_four_rows() {
-        assert_eq!(cuda_row_groups(&[1; 9]), vec![4, 4, 1]);
-        assert_eq!(cuda_row_groups(&[1, 5, 1, 1]), vec![1, 5, 2]);
-        assert_eq!(cuda_row_groups(&[3, 2, 2, 4, 1]), vec![3, 4, 4, 1]);
-        assert_eq!(cuda_row_groups(&[200, 7]), vec![200, 7]);
-        assert_eq!(cuda_row_groups(&[2, 1, 1, 1]), vec![4, 1]);
+        assert_eq!(cuda_row_groups(&[1; 9], 4), vec![4, 4, 1]);
+        assert_eq!(cuda_row_groups(&[1, 5, 1, 1], 4), vec![1, 5, 2]);
+        assert_eq!(cuda_row_groups(&[3, 2, 2, 4, 1], 4), vec![3, 4, 4, 1]);
+        assert_eq!(cuda_row_groups(&[200, 7], 4), vec![200, 7]);
+        assert_eq!(cuda_row_groups(&[2, 1, 1, 1], 4), vec![4, 1]);
+        // One row a call: every sequence alone, as on the CPU.
+        assert_eq!(cuda_row_groups(&[1, 1, 3], 1), vec![1, 1, 3]);
     }
 
     #[test]
