@@ -184,7 +184,7 @@ pub struct DeviceArgs {
     /// Documents processed at once (worker threads); 0 means one per CPU core, or, for a `run`
     /// whose models are all chat models that batch (`--batch`), the batch slots and one more,
     /// or, for a `run` that only translates with a Marian model that pools (`--pool-tokens`),
-    /// 16.
+    /// 64.
     #[arg(short, long, default_value_t = 0, value_name = "N")]
     pub jobs: usize,
 

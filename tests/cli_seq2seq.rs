@@ -214,7 +214,7 @@ fn weights_must_be_f32_or_int8() {
     assert!(stderr.contains("f32 or int8"), "{stderr}");
 }
 
-/// Issue 19: a Marian-only run pools the sentences of every document in flight (16 by
+/// Issue 19: a Marian-only run pools the sentences of every document in flight (64 by
 /// default) into shared batches; the files it writes are the bytes of an unpooled run, and the
 /// report says what the pool did.
 #[test]
@@ -262,8 +262,8 @@ fn pooled_and_unpooled_runs_write_the_same_translations() {
     };
     let (pooled, report) = translate("pooled", &[]);
     assert_eq!(
-        report["jobs"], 16,
-        "pooled runs keep 16 documents in flight"
+        report["jobs"], 64,
+        "pooled runs keep 64 documents in flight"
     );
     let pooling = &report["pooling"][0];
     assert_eq!(pooling["model"], "opus-mt-fr-en", "{report}");

@@ -37,7 +37,7 @@ const GATHER_WAIT: Duration = Duration::from_millis(20);
 /// The documents a folder run keeps in flight when every model of the run pools (each worker
 /// mostly waits for the engine, so more documents than cores cost little and fill the
 /// batches; each document in flight holds only its text).
-pub const DOCUMENTS_IN_FLIGHT: usize = 16;
+pub const DOCUMENTS_IN_FLIGHT: usize = 64;
 
 /// How big one pooled batch may be, and how many callers to expect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,11 +126,17 @@ struct State {
     /// When the oldest sentence of `pending` was handed in.
     oldest: Option<Instant>,
     waiting: HashMap<u64, Waiting>,
-    /// Calls inside [`Seq2seqPool::generate`].
-    active: usize,
     next_ticket: u64,
     closing: bool,
     stats: PoolStats,
+}
+
+impl State {
+    /// Calls with sentences not yet generated. (A call whose sentences are all done may not
+    /// have woken up yet: it no longer counts as handed in.)
+    fn open_calls(&self) -> usize {
+        self.waiting.values().filter(|w| w.left > 0).count()
+    }
 }
 
 impl Closing for State {
@@ -186,7 +192,6 @@ impl Seq2seqPool {
         let ticket = st.next_ticket;
         st.next_ticket += 1;
         st.stats.calls += 1;
-        st.active += 1;
         st.waiting.insert(
             ticket,
             Waiting {
@@ -214,7 +219,6 @@ impl Seq2seqPool {
             }
             st = shared.wait(st);
         };
-        st.active -= 1;
         match done {
             None => Err(Error::msg("the pooling thread stopped")),
             Some(Waiting { error: Some(e), .. }) => Err(Error::msg(e)),
@@ -242,7 +246,7 @@ fn engine(shared: &Shared<State>, model: &dyn EncoderDecoder, config: &Generatio
         // the first sentences wait a little for them.
         let deadline = st.oldest.unwrap_or_else(Instant::now) + GATHER_WAIT;
         while !full(&st.pending, budget)
-            && st.active < budget.callers
+            && st.open_calls() < budget.callers
             && !st.closing
             && Instant::now() < deadline
         {
