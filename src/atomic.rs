@@ -12,6 +12,16 @@ const TEMP_SUFFIX: &str = ".tmp";
 
 /// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = temp_beside(path, bytes)?;
+    // On error the temp file is removed when `tmp` (or the error holding it) is dropped.
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// A temp file in `path`'s folder, named with transbrief's temp-file pattern (so that
+/// [`remove_stale_temps`] sweeps it if the process is killed), holding `bytes`, flushed to
+/// disk. It is removed when dropped, unless persisted.
+pub fn temp_beside(path: &Path, bytes: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -30,9 +40,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = builder.tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    // On error the temp file is removed when `tmp` (or the error holding it) is dropped.
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    Ok(tmp)
 }
 
 /// Removes temp files that an interrupted run (killed, power loss) left in `dir`. Only files

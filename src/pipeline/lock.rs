@@ -2,8 +2,10 @@
 //! the same folder) never write the same output at once.
 //!
 //! What it is for: before a document's outputs are made, `run` takes `.transbrief/NAME.lock`
-//! beside each output it will write, created with O_EXCL (`create_new`), which is atomic on
-//! local file systems and on NFS v3 and later. The file says who holds it (host, pid, the
+//! beside each output it will write. The lock appears whole: its body is written to a temp file
+//! that is then hard-linked to the lock's name, which is atomic and fails when the name exists,
+//! on local file systems and on NFS v3 and later (where hard links are not supported, the lock
+//! is created with O_EXCL and then written). The file says who holds it (host, pid, the
 //! process's start time, shard, since when). A lock held by a live process is respected: the
 //! document fails with a message naming the holder, and the other task finishes it. A lock whose
 //! holder is gone (same host, and that process is dead or is another process reusing its pid) is
@@ -160,20 +162,16 @@ pub fn acquire(output: &Path, me: &Holder) -> Result<Lock, Refused> {
         std::fs::create_dir_all(dir).map_err(|e| Refused::Io(path.clone(), e))?;
     }
     let body = serde_json::to_vec(me).map_err(|e| Refused::Io(path.clone(), e.into()))?;
+    // The lock appears with its body or not at all: the body goes into a file of this process
+    // first, which is then hard-linked to the lock's name (atomic, and failing when the name
+    // exists, as O_EXCL; on NFS too). A run killed between creating the lock and writing its
+    // body would otherwise leave an empty lock that no one could tell from one being written.
+    let draft =
+        crate::atomic::temp_beside(&path, &body).map_err(|e| Refused::Io(path.clone(), e))?;
     // Two tries: the second after removing a stale lock.
     for _ in 0..2 {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                let lock = Lock { path: path.clone() };
-                f.write_all(&body)
-                    .and_then(|_| f.sync_all())
-                    .map_err(|e| Refused::Io(path.clone(), e))?;
-                return Ok(lock);
-            }
+        match link_or_create(draft.path(), &path, &body) {
+            Ok(()) => return Ok(Lock { path: path.clone() }),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let holder = match std::fs::read(&path) {
                     Ok(bytes) => serde_json::from_slice::<Holder>(&bytes).ok(),
@@ -182,7 +180,7 @@ pub fn acquire(output: &Path, me: &Holder) -> Result<Lock, Refused> {
                     Err(e) => return Err(Refused::Io(path, e)),
                 };
                 let Some(holder) = holder else {
-                    // Being written this very moment (created, not yet filled), or garbage.
+                    // Garbage, or (on a file system without hard links) being written.
                     let age = std::fs::metadata(&path)
                         .and_then(|m| m.modified())
                         .ok()
@@ -228,10 +226,29 @@ pub fn acquire(output: &Path, me: &Holder) -> Result<Lock, Refused> {
     ))
 }
 
+/// Gives the lock `path` the body in `draft`: a hard link, or, on a file system without them,
+/// a file created with O_EXCL and then written. Either fails with `AlreadyExists` when the lock
+/// is there.
+fn link_or_create(draft: &Path, path: &Path, body: &[u8]) -> std::io::Result<()> {
+    match std::fs::hard_link(draft, path) {
+        Err(e) if !matches!(e.kind(), std::io::ErrorKind::AlreadyExists) => {
+            tracing::debug!("no hard link for {} ({e}): O_EXCL instead", path.display());
+            let mut f = (std::fs::OpenOptions::new())
+                .write(true)
+                .create_new(true)
+                .open(path)?;
+            f.write_all(body).and_then(|_| f.sync_all())
+        }
+        linked => linked,
+    }
+}
+
 /// Removes the stale locks (holder gone: same host, process dead) in the records folder of the
 /// output folder `dir`, reporting each on stderr: a killed run leaves its locks behind, also
 /// those of outputs it finished, which no later run would otherwise look at.
 pub fn remove_stale(dir: &Path) {
+    // The drafts of locks whose run was killed before it linked them.
+    crate::atomic::remove_stale_temps(&dir.join(STATE_DIR));
     let Ok(entries) = std::fs::read_dir(dir.join(STATE_DIR)) else {
         return;
     };
@@ -273,6 +290,36 @@ mod tests {
         drop(lock);
         assert!(!lock_path(&out).exists());
         drop(acquire(&out, &me).unwrap());
+    }
+
+    /// The lock is linked from a draft, which does not outlive `acquire`; a draft a killed run
+    /// left behind is swept with the stale locks once it is a minute old.
+    #[test]
+    fn a_lock_appears_whole_and_leaves_no_draft() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("a.en.txt");
+        let me = Holder::me(None);
+        let lock = acquire(&out, &me).unwrap();
+        let state = dir.path().join(STATE_DIR);
+        let names = |d: &Path| -> Vec<String> {
+            let mut n: Vec<String> = (std::fs::read_dir(d).unwrap())
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(&state), ["a.en.txt.lock"]);
+        let body: Holder = serde_json::from_slice(&std::fs::read(lock_path(&out)).unwrap()).unwrap();
+        assert_eq!(body, me);
+        drop(lock);
+        let draft = crate::atomic::temp_beside(&lock_path(&out), b"{}").unwrap();
+        let (_, kept) = draft.keep().unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+        (std::fs::File::options().write(true).open(&kept).unwrap())
+            .set_modified(old)
+            .unwrap();
+        remove_stale(dir.path());
+        assert!(names(&state).is_empty(), "{:?}", names(&state));
     }
 
     #[test]
