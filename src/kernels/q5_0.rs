@@ -141,6 +141,7 @@ impl Q5Linear {
                     // SAFETY: as above; the tile's rows hold whole groups.
                     unsafe { unpack(self.row(j0 + t), d, qs) };
                 }
+                tile.seal(set);
                 for r in 0..m {
                     let v = tile.dot(set, acts, r);
                     for (t, &v) in v.iter().enumerate().take(filled) {

@@ -106,6 +106,7 @@ impl Q8Linear {
                         }
                     }
                 }
+                tile.seal(set);
                 for r in 0..m {
                     let v = tile.dot(set, acts, r);
                     for (t, &v) in v.iter().enumerate().take(filled) {

@@ -4,8 +4,9 @@
 //! matmul, so that the integer part of every block's dot product is the same as theirs.
 //!
 //! Also what both kernels share to multiply them: the integer block dot products, for AVX2
-//! (`vpmaddubsw` + `vpmaddwd`) and AVX-512 VNNI (`vpdpbusd` on 256-bit registers), which give the
-//! same exact eight lanes of four products; the f32 part after them (one FMA per block and lane,
+//! (`vpmaddubsw` + `vpmaddwd`) and AVX-512 VNNI (`vpdpbusd` on 256-bit registers, and on 512-bit
+//! ones in a prompt's tile, two weight rows a register), which give the same exact eight lanes
+//! of four products; the f32 part after them (one FMA per block and lane,
 //! blocks in order, then [`hsum`]), which every kernel set and path shares, so that an output does
 //! not depend on the kernel set, on the number of activation rows, or on the other rows; and the
 //! prompt path's [`Tile`] of weight rows unpacked once for every activation row.
@@ -159,6 +160,11 @@ pub(crate) struct Tile {
     pub unsigned: bool,
     pub d: Vec<f32>,
     pub qs: Vec<[i8; QK]>,
+    /// With AVX-512 VNNI ([`Tile::seal`]): rows 2p and 2p+1 side by side, block by block, so
+    /// that one 512-bit register holds a block of both: their 64 bytes, and their scales eight
+    /// times each.
+    pair_qs: Vec<[i8; 2 * QK]>,
+    pair_d: Vec<[f32; 16]>,
 }
 
 impl Tile {
@@ -169,6 +175,30 @@ impl Tile {
             unsigned,
             d: vec![0.0; TILE * stride],
             qs: vec![[0; QK]; TILE * stride],
+            pair_qs: Vec::new(),
+            pair_d: Vec::new(),
+        }
+    }
+
+    /// Readies the rows filled through [`Tile::row_mut`] for [`Tile::dot`] with `set`: with
+    /// AVX-512 VNNI, lays them out in pairs (the 512-bit path); otherwise nothing.
+    pub(crate) fn seal(&mut self, set: super::cpu::KernelSet) {
+        if set < super::cpu::KernelSet::Avx512Vnni {
+            return;
+        }
+        let (stride, blocks) = (self.stride, self.blocks);
+        self.pair_qs.resize(TILE / 2 * blocks, [0; 2 * QK]);
+        self.pair_d.resize(TILE / 2 * blocks, [0.0; 16]);
+        for p in 0..TILE / 2 {
+            for b in 0..blocks {
+                let (lo, hi) = (2 * p * stride + b, (2 * p + 1) * stride + b);
+                let q = &mut self.pair_qs[p * blocks + b];
+                q[..QK].copy_from_slice(&self.qs[lo]);
+                q[QK..].copy_from_slice(&self.qs[hi]);
+                let d = &mut self.pair_d[p * blocks + b];
+                d[..8].fill(self.d[lo]);
+                d[8..].fill(self.d[hi]);
+            }
         }
     }
 
@@ -182,6 +212,10 @@ impl Tile {
     /// (AVX2 at least, and at most what the CPU has): per block and lane one FMA of
     /// (weight scale · activation scale) and the lane's exact sum, blocks in order, then
     /// [`hsum`], as the decode paths compute each row alone.
+    ///
+    /// With AVX-512 VNNI (the tile [`Tile::seal`]ed for it), two weight rows share each 512-bit
+    /// register, lanes 0-7 the first and 8-15 the second: every lane does what the 256-bit
+    /// path does, so the bits are the same.
     pub(crate) fn dot(&self, set: super::cpu::KernelSet, x: &Q8Acts, r: usize) -> [f32; TILE] {
         let vnni = set >= super::cpu::KernelSet::Avx512Vnni;
         // SAFETY: the callers pass a set the CPU has (`kernel_set`, or a test's check).
@@ -189,6 +223,9 @@ impl Tile {
             match (vnni, self.unsigned) {
                 (false, false) => tile_signed_avx2(self, x, r),
                 (false, true) => tile_offset_avx2(self, x, r),
+                (true, unsigned) if self.pair_qs.len() == TILE / 2 * self.blocks => {
+                    tile_pairs_vnni(self, x, r, unsigned)
+                }
                 (true, false) => tile_signed_vnni(self, x, r),
                 (true, true) => tile_offset_vnni(self, x, r),
             }
@@ -238,6 +275,63 @@ macro_rules! tile_dot {
             unreachable!("the GGUF kernels run on x86_64 only")
         }
     };
+}
+
+/// [`Tile::dot`] with AVX-512 VNNI over the sealed pairs of rows. Per lane: the block's
+/// integer sums by `vpdpbusd` (unsigned weights from -offset, as [`offset_quads_vnni`]; signed
+/// ones as [`signed_quads_vnni`], the sign moved onto the activations), then one FMA of
+/// (weight scale · activation scale) into the lane's sum, blocks in order; each half's [`hsum`]
+/// at the end.
+///
+/// # Safety
+/// The CPU has AVX2, FMA, AVX-512 F, BW, VL and VNNI; `w` is sealed for it; `r` is a row of `x`,
+/// whose rows hold at least `w.blocks` blocks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile_pairs_vnni(w: &Tile, x: &Q8Acts, r: usize, unsigned: bool) -> [f32; TILE] {
+    let mut acc = [_mm512_setzero_ps(); TILE / 2];
+    let at = r * x.stride;
+    let zero = _mm512_setzero_si512();
+    for b in 0..w.blocks {
+        let y = _mm512_broadcast_i64x4(_mm256_loadu_si256(x.qs.as_ptr().add(at + b) as *const __m256i));
+        let start = if unsigned {
+            let offset =
+                _mm256_loadu_si256(x.offset.as_ptr().add(at + b) as *const __m256i);
+            _mm512_sub_epi32(zero, _mm512_broadcast_i64x4(offset))
+        } else {
+            zero
+        };
+        let yd = _mm512_set1_ps(*x.d.get_unchecked(at + b));
+        for (p, acc) in acc.iter_mut().enumerate() {
+            let i = p * w.blocks + b;
+            let wv = _mm512_loadu_si512(w.pair_qs.as_ptr().add(i) as *const _);
+            let quads = if unsigned {
+                _mm512_dpbusd_epi32(start, wv, y)
+            } else {
+                // |w| and y with w's sign, as `vpsignb` does on 256 bits (a weight of 0 zeroes
+                // the product through |w|).
+                let negative = _mm512_movepi8_mask(wv);
+                let signed_y = _mm512_mask_sub_epi8(y, negative, zero, y);
+                _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), signed_y)
+            };
+            // The same product as the scalar wd · yd of the decode paths.
+            let d = _mm512_mul_ps(_mm512_loadu_ps(w.pair_d.as_ptr().add(i) as *const f32), yd);
+            *acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(quads), *acc);
+        }
+    }
+    let mut out = [0f32; TILE];
+    for (p, acc) in acc.iter().enumerate() {
+        let lo = _mm512_castps512_ps256(*acc);
+        let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(*acc), 1));
+        out[2 * p] = hsum(lo);
+        out[2 * p + 1] = hsum(hi);
+    }
+    out
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn tile_pairs_vnni(_: &Tile, _: &Q8Acts, _: usize, _: bool) -> [f32; TILE] {
+    unreachable!("the GGUF kernels run on x86_64 only")
 }
 
 tile_dot!(tile_signed_avx2, "avx2,fma", signed_quads, 4);
