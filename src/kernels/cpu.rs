@@ -152,6 +152,15 @@ impl SharedOut {
     pub(crate) unsafe fn write(&self, i: usize, v: f32) {
         *self.0.add(i) = v;
     }
+
+    /// The `len` values from `i`, to write.
+    ///
+    /// # Safety
+    /// `i..i + len` is in bounds, and no other thread reads or writes it while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn row(&self, i: usize, len: usize) -> &mut [f32] {
+        std::slice::from_raw_parts_mut(self.0.add(i), len)
+    }
 }
 
 /// The rows of `ids` (any shape, integer ids) of an `n` x `k` matrix whose row `i` `row(i, out)`

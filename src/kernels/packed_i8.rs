@@ -167,16 +167,12 @@ impl PackedI8 {
                         };
                         for (r, sums) in tile.iter().enumerate().take(MR.min(m - mb * MR)) {
                             let row = mb * MR + r;
-                            for (j, &s) in sums.iter().enumerate().take(cols) {
-                                let col = p * NR + j;
-                                let mut v = s as f32 * a_scale[row] * self.scale[col];
-                                if let Some(b) = &self.bias {
-                                    v += b[col];
-                                }
-                                // SAFETY: row < m and col < n; only the work item that owns
-                                // panel p writes its columns.
-                                unsafe { *out.at(row * n + col) = v };
-                            }
+                            let at = p * NR..p * NR + cols;
+                            let bias = self.bias.as_ref().map(|b| &b[at.clone()]);
+                            // SAFETY: row < m and the columns p*NR.. are < n; only the work
+                            // item that owns panel p writes them.
+                            let dst = unsafe { out.row(row * n + p * NR, cols) };
+                            scale_row(&sums[..cols], a_scale[row], &self.scale[at], bias, dst);
                         }
                     }
                 }
@@ -186,12 +182,38 @@ impl PackedI8 {
     }
 }
 
+/// `dst[j] = sums[j] · a_scale · w_scale[j] (+ bias[j])`, the products in that order and no
+/// fused multiply-add, so that every kernel set's outputs are the same bits. Written as plain
+/// loops over slices, which the compiler vectorizes.
+fn scale_row(sums: &[i32], a_scale: f32, w_scale: &[f32], bias: Option<&[f32]>, dst: &mut [f32]) {
+    for ((d, &s), &w) in dst.iter_mut().zip(sums).zip(w_scale) {
+        *d = s as f32 * a_scale * w;
+    }
+    if let Some(bias) = bias {
+        for (d, &b) in dst.iter_mut().zip(bias) {
+            *d += b;
+        }
+    }
+}
+
 /// The scale of one row: its largest magnitude maps to [`QMAX`]. NaN when the row holds NaN or
 /// infinity, so that its products come out NaN rather than silently zero.
 fn row_scale(row: &[f32]) -> f32 {
-    // One pass: `f32::max` skips NaN, so NaN is noted on the side.
-    let (mut amax, mut nan) = (0f32, false);
-    for &v in row {
+    // One pass: `f32::max` skips NaN, so NaN is noted on the side. Eight running maxima, one
+    // per lane of a register, so that the loop vectorizes; a maximum does not depend on the
+    // order it is taken in.
+    const LANES: usize = 8;
+    let (mut lanes, mut nan) = ([0f32; LANES], false);
+    let chunks = row.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            *m = m.max(v.abs());
+            nan |= v.is_nan();
+        }
+    }
+    let mut amax = lanes.into_iter().fold(0f32, f32::max);
+    for &v in tail {
         amax = amax.max(v.abs());
         nan |= v.is_nan();
     }
@@ -205,8 +227,28 @@ fn row_scale(row: &[f32]) -> f32 {
 }
 
 fn quantize(v: f32, d: f32) -> i8 {
-    // NaN (a NaN scale) casts to 0; the scale then makes the output NaN.
-    (v / d).round().clamp(-QMAX, QMAX) as i8
+    // NaN (a NaN scale) gives 0; the scale then makes the output NaN.
+    let q = round_half_away(v / d).clamp(-QMAX, QMAX);
+    if q.is_nan() {
+        0
+    } else {
+        // SAFETY: q is finite and within ±127. (Unlike `as`, which saturates value by value,
+        // this vectorizes.)
+        (unsafe { q.to_int_unchecked::<i32>() }) as i8
+    }
+}
+
+/// `q.round()` (halves away from zero) without a call to the C library's `roundf`, so that a
+/// loop of it vectorizes: `q - q.trunc()` is exact below 2^23, and the values here are within
+/// ±127 after the clamp that follows (or NaN, which stays NaN).
+#[inline]
+fn round_half_away(q: f32) -> f32 {
+    let t = q.trunc();
+    if (q - t).abs() >= 0.5 {
+        t + q.signum()
+    } else {
+        t
+    }
 }
 
 /// Quantizes each row of `x` with its own scale and packs blocks of [`MR`] rows: for input
@@ -216,11 +258,15 @@ fn quantize_rows(x: &[f32], m: usize, k: usize) -> (Vec<i8>, Vec<f32>) {
     let kp = k.next_multiple_of(KG);
     let mut a = vec![0i8; m.div_ceil(MR) * kp * MR];
     let mut scales = Vec::with_capacity(m);
+    let mut q = vec![0i8; kp];
     for (r, row) in x.chunks_exact(k).enumerate() {
         let d = row_scale(row);
+        for (q, &v) in q.iter_mut().zip(row) {
+            *q = quantize(v, d);
+        }
         let block = &mut a[(r / MR) * kp * MR..][..kp * MR];
-        for (i, &v) in row.iter().enumerate() {
-            block[(i / KG) * MR * KG + (r % MR) * KG + i % KG] = quantize(v, d);
+        for (g, four) in q.chunks_exact(KG).enumerate() {
+            block[g * MR * KG + (r % MR) * KG..][..KG].copy_from_slice(four);
         }
         scales.push(d);
     }
@@ -303,6 +349,18 @@ unsafe fn kernel_vnni(_: &[i8], _: &[i8], _: &[i32], _: &mut [[i32; NR]; MR]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_half_away_is_round() {
+        let below_half = 0.5f32.next_down();
+        let mut values = vec![0.0, -0.0, 0.5, -0.5, 1.5, -2.5, below_half, -below_half, 126.5];
+        values.extend((0..20_000).map(|i| (i as f32 - 10_000.0) * 0.0137));
+        values.extend([127.49999, -127.5, f32::NAN, 1e30, -1e30]);
+        for v in values {
+            let (want, got) = (v.round(), round_half_away(v));
+            assert!(want == got || (want.is_nan() && got.is_nan()), "{v}: {want} vs {got}");
+        }
+    }
     use crate::kernels::cpu::test_tensor;
     use candle_core::Device;
     use candle_core::Module;
