@@ -202,8 +202,10 @@ impl Tile {
         }
     }
 
-    /// Row `t`'s blocks: (scales, values).
+    /// Row `t`'s blocks: (scales, values). Unseals the tile: until [`Tile::seal`] runs again,
+    /// [`Tile::dot`] takes the 256-bit path, which reads the rows as they are now.
     pub(crate) fn row_mut(&mut self, t: usize) -> (&mut [f32], &mut [[i8; QK]]) {
+        self.pair_qs.clear();
         let at = t * self.stride..(t + 1) * self.stride;
         (&mut self.d[at.clone()], &mut self.qs[at])
     }
