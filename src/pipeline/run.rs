@@ -140,7 +140,8 @@ pub fn run(opts: &RunOptions, loader: &Loader) -> Result<Report> {
         remove_stale_temps(&plan);
     }
     let (jobs, one_engine) = documents_in_flight(opts, loader);
-    loader.expect_concurrent_calls(jobs);
+    // A pool waits for the documents in flight, and there are no more than there are documents.
+    loader.expect_concurrent_calls(jobs.min(plan.jobs.len().max(1)));
     let opts = &RunOptions {
         jobs,
         ..opts.clone()
