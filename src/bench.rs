@@ -303,20 +303,12 @@ fn gguf(a: &GgufArgs) -> Result<()> {
         return gguf_parallel(a, model.as_ref(), &device, &ids, widths, load_s);
     }
 
-    let mut cache = model.new_cache();
-    let t = Instant::now();
-    let mut logits = model.forward(&ids, &mut cache)?;
-    let prompt_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let mut out = Vec::with_capacity(a.decode);
-    for i in 0..a.decode {
-        let next = logits.argmax(0)?.to_scalar::<u32>()?;
-        out.push(next);
-        if i + 1 < a.decode {
-            logits = model.forward(&[next], &mut cache)?;
-        }
-    }
-    let decode_s = t.elapsed().as_secs_f64();
+    let Alone {
+        ids: out,
+        prompt_s,
+        decode_s,
+        ..
+    } = greedy_alone(model.as_ref(), &ids, a.decode)?;
     let steps = a.decode - 1;
     println!(
         "{}",

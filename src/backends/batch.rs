@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use candle_core::Tensor;
 
-use super::engine::{Closing, Engine, Shared};
+use super::engine::{Engine, Shared};
 use crate::models::CausalLm;
 use crate::nn::kv_cache::KvCache;
 use crate::Result;
@@ -56,8 +56,6 @@ struct State {
     /// Slots taken.
     taken: usize,
     next_ticket: u64,
-    /// Set when the batcher is dropped: the engine stops.
-    closing: bool,
     stats: Stats,
 }
 
@@ -108,12 +106,6 @@ pub fn auto_slots(cache_bytes: usize) -> usize {
     match available {
         Some(bytes) => (bytes / 2 / cache_bytes.max(1)).clamp(1, AUTO_MAX_SLOTS),
         None => 4,
-    }
-}
-
-impl Closing for State {
-    fn close(&mut self) {
-        self.closing = true;
     }
 }
 
@@ -185,7 +177,7 @@ impl Slot<'_> {
                 *cache = back;
                 return result.map_err(candle_core::Error::Msg);
             }
-            if st.closing {
+            if shared.closing() {
                 return Err(candle_core::Error::Msg("the batching thread stopped".into()));
             }
             st = shared.wait(st);
@@ -207,14 +199,14 @@ fn engine(shared: &Shared<State>, model: &dyn CausalLm) {
     let mut st = shared.lock();
     loop {
         // Wait for a first call, then for every slot in use to hand one in (or a short while).
-        while st.pending.is_empty() && !st.closing {
+        while st.pending.is_empty() && !shared.closing() {
             st = shared.wait(st);
         }
-        if st.closing {
+        if shared.closing() {
             return;
         }
         let deadline = std::time::Instant::now() + GATHER_WAIT;
-        while st.pending.len() < st.taken && !st.closing && std::time::Instant::now() < deadline {
+        while st.pending.len() < st.taken && !shared.closing() && std::time::Instant::now() < deadline {
             st = shared.wait_until(st, deadline);
         }
         let mut batch = std::mem::take(&mut st.pending);

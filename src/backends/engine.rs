@@ -8,22 +8,19 @@
 //!
 //! Not for: what is batched or how (each user keeps its own state and loop).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::{Error, Result};
-
-/// A state that the engine loop watches for the order to stop.
-pub trait Closing {
-    /// Sets the flag the engine loop and the waiting callers check.
-    fn close(&mut self);
-}
 
 /// The state and the wake-up call, shared by the engine and its callers.
 pub struct Shared<S> {
     state: Mutex<S>,
     /// Woken when work is handed in, results are ready, or the engine closes.
     wake: Condvar,
+    /// Set when the owner is dropped: the engine loop stops, and waiting callers give up.
+    closing: AtomicBool,
 }
 
 impl<S> Shared<S> {
@@ -50,15 +47,21 @@ impl<S> Shared<S> {
     pub fn notify(&self) {
         self.wake.notify_all();
     }
+
+    /// Whether the engine is closing. Read it with the lock held before waiting: [`Engine`]'s
+    /// drop sets it, then takes the lock before it wakes everyone, so no waiter misses it.
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
 }
 
 /// An engine thread and its shared state; closing and joining the thread when dropped.
-pub struct Engine<S: Closing> {
+pub struct Engine<S> {
     shared: Arc<Shared<S>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl<S: Closing + Send + 'static> Engine<S> {
+impl<S: Send + 'static> Engine<S> {
     /// Starts `run` on a thread named `name`, over `state`.
     pub fn spawn(
         name: &str,
@@ -68,6 +71,7 @@ impl<S: Closing + Send + 'static> Engine<S> {
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             wake: Condvar::new(),
+            closing: AtomicBool::new(false),
         });
         let thread = {
             let shared = shared.clone();
@@ -83,15 +87,16 @@ impl<S: Closing + Send + 'static> Engine<S> {
     }
 }
 
-impl<S: Closing> Engine<S> {
+impl<S> Engine<S> {
     pub fn shared(&self) -> &Shared<S> {
         &self.shared
     }
 }
 
-impl<S: Closing> Drop for Engine<S> {
+impl<S> Drop for Engine<S> {
     fn drop(&mut self) {
-        self.shared.lock().close();
+        self.shared.closing.store(true, Ordering::SeqCst);
+        drop(self.shared.lock());
         self.shared.notify();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

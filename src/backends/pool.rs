@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::engine::{Closing, Engine, Shared};
+use super::engine::{Engine, Shared};
 use crate::generate::{generate, EncoderDecoder, GenerationConfig, Sequence};
 use crate::{Error, Result};
 
@@ -127,7 +127,6 @@ struct State {
     oldest: Option<Instant>,
     waiting: HashMap<u64, Waiting>,
     next_ticket: u64,
-    closing: bool,
     stats: PoolStats,
 }
 
@@ -136,12 +135,6 @@ impl State {
     /// have woken up yet: it no longer counts as handed in.)
     fn open_calls(&self) -> usize {
         self.waiting.values().filter(|w| w.left > 0).count()
-    }
-}
-
-impl Closing for State {
-    fn close(&mut self) {
-        self.closing = true;
     }
 }
 
@@ -213,7 +206,7 @@ impl Seq2seqPool {
             if st.waiting.get(&ticket).is_some_and(|w| w.left == 0) {
                 break st.waiting.remove(&ticket);
             }
-            if st.closing {
+            if shared.closing() {
                 st.waiting.remove(&ticket);
                 break None;
             }
@@ -236,10 +229,10 @@ fn full(pending: &[Item], budget: Budget) -> bool {
 fn engine(shared: &Shared<State>, model: &dyn EncoderDecoder, config: &GenerationConfig, budget: Budget) {
     let mut st = shared.lock();
     loop {
-        while st.pending.is_empty() && !st.closing {
+        while st.pending.is_empty() && !shared.closing() {
             st = shared.wait(st);
         }
-        if st.closing {
+        if shared.closing() {
             return;
         }
         // Less than a full batch, and documents in flight that have not handed theirs in: let
@@ -247,7 +240,7 @@ fn engine(shared: &Shared<State>, model: &dyn EncoderDecoder, config: &Generatio
         let deadline = st.oldest.unwrap_or_else(Instant::now) + GATHER_WAIT;
         while !full(&st.pending, budget)
             && st.open_calls() < budget.callers
-            && !st.closing
+            && !shared.closing()
             && Instant::now() < deadline
         {
             st = shared.wait_until(st, deadline);
