@@ -181,29 +181,33 @@ impl MarianTranslator {
             usage.input_tokens += ids.len() as u64;
             inputs.push(ids);
         }
-        if let Some(pool) = &self.pool {
-            let generated = pool.generate(inputs)?;
-            let value = (generated.iter())
-                .map(|ids| {
-                    usage.output_tokens += ids.len() as u64;
-                    one_line(&self.tokenizer.decode(ids))
-                })
-                .collect();
-            return Ok(Output { value, usage });
-        }
-        // Longest first, so each batch pads little.
+        let generated = match &self.pool {
+            Some(pool) => pool.generate(inputs)?,
+            None => self.generate_sorted(&inputs)?,
+        };
+        let value = (generated.iter())
+            .map(|ids| {
+                usage.output_tokens += ids.len() as u64;
+                one_line(&self.tokenizer.decode(ids))
+            })
+            .collect();
+        Ok(Output { value, usage })
+    }
+
+    /// One output per input, in order: the inputs sorted longest first (so that each batch
+    /// pads little) and generated [`TRANSLATION_BATCH`] at a time.
+    fn generate_sorted(&self, inputs: &[Vec<u32>]) -> Result<Vec<Vec<u32>>> {
         let mut order: Vec<usize> = (0..inputs.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(inputs[i].len()));
-        let mut out = vec![String::new(); inputs.len()];
+        let mut out = vec![Vec::new(); inputs.len()];
         for chunk in order.chunks(TRANSLATION_BATCH) {
             let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| inputs[i].clone()).collect();
             let generated = generate(self.model.as_ref(), &batch, &self.generation)?;
             for (&i, ids) in chunk.iter().zip(generated) {
-                usage.output_tokens += ids.len() as u64;
-                out[i] = one_line(&self.tokenizer.decode(&ids));
+                out[i] = ids;
             }
         }
-        Ok(Output { value: out, usage })
+        Ok(out)
     }
 }
 
