@@ -271,8 +271,9 @@ pub(crate) fn sets_to_test() -> Vec<KernelSet> {
 
 /// Checks a kernel, `matmul(set, x, m)` giving the `m * n` outputs of the `m` rows of `x` (rows
 /// of `k` values): every set of [`sets_to_test`] gives the bits of [`KernelSet::Avx2`], and each
-/// row's outputs are the bits of that row multiplied alone, for m in {1, 2, 3, 5, 8, 17} and
-/// whatever the other rows hold.
+/// row's outputs are the bits of that row multiplied alone, for m in {1, 2, 3, 5, 8, 9, 16, 17}
+/// (the GGUF kernels' decode path in one and two passes, and their prompt path) and whatever
+/// the other rows hold.
 #[cfg(test)]
 pub(crate) fn check_sets_and_rows(
     k: usize,
@@ -296,7 +297,7 @@ pub(crate) fn check_sets_and_rows(
         .map(|r| bits(&matmul(KernelSet::Avx2, &x[r * k..][..k], 1)))
         .collect();
     for set in sets {
-        for m in [1, 2, 3, 5, 8, 17] {
+        for m in [1, 2, 3, 5, 8, 9, 16, 17] {
             // The first m rows, and the last m (other neighbours for most rows).
             for first in [0, ROWS - m] {
                 let got = matmul(set, &x[first * k..][..m * k], m);

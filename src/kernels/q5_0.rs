@@ -25,9 +25,10 @@
 //! blocks of 32 signed bytes with one scale (rounded through f16, as a Q8_0 block stores it), each
 //! block's integer dot product is exact, and the blocks are summed in f32, in order.
 //!
-//! Decoding (one activation row) unpacks each group in registers. A prompt (several rows)
-//! unpacks [`TILE`] weight rows at a time to bytes and multiplies each activation block
-//! with all of them while it is in a register. Both paths, and the AVX2 and VNNI integer
+//! Decoding (one activation row per sequence, up to [`FEW_ROWS_MOST`]) unpacks each group in
+//! registers once for [`FEW_ROWS`] rows. A prompt (more rows) unpacks [`TILE`] weight rows at a
+//! time to bytes and multiplies each activation block with all of them while it is in a
+//! register. Both paths, and the AVX2 and VNNI integer
 //! products, give every output the same bits ([`super::q8_acts`]), so a row's outputs do not
 //! depend on the rows multiplied with it.
 //!
@@ -37,7 +38,7 @@
 use super::cpu::KernelSet;
 #[cfg(target_arch = "x86_64")]
 use super::q8_acts::{hsum, offset_quads, offset_quads_vnni};
-use super::q8_acts::{Q8Acts, Tile, QK, TILE};
+use super::q8_acts::{Q8Acts, Tile, FEW_ROWS, FEW_ROWS_MOST, QK, TILE};
 use candle_core::{Result, Tensor};
 use half::f16;
 
@@ -117,14 +118,24 @@ impl Q5Linear {
         super::cpu::check_set(set);
         let n = self.n;
         let out = super::cpu::SharedOut::new(dst);
-        if m == 1 {
-            // Decode: one activation row, unpacked weights never leave the registers.
+        if m <= FEW_ROWS_MOST {
+            // Decoding (one row per sequence): each weight row is unpacked in registers once
+            // per [`FEW_ROWS`] activation rows and never leaves them.
             let rows = |range: std::ops::Range<usize>| {
+                let mut v = [0f32; FEW_ROWS];
                 for j in range {
-                    // SAFETY: `new` returned Some only where AVX2 and FMA are present, and
-                    // `set` is at most what the CPU has; each index of dst is written by
-                    // exactly one work item.
-                    unsafe { out.write(j, dot_q5(set, self.row(j), acts, 0)) };
+                    for r0 in (0..m).step_by(FEW_ROWS) {
+                        let v = &mut v[..FEW_ROWS.min(m - r0)];
+                        // SAFETY: `new` returned Some only where AVX2 and FMA are present, and
+                        // `set` is at most what the CPU has; rows r0.. are rows of `acts`;
+                        // each index of dst is written by exactly one work item.
+                        unsafe {
+                            dot_q5_rows(set, self.row(j), acts, r0, v);
+                            for (i, &v) in v.iter().enumerate() {
+                                out.write((r0 + i) * n + j, v);
+                            }
+                        }
+                    }
                 }
             };
             candle_core::utils::barrier_pool().execute_chunked(n, rows);
@@ -328,57 +339,72 @@ unsafe fn unpack_group(
     (scales, values)
 }
 
-/// Sum over blocks of scale_w · scale_x · (integer dot product) for activation row `r`,
-/// unpacking the weights in registers, with the kernels of `set`.
+/// For activation rows `r0..r0 + out.len()` (at most [`FEW_ROWS`]), each row's sum over blocks
+/// of scale_w · scale_x · (integer dot product) into `out`, unpacking the weights in registers
+/// once for all of them, with the kernels of `set`. Every row gets the operations of a call of
+/// that row alone, in the same order.
 ///
 /// # Safety
 /// The CPU has the kernels of `set` (AVX2 and FMA at least); `row` is a whole row of this layer
-/// and `r` a row of `x`.
-unsafe fn dot_q5(set: KernelSet, row: &[u8], x: &Q8Acts, r: usize) -> f32 {
-    if set >= KernelSet::Avx512Vnni {
-        dot_q5_vnni(row, x, r)
-    } else {
-        dot_q5_avx2(row, x, r)
+/// and `r0..r0 + out.len()` rows of `x`.
+unsafe fn dot_q5_rows(set: KernelSet, row: &[u8], x: &Q8Acts, r0: usize, out: &mut [f32]) {
+    let vnni = set >= KernelSet::Avx512Vnni;
+    macro_rules! rows {
+        ($($r:literal)*) => {
+            match out.len() {
+                $($r if vnni => out.copy_from_slice(&dot_q5_vnni::<$r>(row, x, r0)),
+                  $r => out.copy_from_slice(&dot_q5_avx2::<$r>(row, x, r0)),)*
+                len => unreachable!("{len} rows at once"),
+            }
+        };
     }
+    rows!(1 2 3 4 5 6 7 8)
 }
 
-/// Defines [`dot_q5`] for one kernel set: `$quads` is that set's
+/// Defines [`dot_q5_rows`] for one kernel set and `R` rows: `$quads` is that set's
 /// [`super::q8_acts::offset_quads`].
 macro_rules! dot_q5 {
     ($name:ident, $features:literal, $quads:ident) => {
-        /// [`dot_q5`] for one kernel set.
+        /// [`dot_q5_rows`] for one kernel set and `R` rows from `r0`.
         ///
         /// # Safety
-        /// As [`dot_q5`], the CPU having the features enabled here.
+        /// As [`dot_q5_rows`], the CPU having the features enabled here.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
-        unsafe fn $name(row: &[u8], x: &Q8Acts, r: usize) -> f32 {
+        unsafe fn $name<const R: usize>(row: &[u8], x: &Q8Acts, r0: usize) -> [f32; R] {
             use std::arch::x86_64::*;
-            let mut acc = _mm256_setzero_ps();
-            let base = r * x.stride;
+            let mut acc = [_mm256_setzero_ps(); R];
             debug_assert_eq!(row.len() / GROUP_BYTES * GROUP, x.stride);
+            debug_assert!((r0 + R) * x.stride <= x.d.len());
             for (g, group) in row.chunks_exact(GROUP_BYTES).enumerate() {
                 // A hint only: an address past the row, or past the matrix, is never read.
                 let ahead = group.as_ptr().wrapping_add(PREFETCH_BYTES);
                 _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
                 _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64) as *const i8);
                 let (scales, values) = unpack_group(group);
-                let at = base + g * GROUP;
-                let xd = _mm_loadu_ps(x.d.as_ptr().add(at));
-                let d = _mm256_castps128_ps256(_mm_mul_ps(scales, xd));
-                for (b, w) in values.into_iter().enumerate() {
-                    let y = _mm256_loadu_si256(x.qs[at + b].as_ptr() as *const __m256i);
-                    let offset = _mm256_loadu_si256(x.offset[at + b].as_ptr() as *const __m256i);
-                    let sums = $quads(w, y, offset);
-                    let scale = _mm256_permutevar8x32_ps(d, _mm256_set1_epi32(b as i32));
-                    acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc);
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let at = (r0 + i) * x.stride + g * GROUP;
+                    let xd = _mm_loadu_ps(x.d.as_ptr().add(at));
+                    let d = _mm256_castps128_ps256(_mm_mul_ps(scales, xd));
+                    for (b, &w) in values.iter().enumerate() {
+                        let y = _mm256_loadu_si256(x.qs.as_ptr().add(at + b) as *const __m256i);
+                        let offset =
+                            _mm256_loadu_si256(x.offset.as_ptr().add(at + b) as *const __m256i);
+                        let sums = $quads(w, y, offset);
+                        let scale = _mm256_permutevar8x32_ps(d, _mm256_set1_epi32(b as i32));
+                        *acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), *acc);
+                    }
                 }
             }
-            hsum(acc)
+            let mut out = [0f32; R];
+            for (o, a) in out.iter_mut().zip(acc) {
+                *o = hsum(a);
+            }
+            out
         }
 
         #[cfg(not(target_arch = "x86_64"))]
-        unsafe fn $name(_: &[u8], _: &Q8Acts, _: usize) -> f32 {
+        unsafe fn $name<const R: usize>(_: &[u8], _: &Q8Acts, _: usize) -> [f32; R] {
             unreachable!("Q5Linear::new returns None off x86_64")
         }
     };
@@ -506,7 +532,7 @@ mod tests {
         let ours = Q5Linear::new(&bytes, n, k).unwrap().unwrap();
         let q = candle_q5(&bytes, n, k);
         let theirs = QMatMul::from_qtensor(q).unwrap();
-        for m in [1, 5] {
+        for m in [1, 5, FEW_ROWS_MOST + 3] {
             let x = activations(m, k);
             let a = ours.forward(&x).unwrap();
             assert_eq!(a.dims(), &[1, m, n]);
@@ -534,7 +560,7 @@ mod tests {
         let ours = Q5Linear::new(&random_blocks(n, k, 5), n, k)
             .unwrap()
             .unwrap();
-        let x = activations(3, k);
+        let x = activations(FEW_ROWS_MOST + 2, k);
         let all = ours.forward(&x).unwrap().to_vec3::<f32>().unwrap();
         for (r, row) in all[0].iter().enumerate() {
             let one = ours.forward(&x.narrow(1, r, 1).unwrap()).unwrap();

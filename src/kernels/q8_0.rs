@@ -10,9 +10,10 @@
 //!
 //! The arithmetic is llama.cpp's and candle's for Q8_0 × Q8_0: the activations are quantized to
 //! Q8_0 blocks ([`Q8Acts`]), each block's integer dot product is exact, and the blocks are summed
-//! in f32, in order. A prompt (several activation rows) converts [`TILE`] weight rows' scales
-//! once and multiplies each activation block with all of them while it is in a register; every
-//! path and kernel set gives an output the same bits ([`super::q8_acts`]).
+//! in f32, in order. Decoding (one activation row per sequence, up to [`FEW_ROWS_MOST`]) reads
+//! each weight block once for [`FEW_ROWS`] rows. A prompt (more rows) converts [`TILE`] weight
+//! rows' scales once and multiplies each activation block with all of them while it is in a
+//! register; every path and kernel set gives an output the same bits ([`super::q8_acts`]).
 //!
 //! Not for: other block types, GPUs, or CPUs without AVX2 and FMA ([`Q8Linear::new`] says `None`
 //! and the caller keeps candle's path).
@@ -20,7 +21,7 @@
 use super::cpu::KernelSet;
 #[cfg(target_arch = "x86_64")]
 use super::q8_acts::{hsum, signed_quads, signed_quads_vnni};
-use super::q8_acts::{Q8Acts, Tile, QK, TILE};
+use super::q8_acts::{Q8Acts, Tile, FEW_ROWS, FEW_ROWS_MOST, QK, TILE};
 use candle_core::{Result, Tensor};
 
 /// Bytes per Q8_0 block: f16 scale, 32 signed bytes.
@@ -80,13 +81,24 @@ impl Q8Linear {
         let row_bytes = blocks * BLOCK_BYTES;
         let row = |j: usize| &self.blocks[j * row_bytes..(j + 1) * row_bytes];
         let out = super::cpu::SharedOut::new(dst);
-        if m == 1 {
+        if m <= FEW_ROWS_MOST {
+            // Decoding (one row per sequence): each weight row is read once per [`FEW_ROWS`]
+            // activation rows.
             let rows = |range: std::ops::Range<usize>| {
+                let mut v = [0f32; FEW_ROWS];
                 for j in range {
-                    // SAFETY: `new` returned Some only where AVX2 and FMA are present, and
-                    // `set` is at most what the CPU has; each index of dst is written by
-                    // exactly one work item.
-                    unsafe { out.write(j, dot(set, row(j), acts, 0)) };
+                    for r0 in (0..m).step_by(FEW_ROWS) {
+                        let v = &mut v[..FEW_ROWS.min(m - r0)];
+                        // SAFETY: `new` returned Some only where AVX2 and FMA are present, and
+                        // `set` is at most what the CPU has; rows r0.. are rows of `acts`;
+                        // each index of dst is written by exactly one work item.
+                        unsafe {
+                            dot_rows(set, row(j), acts, r0, v);
+                            for (i, &v) in v.iter().enumerate() {
+                                out.write((r0 + i) * n + j, v);
+                            }
+                        }
+                    }
                 }
             };
             candle_core::utils::barrier_pool().execute_chunked(n, rows);
@@ -120,48 +132,65 @@ impl Q8Linear {
     }
 }
 
-/// Sum over blocks of scale_w · scale_x · (integer dot product) for activation row `r`, with the
-/// kernels of `set`.
+/// For activation rows `r0..r0 + out.len()` (at most [`FEW_ROWS`]), each row's sum over blocks
+/// of scale_w · scale_x · (integer dot product) into `out`, the weight row read once for all of
+/// them, with the kernels of `set`. Every row gets the operations of a call of that row alone,
+/// in the same order.
 ///
 /// # Safety
-/// The CPU has the kernels of `set` (AVX2 and FMA at least); `r` is a row of `x`.
-unsafe fn dot(set: KernelSet, row: &[u8], x: &Q8Acts, r: usize) -> f32 {
-    if set >= KernelSet::Avx512Vnni {
-        dot_vnni(row, x, r)
-    } else {
-        dot_avx2(row, x, r)
+/// The CPU has the kernels of `set` (AVX2 and FMA at least); `r0..r0 + out.len()` are rows of
+/// `x`.
+unsafe fn dot_rows(set: KernelSet, row: &[u8], x: &Q8Acts, r0: usize, out: &mut [f32]) {
+    let vnni = set >= KernelSet::Avx512Vnni;
+    macro_rules! rows {
+        ($($r:literal)*) => {
+            match out.len() {
+                $($r if vnni => out.copy_from_slice(&dot_vnni::<$r>(row, x, r0)),
+                  $r => out.copy_from_slice(&dot_avx2::<$r>(row, x, r0)),)*
+                len => unreachable!("{len} rows at once"),
+            }
+        };
     }
+    rows!(1 2 3 4 5 6 7 8)
 }
 
-/// Defines [`dot`] for one kernel set: `$quads` is that set's
+/// Defines [`dot_rows`] for one kernel set and `R` rows: `$quads` is that set's
 /// [`super::q8_acts::signed_quads`].
 macro_rules! dot {
     ($name:ident, $features:literal, $quads:ident) => {
-        /// [`dot`] for one kernel set.
+        /// [`dot_rows`] for one kernel set and `R` rows from `r0`.
         ///
         /// # Safety
-        /// As [`dot`], the CPU having the features enabled here.
+        /// As [`dot_rows`], the CPU having the features enabled here.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
-        unsafe fn $name(row: &[u8], x: &Q8Acts, r: usize) -> f32 {
+        unsafe fn $name<const R: usize>(row: &[u8], x: &Q8Acts, r0: usize) -> [f32; R] {
             use std::arch::x86_64::*;
-            let mut acc = _mm256_setzero_ps();
-            let (xq, xd) = x.row(r, row.len() / BLOCK_BYTES);
-            for ((block, yq), yd) in row.chunks_exact(BLOCK_BYTES).zip(xq).zip(xd) {
+            let mut acc = [_mm256_setzero_ps(); R];
+            debug_assert!((r0 + R) * x.stride <= x.d.len());
+            for (b, block) in row.chunks_exact(BLOCK_BYTES).enumerate() {
                 // A hint only: an address past the row, or past the matrix, is never read.
                 let ahead = block.as_ptr().wrapping_add(PREFETCH_BYTES);
                 _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
                 let wd = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
                 let w = _mm256_loadu_si256(block.as_ptr().add(2) as *const __m256i);
-                let y = _mm256_loadu_si256(yq.as_ptr() as *const __m256i);
-                let quads = $quads(w, y, _mm256_setzero_si256());
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(wd * yd), _mm256_cvtepi32_ps(quads), acc);
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let at = (r0 + i) * x.stride + b;
+                    let y = _mm256_loadu_si256(x.qs.as_ptr().add(at) as *const __m256i);
+                    let quads = $quads(w, y, _mm256_setzero_si256());
+                    let d = wd * *x.d.get_unchecked(at);
+                    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(quads), *acc);
+                }
             }
-            hsum(acc)
+            let mut out = [0f32; R];
+            for (o, a) in out.iter_mut().zip(acc) {
+                *o = hsum(a);
+            }
+            out
         }
 
         #[cfg(not(target_arch = "x86_64"))]
-        unsafe fn $name(_: &[u8], _: &Q8Acts, _: usize) -> f32 {
+        unsafe fn $name<const R: usize>(_: &[u8], _: &Q8Acts, _: usize) -> [f32; R] {
             unreachable!("Q8Linear::new returns None off x86_64")
         }
     };
@@ -190,7 +219,7 @@ mod tests {
             let q = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
             let ours = Q8Linear::new(&q.data().unwrap(), n, k).unwrap().unwrap();
             let theirs = QMatMul::from_qtensor(q).unwrap();
-            for m in [1, 4] {
+            for m in [1, 4, FEW_ROWS_MOST + 3] {
                 let x = test_tensor(&[1, m, k], 9 + m as u64, 3.0);
                 let a = ours.forward(&x).unwrap();
                 assert_eq!(a.dims(), &[1, m, n]);

@@ -65,12 +65,6 @@ impl Q8Acts {
         }
         acts
     }
-
-    /// Row `r`'s blocks, `blocks` of them from its start: (values, scales).
-    pub(crate) fn row(&self, r: usize, blocks: usize) -> (&[[i8; QK]], &[f32]) {
-        let at = r * self.stride..r * self.stride + blocks;
-        (&self.qs[at.clone()], &self.d[at])
-    }
 }
 
 /// The sum of the eight lanes of `v`.
@@ -139,6 +133,15 @@ pub(crate) unsafe fn offset_quads(w: __m256i, y: __m256i, offset: __m256i) -> __
 pub(crate) unsafe fn offset_quads_vnni(w: __m256i, y: __m256i, offset: __m256i) -> __m256i {
     _mm256_dpbusd_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), offset), w, y)
 }
+
+/// Activation rows the decode paths of `q5_0` and `q8_0` multiply by a weight row in one pass,
+/// the weights unpacked in registers once for all of them and one accumulator per row
+/// (batched decoding: one row per sequence).
+pub(crate) const FEW_ROWS: usize = 8;
+
+/// The most activation rows the decode paths take (in passes of [`FEW_ROWS`]); more go through
+/// the prompt path's [`Tile`], whose unpacking to memory pays off over many rows.
+pub(crate) const FEW_ROWS_MOST: usize = 16;
 
 /// Weight rows of a prompt path's tile: each activation block is loaded once for this many rows
 /// with AVX-512 (32 registers), their accumulators in registers; AVX2 (16 registers) goes over
@@ -363,7 +366,5 @@ mod tests {
         // Padding blocks are zero; the second row starts at the stride.
         assert_eq!((a.d[2], a.qs[2], a.offset[3]), (0.0, [0; QK], [0; 8]));
         assert!(a.d[4] > 0.0 && a.d[5] > 0.0);
-        let (qs, d) = a.row(1, 2);
-        assert_eq!((qs.len(), d[1]), (2, a.d[5]));
     }
 }
