@@ -6,7 +6,9 @@
 //!   CTranslate2's `int8`);
 //! - [`q5_0`] and [`q8_0`]: GGUF Q5_0 (which candle has no SIMD kernel for) and Q8_0 matrices,
 //!   with [`q8_acts`], the Q8_0 activation blocks both multiply;
-//! - [`softmax`]: the vector log-softmax beam search ranks by.
+//! - [`softmax`]: the vector log-softmax beam search ranks by;
+//! - [`decode_attention`]: a decoding step's attention over its cache, every sequence of a
+//!   batched pass at once.
 //!
 //! Each kernel is exact about what it computes (the tests compare with candle's arithmetic or
 //! with a scalar version) and runs only where [`cpu::has_avx2_fma`] says so (the kernel set is
@@ -16,7 +18,8 @@
 //! - `packed_i8`, `q5_0`, `q8_0`: AVX2, and AVX-512 VNNI (`vpdpbusd`); AVX-512 without VNNI runs
 //!   the AVX2 code. The integer sums are exact and the f32 arithmetic after them is the same on
 //!   every set, so outputs are bit-identical across sets;
-//! - `packed_f32`, `softmax`: AVX2 only.
+//! - `packed_f32`, `softmax`: AVX2 only;
+//! - `decode_attention`: plain Rust, the same on every CPU.
 //!
 //! Every kernel computes an output row from its activation row alone, with the same arithmetic
 //! whatever the number of rows (decoding one sequence or a batch, a prompt), so a row's outputs
@@ -27,6 +30,7 @@
 //! rest of the crate but errors.
 
 pub mod cpu;
+pub mod decode_attention;
 pub mod packed_f32;
 pub mod packed_i8;
 pub mod q5_0;

@@ -18,6 +18,7 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::kv_cache::{KvCache, LayerCache};
+use crate::kernels::decode_attention;
 use super::quantized::{QLinear, TokenEmbedding};
 use super::rope::Rope;
 
@@ -120,35 +121,60 @@ impl SelfAttention {
             k = k.broadcast_add(kb)?;
             v = v.broadcast_add(vb)?;
         }
-        if let [part] = parts {
-            let mask = part.masks.pick(windowed);
-            let out = self.attend(q, k, v, rope, mask, part.cache)?;
-            return self.o.forward_parts(&out, lens);
-        }
-        let mut outs = Vec::with_capacity(parts.len());
+        // Each sequence's new positions are rotated and written into its cache; then each
+        // sequence attends on its own. One new position (a decoding step) goes through
+        // `decode_attention`, every such sequence of the pass in one call over the kernel
+        // threads; several (a prompt) through candle's matrix products.
+        let mut outs: Vec<Option<Tensor>> = Vec::with_capacity(parts.len());
+        let mut steps = Vec::new();
         let mut at = 0;
         for part in parts.iter_mut() {
             let rows = |t: &Tensor| t.narrow(1, at, part.len);
             let mask = part.masks.pick(windowed);
-            outs.push(self.attend(rows(&q)?, rows(&k)?, rows(&v)?, rope, mask, part.cache)?);
+            let (q, k, v) = self.rotate_and_cache(rows(&q)?, rows(&k)?, rows(&v)?, rope, part.cache)?;
+            match DecodeStep::new(&q, &k, &v, mask)? {
+                Some(step) => {
+                    steps.push((outs.len(), step));
+                    outs.push(None);
+                }
+                None => outs.push(Some(self.mix(q, k, v, mask)?)),
+            }
             at += part.len;
         }
-        self.o.forward_parts(&Tensor::cat(&outs, 1)?, lens)
+        if !steps.is_empty() {
+            let shape = decode_attention::Heads {
+                heads: self.num_heads,
+                kv_heads: self.num_kv_heads,
+                head_dim: self.head_dim,
+                scale: self.score_scale as f32,
+            };
+            let all = DecodeStep::attend(steps.iter().map(|(_, s)| s), shape)?;
+            let q_dim = self.num_heads * self.head_dim;
+            for ((i, _), out) in steps.iter().zip(all.chunks_exact(q_dim)) {
+                outs[*i] = Some(Tensor::from_slice(out, (1, 1, q_dim), xs.device())?);
+            }
+        }
+        let outs: Vec<Tensor> = outs.into_iter().flatten().collect();
+        let out = match outs.as_slice() {
+            [one] => one.clone(),
+            _ => Tensor::cat(&outs, 1)?,
+        };
+        self.o.forward_parts(&out, lens)
     }
 
-    /// The attention of one sequence: `q`, `k`, `v` (1, seq, dims) projected from its new
-    /// positions, the first of which is `cache.len()`. Returns (1, seq, q_dim), before the
-    /// output projection.
-    fn attend(
+    /// One sequence's new positions `q`, `k`, `v` (1, seq, dims), the first of which is
+    /// `cache.len()`: split into heads, normed and rotated (Q scaled), K and V written into the
+    /// cache. Returns Q (1, heads, seq, head_dim) and every cached K and V (1, kv_heads, past +
+    /// seq, head_dim).
+    fn rotate_and_cache(
         &self,
         q: Tensor,
         k: Tensor,
         v: Tensor,
         rope: &Rope,
-        mask: Option<&Tensor>,
         cache: &mut LayerCache,
-    ) -> Result<Tensor> {
-        let (b, seq, q_dim) = q.dims3()?;
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let (b, seq, _) = q.dims3()?;
         let pos = cache.len();
         let heads = |t: Tensor, n: usize| -> Result<Tensor> {
             t.reshape((b, seq, n, self.head_dim))?
@@ -168,8 +194,16 @@ impl SelfAttention {
             q = (q * s)?;
         }
         let (k, v) = cache.append(&k, &v)?;
-        let kv_len = k.dim(2)?;
+        Ok((q, k, v))
+    }
 
+    /// The attention of one sequence through candle's matrix products: `q` (1, heads, seq,
+    /// head_dim) over `k` and `v` (1, kv_heads, kv_len, head_dim) with `mask` (seq, kv_len).
+    /// Returns (1, seq, q_dim), before the output projection.
+    fn mix(&self, q: Tensor, k: Tensor, v: Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, _, seq, _) = q.dims4()?;
+        let q_dim = self.num_heads * self.head_dim;
+        let kv_len = k.dim(2)?;
         // Grouped-query attention: the `rep` query heads that share one K/V head are stacked
         // along the sequence axis, so each K/V head is used as is, never copied `rep` times.
         let rep = self.num_heads / self.num_kv_heads;
@@ -195,6 +229,79 @@ impl SelfAttention {
         out.reshape((b, self.num_heads, seq, self.head_dim))?
             .transpose(1, 2)?
             .reshape((b, seq, q_dim))
+    }
+}
+
+/// A decoding step's attention inputs, read for [`decode_attention`]: the query's values, the
+/// mask row, and the cached K and V tensors, whose storage the kernel reads in place.
+struct DecodeStep {
+    q: Vec<f32>,
+    mask: Option<Vec<f32>>,
+    k: Tensor,
+    v: Tensor,
+}
+
+impl DecodeStep {
+    /// The step for `q` (1, heads, 1, head_dim) over `k` and `v` (1, kv_heads, len, head_dim),
+    /// or `None` where the kernel does not take them: not on the CPU, not f32, or a cache
+    /// laid out otherwise than positions of `head_dim` contiguous values.
+    fn new(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Option<Self>> {
+        let fits = |t: &Tensor| {
+            let dims = t.dims();
+            let stride = t.layout().stride();
+            t.device().is_cpu()
+                && t.dtype() == DType::F32
+                && dims.len() == 4
+                && dims[0] == 1
+                && stride[3] == 1
+                && stride[2] == dims[3]
+        };
+        if q.dim(2)? != 1 || !fits(k) || !fits(v) || k.layout().stride() != v.layout().stride() {
+            return Ok(None);
+        }
+        let q = q.flatten_all()?.to_vec1::<f32>()?;
+        let mask = mask
+            .map(|m| m.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>())
+            .transpose()?;
+        Ok(Some(Self {
+            q,
+            mask,
+            k: k.clone(),
+            v: v.clone(),
+        }))
+    }
+
+    /// [`decode_attention::attend`] over `steps`, reading their caches in place.
+    fn attend<'a>(
+        steps: impl Iterator<Item = &'a DecodeStep>,
+        shape: decode_attention::Heads,
+    ) -> Result<Vec<f32>> {
+        let steps: Vec<&DecodeStep> = steps.collect();
+        let guards: Vec<_> = steps
+            .iter()
+            .map(|s| (s.k.storage_and_layout(), s.v.storage_and_layout()))
+            .collect();
+        fn slice(storage: &candle_core::Storage, at: usize) -> Result<&[f32]> {
+            match storage {
+                candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) => Ok(&v[at..]),
+                _ => candle_core::bail!("decode attention reads f32 CPU caches"),
+            }
+        }
+        let inputs = steps
+            .iter()
+            .zip(&guards)
+            .map(|(s, (k, v))| {
+                Ok(decode_attention::Step {
+                    q: &s.q,
+                    k: slice(&k.0, k.1.start_offset())?,
+                    v: slice(&v.0, v.1.start_offset())?,
+                    head_stride: s.k.layout().stride()[1],
+                    len: s.k.dim(2)?,
+                    mask: s.mask.as_deref(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(decode_attention::attend(&inputs, shape))
     }
 }
 
