@@ -31,6 +31,7 @@
 
 pub mod cpu;
 pub mod decode_attention;
+pub mod kquants;
 pub mod packed_f32;
 pub mod packed_i8;
 pub mod q5_0;

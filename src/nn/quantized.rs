@@ -11,16 +11,43 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
 
+use crate::kernels::kquants::{KQuant, KQuantRows};
 use crate::kernels::q5_0::{self, Q5Linear};
 use crate::kernels::q8_0::Q8Linear;
+use crate::kernels::q8_acts::FEW_ROWS_MOST;
 
-/// A weight matrix of a GGUF model, in its stored block type: candle's quantized matmul, or, for Q5_0 and Q8_0 weights on an AVX2 CPU,
-/// our own kernels ([`Q5Linear`], which candle lacks, and [`Q8Linear`], which prefetches).
+/// A weight matrix of a GGUF model, in its stored block type: candle's quantized matmul, or, for
+/// Q5_0 and Q8_0 weights on an AVX2 CPU, our own kernels ([`Q5Linear`], which candle lacks, and
+/// [`Q8Linear`], which prefetches); Q4_K and Q6_K weights on an AVX2 CPU go through candle for
+/// prompts and through our [`KQuantRows`] for decoding steps (one row per sequence).
 #[derive(Debug)]
 pub enum QLinear {
     Candle(QMatMul),
     Q5(Q5Linear),
     Q8(Q8Linear),
+    KQuant(KQuantLayer),
+}
+
+/// A Q4_K or Q6_K matrix: candle's matmul for several rows of one sequence, ours for decoding
+/// steps, both over the same bytes (candle's tensor).
+#[derive(Debug)]
+pub struct KQuantLayer {
+    tensor: Arc<QTensor>,
+    candle: QMatMul,
+    rows: KQuantRows,
+}
+
+impl KQuantLayer {
+    /// `xs` (1, m, k), one row per sequence (m at most [`FEW_ROWS_MOST`]), through our kernel.
+    fn steps(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut dims = xs.dims().to_vec();
+        let x = xs.flatten_all()?.to_vec1::<f32>()?;
+        let out = self.rows.matmul(&self.tensor.data()?, &x);
+        if let Some(last) = dims.last_mut() {
+            *last = self.rows.n();
+        }
+        Tensor::from_vec(out, dims, &Device::Cpu)
+    }
 }
 
 impl QLinear {
@@ -40,6 +67,21 @@ impl QLinear {
                         return Ok(Self::Q8(q8));
                     }
                 }
+                GgmlDType::Q4K | GgmlDType::Q6K => {
+                    let kind = if t.dtype() == GgmlDType::Q4K {
+                        KQuant::Q4K
+                    } else {
+                        KQuant::Q6K
+                    };
+                    if let Some(rows) = KQuantRows::new(kind, &t.data()?, n, k)? {
+                        let tensor = Arc::new(t);
+                        return Ok(Self::KQuant(KQuantLayer {
+                            candle: QMatMul::from_arc(tensor.clone())?,
+                            tensor,
+                            rows,
+                        }));
+                    }
+                }
                 _ => {}
             }
         }
@@ -53,6 +95,10 @@ impl Module for QLinear {
             Self::Candle(m) => m.forward(xs),
             Self::Q5(m) => m.forward(xs),
             Self::Q8(m) => m.forward(xs),
+            Self::KQuant(m) if xs.dims().iter().rev().skip(1).product::<usize>() == 1 => {
+                m.steps(xs)
+            }
+            Self::KQuant(m) => m.candle.forward(xs),
         }
     }
 }
@@ -60,14 +106,38 @@ impl Module for QLinear {
 impl QLinear {
     /// `xs @ W^T` for `xs` (1, rows, k) holding the rows of several sequences, `lens` rows
     /// each, one after the other. Each sequence's rows come out as the same numbers as a pass
-    /// of that sequence alone: our kernels compute every row without regard to the others, so
-    /// they take all rows at once (one read of the weights); candle's quantized matmul picks
-    /// its kernel by the number of rows (Q6_K, say, has one path for a single row and another
-    /// for several, with different rounding), so it runs once per sequence, on that
-    /// sequence's rows; on CUDA, except for groups of short sequences that
-    /// [`cuda_row_groups`] shows to be safe to share a call.
+    /// of that sequence alone: our Q5_0/Q8_0 kernels compute every row without regard to the
+    /// others, so they take all rows at once (one read of the weights); candle's quantized
+    /// matmul picks its kernel by the number of rows (Q6_K, say, has one path for a single row
+    /// and another for several, with different rounding), so it runs once per sequence, on that
+    /// sequence's rows; on CUDA, except for groups of short sequences that [`cuda_row_groups`]
+    /// shows to be safe to share a call. Q4_K and Q6_K matrices on the CPU take every
+    /// one-row sequence (a decoding step) through our [`KQuantRows`] together, as a pass of
+    /// one such sequence alone does, and a longer sequence through candle alone.
     pub fn forward_parts(&self, xs: &Tensor, lens: &[usize]) -> Result<Tensor> {
         match self {
+            Self::KQuant(m) if lens.len() > 1 => {
+                // Decoding steps (sequences of one row) share our kernel's call, in groups of
+                // at most FEW_ROWS_MOST; a longer sequence goes through candle alone.
+                let mut outs = Vec::new();
+                let (mut at, mut i) = (0, 0);
+                while i < lens.len() {
+                    let steps = lens[i..]
+                        .iter()
+                        .take(FEW_ROWS_MOST)
+                        .take_while(|&&len| len == 1)
+                        .count();
+                    let (rows, out) = if steps > 0 {
+                        (steps, m.steps(&xs.narrow(1, at, steps)?)?)
+                    } else {
+                        (lens[i], m.candle.forward(&xs.narrow(1, at, lens[i])?)?)
+                    };
+                    outs.push(out);
+                    at += rows;
+                    i += steps.max(1);
+                }
+                Tensor::cat(&outs, 1)
+            }
             Self::Candle(m) if lens.len() > 1 => {
                 let groups = if xs.device().is_cuda() && cuda_mmvq_runs(m) {
                     cuda_row_groups(lens, cuda_shared_rows())
