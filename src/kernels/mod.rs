@@ -7,6 +7,7 @@
 //! - [`q5_0`] and [`q8_0`]: GGUF Q5_0 (which candle has no SIMD kernel for) and Q8_0 matrices,
 //!   with [`q8_acts`], the Q8_0 activation blocks both multiply;
 //! - [`softmax`]: the vector log-softmax beam search ranks by;
+//! - [`kquants`]: the decoding steps of GGUF Q4_K and Q6_K matrices (prompts stay on candle's);
 //! - [`decode_attention`]: a decoding step's attention over its cache, every sequence of a
 //!   batched pass at once.
 //!
@@ -18,7 +19,8 @@
 //! - `packed_i8`, `q5_0`, `q8_0`: AVX2, and AVX-512 VNNI (`vpdpbusd`); AVX-512 without VNNI runs
 //!   the AVX2 code. The integer sums are exact and the f32 arithmetic after them is the same on
 //!   every set, so outputs are bit-identical across sets;
-//! - `packed_f32`, `softmax`: AVX2 only;
+//! - `packed_f32`: AVX2, and AVX-512 (pairs of panels);
+//! - `kquants`, `softmax`: AVX2 only;
 //! - `decode_attention`: plain Rust, the same on every CPU.
 //!
 //! Every kernel computes an output row from its activation row alone, with the same arithmetic
