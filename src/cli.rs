@@ -205,8 +205,8 @@ pub struct DeviceArgs {
     /// forward pass, one read of the weights, for all of them. 1 (the default) is off; 0
     /// chooses from the available memory and the model's cache size (at most 8). Outputs are
     /// the same either way; the report's `batching` says what was chosen. On the 2-core test
-    /// machine a folder ran slower batched (4 slots) than with one document per core, so it
-    /// is not the default.
+    /// machine a folder ran no faster batched (4 slots) than with one document per core (its
+    /// time is mostly prompts), so it is not the default.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub batch: usize,
 
