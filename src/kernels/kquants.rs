@@ -11,7 +11,7 @@
 //!
 //! The arithmetic is llama.cpp's AVX2 `ggml_vec_dot_q4_K_q8_K` and `ggml_vec_dot_q6_K_q8_K`:
 //! each activation row is quantized to Q8_K blocks (256 signed bytes, one f32 scale, as candle
-//! quantizes them); within a super-block, the sub-blocks' integer dot products times their 6- or
+//! quantizes them, ties rounded away from zero); within a super-block, the sub-blocks' integer dot products times their 6- or
 //! 8-bit scales fall into eight exact i32 lanes (Q4_K's minimums times the Q8_K block sums into
 //! four more), the same lanes as ggml's; each super-block's lanes are added into f32 lanes by
 //! one FMA of `d_w · d_x` (Q4_K's minimums by `-dmin_w · d_x`), and the lanes are summed at the
@@ -73,9 +73,9 @@ struct Q8K {
 }
 
 impl Q8K {
-    /// The rows of `x` (rows of `k` values, `k` a multiple of 256), as candle and llama.cpp
-    /// quantize them: per super-block, the value of largest magnitude maps to -127, the others
-    /// are scaled alike and rounded half away from zero.
+    /// The rows of `x` (rows of `k` values, `k` a multiple of 256), as candle quantizes them:
+    /// per super-block, the value of largest magnitude maps to -127, the others are scaled alike
+    /// and rounded half away from zero (llama.cpp rounds ties to even, a rare difference).
     fn quantize(x: &[f32], k: usize) -> Self {
         let stride = k / QK_K;
         let blocks = x.len() / QK_K;
