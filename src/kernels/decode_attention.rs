@@ -174,7 +174,8 @@ mod tests {
             let k = values(kv_heads * room * head_dim, 1);
             let v = values(kv_heads * room * head_dim, 2);
             let q: Vec<Vec<f32>> = (0..3).map(|s| values(heads * head_dim, 10 + s)).collect();
-            let mask: Vec<f32> = (0..33).map(|j| if j < 5 { f32::NEG_INFINITY } else { 0.0 }).collect();
+            let hidden = |j: usize| if j < 5 { f32::NEG_INFINITY } else { 0.0 };
+            let mask: Vec<f32> = (0..33).map(hidden).collect();
             let steps: Vec<Step> = [(1, None), (33, Some(&mask[..])), (40, None)]
                 .iter()
                 .zip(&q)

@@ -1,5 +1,6 @@
 //! Decoding-step products of Q4_K and Q6_K weight matrices on the CPU with AVX2: each weight row
-//! is read once for up to [`FEW_ROWS`] activation rows (one per sequence of a batched pass).
+//! is read once for up to [`FEW_ROWS`](super::q8_acts::FEW_ROWS) activation rows (one per
+//! sequence of a batched pass).
 //!
 //! What it is for: llama.cpp's Q4_K_M recipe stores some matrices whose rows are whole 256-value
 //! super-blocks in Q4_K and Q6_K (for Qwen2.5-Coder-0.5B, every `ffn_down`: a sixth of the bytes
@@ -11,16 +12,20 @@
 //!
 //! The arithmetic is llama.cpp's AVX2 `ggml_vec_dot_q4_K_q8_K` and `ggml_vec_dot_q6_K_q8_K`:
 //! each activation row is quantized to Q8_K blocks (256 signed bytes, one f32 scale, as candle
-//! quantizes them, ties rounded away from zero); within a super-block, the sub-blocks' integer dot products times their 6- or
-//! 8-bit scales fall into eight exact i32 lanes (Q4_K's minimums times the Q8_K block sums into
-//! four more), the same lanes as ggml's; each super-block's lanes are added into f32 lanes by
-//! one FMA of `d_w · d_x` (Q4_K's minimums by `-dmin_w · d_x`), and the lanes are summed at the
-//! end as ggml does. Every step is per activation row, so an output depends on its row alone.
+//! quantizes them, ties rounded away from zero); within a super-block, the sub-blocks' integer
+//! dot products times their 6- or 8-bit scales fall into eight exact i32 lanes (Q4_K's minimums
+//! times the Q8_K block sums into four more), the same lanes as ggml's; each super-block's lanes
+//! are added into f32 lanes by one FMA of `d_w · d_x` (Q4_K's minimums by `-dmin_w · d_x`), and
+//! the lanes are summed at the end as ggml's `hsum_float_8` does (the operations of
+//! [`super::q8_acts::hsum`]). Every step is per activation row, so an output depends on its row
+//! alone.
 //!
 //! Not for: prompts (several rows of one sequence), which stay on candle's tiled kernels
 //! (`crate::nn::quantized`), other block types, or CPUs without AVX2 and FMA.
 
-use super::q8_acts::{FEW_ROWS, FEW_ROWS_MOST};
+#[cfg(target_arch = "x86_64")]
+use super::q8_acts::hsum;
+use super::q8_acts::decode_rows;
 use candle_core::Result;
 use half::f16;
 
@@ -132,39 +137,27 @@ impl KQuantRows {
         self.n
     }
 
-    /// `x` (`m` rows of `k` values, at most [`FEW_ROWS_MOST`]) times W^T: `m` rows of `n`.
+    /// `x` (`m` rows of `k` values, at most [`FEW_ROWS_MOST`](super::q8_acts::FEW_ROWS_MOST))
+    /// times W^T: `m` rows of `n`.
     /// `blocks` are the bytes [`KQuantRows::new`] was given.
     pub fn matmul(&self, blocks: &[u8], x: &[f32]) -> Vec<f32> {
         let m = x.len() / self.k;
         assert_eq!(blocks.len(), self.n * self.k / QK_K * self.kind.block_bytes());
-        assert!(m <= FEW_ROWS_MOST, "{m} rows: the decode path takes at most {FEW_ROWS_MOST}");
         let acts = Q8K::quantize(x, self.k);
         let mut dst = vec![0f32; m * self.n];
-        let (n, row_bytes) = (self.n, self.k / QK_K * self.kind.block_bytes());
-        let out = super::cpu::SharedOut::new(&mut dst);
-        let rows = |range: std::ops::Range<usize>| {
-            let mut v = [0f32; FEW_ROWS];
-            for j in range {
-                let row = &blocks[j * row_bytes..(j + 1) * row_bytes];
-                for r0 in (0..m).step_by(FEW_ROWS) {
-                    let v = &mut v[..FEW_ROWS.min(m - r0)];
-                    // SAFETY: `new` returned Some only where AVX2 and FMA are present; rows
-                    // r0.. are rows of `acts`; each index of dst is written by one work item.
-                    unsafe {
-                        dot_rows(self.kind, row, &acts, r0, v);
-                        for (i, &v) in v.iter().enumerate() {
-                            out.write((r0 + i) * n + j, v);
-                        }
-                    }
-                }
-            }
-        };
-        candle_core::utils::barrier_pool().execute_chunked(n, rows);
+        let row_bytes = self.k / QK_K * self.kind.block_bytes();
+        decode_rows(self.n, m, &mut dst, |j, r0, v| {
+            let row = &blocks[j * row_bytes..(j + 1) * row_bytes];
+            // SAFETY: `new` returned Some only where AVX2 and FMA are present; `decode_rows`
+            // passes rows r0.. of `acts`.
+            unsafe { dot_rows(self.kind, row, &acts, r0, v) }
+        });
         dst
     }
 }
 
-/// For activation rows `r0..r0 + out.len()` (at most [`FEW_ROWS`]), each row's product with
+/// For activation rows `r0..r0 + out.len()` (at most [`FEW_ROWS`](super::q8_acts::FEW_ROWS)),
+/// each row's product with
 /// weight row `row` into `out`.
 ///
 /// # Safety
@@ -196,17 +189,6 @@ fn q4k_scales(packed: &[u8]) -> ([u8; 8], [u8; 8]) {
         };
     }
     (sc, mn)
-}
-
-/// The sum of the eight f32 lanes of `v` (ggml's `hsum_float_8`).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn hsum_f32(v: std::arch::x86_64::__m256) -> f32 {
-    use std::arch::x86_64::*;
-    let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
 }
 
 /// [`dot_rows`] for Q4_K and `R` rows from `r0`, in the lanes of ggml's AVX2
@@ -268,7 +250,7 @@ unsafe fn dot_q4k<const R: usize>(row: &[u8], x: &Q8K, r0: usize) -> [f32; R] {
     for (o, (acc, m)) in out.iter_mut().zip(acc.iter().zip(acc_m)) {
         let m = _mm_add_ps(m, _mm_movehl_ps(m, m));
         let m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        *o = hsum_f32(*acc) + _mm_cvtss_f32(m);
+        *o = hsum(*acc) + _mm_cvtss_f32(m);
     }
     out
 }
@@ -349,7 +331,7 @@ unsafe fn dot_q6k<const R: usize>(row: &[u8], x: &Q8K, r0: usize) -> [f32; R] {
     }
     let mut out = [0f32; R];
     for (o, acc) in out.iter_mut().zip(acc) {
-        *o = hsum_f32(acc);
+        *o = hsum(acc);
     }
     out
 }
@@ -423,7 +405,10 @@ mod tests {
             let (ours, bytes, _) = layer(kind, n, k, 9);
             let rows = 17;
             let x: Vec<f32> = (0..rows)
-                .flat_map(|r| test_tensor(&[k], 100 + r as u64, 0.1 + r as f32).to_vec1::<f32>().unwrap())
+                .flat_map(|r| {
+                    let row = test_tensor(&[k], 100 + r as u64, 0.1 + r as f32);
+                    row.to_vec1::<f32>().unwrap()
+                })
                 .collect();
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             let alone: Vec<Vec<u32>> = (0..rows)
@@ -433,7 +418,8 @@ mod tests {
                 for first in [0, rows - m] {
                     let got = ours.matmul(&bytes, &x[first * k..][..m * k]);
                     for (r, out) in got.chunks_exact(n).enumerate() {
-                        assert_eq!(bits(out), alone[first + r], "{kind:?}: row {r} of {m} from {first}");
+                        let what = format!("{kind:?}: row {r} of {m} from {first}");
+                        assert_eq!(bits(out), alone[first + r], "{what}");
                     }
                 }
             }

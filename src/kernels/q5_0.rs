@@ -26,11 +26,11 @@
 //! block's integer dot product is exact, and the blocks are summed in f32, in order.
 //!
 //! Decoding (one activation row per sequence, up to [`FEW_ROWS_MOST`]) unpacks each group in
-//! registers once for [`FEW_ROWS`] rows. A prompt (more rows) unpacks [`TILE`] weight rows at a
-//! time to bytes and multiplies each activation block with all of them while it is in a
-//! register. Both paths, and the AVX2 and VNNI integer
-//! products, give every output the same bits ([`super::q8_acts`]), so a row's outputs do not
-//! depend on the rows multiplied with it.
+//! registers once for [`FEW_ROWS`](super::q8_acts::FEW_ROWS) rows. A prompt (more rows)
+//! unpacks [`TILE`] weight rows at a time to bytes and multiplies each activation block with all
+//! of them while it is in a register. Both paths, and the AVX2 and VNNI integer products, give
+//! every output the same bits ([`super::q8_acts`]), so a row's outputs do not depend on the rows
+//! multiplied with it.
 //!
 //! Not for: other block types, GPUs, or CPUs without AVX2 and FMA ([`Q5Linear::new`] says `None`
 //! and the caller keeps candle's path).
@@ -38,7 +38,7 @@
 use super::cpu::KernelSet;
 #[cfg(target_arch = "x86_64")]
 use super::q8_acts::{hsum, offset_quads, offset_quads_vnni};
-use super::q8_acts::{Q8Acts, Tile, FEW_ROWS, FEW_ROWS_MOST, QK, TILE};
+use super::q8_acts::{decode_rows, Q8Acts, Tile, FEW_ROWS_MOST, QK, TILE};
 use candle_core::{Result, Tensor};
 use half::f16;
 
@@ -117,30 +117,17 @@ impl Q5Linear {
     fn matmul_with(&self, set: KernelSet, acts: &Q8Acts, m: usize, dst: &mut [f32]) {
         super::cpu::check_set(set);
         let n = self.n;
-        let out = super::cpu::SharedOut::new(dst);
         if m <= FEW_ROWS_MOST {
             // Decoding (one row per sequence): each weight row is unpacked in registers once
-            // per [`FEW_ROWS`] activation rows and never leaves them.
-            let rows = |range: std::ops::Range<usize>| {
-                let mut v = [0f32; FEW_ROWS];
-                for j in range {
-                    for r0 in (0..m).step_by(FEW_ROWS) {
-                        let v = &mut v[..FEW_ROWS.min(m - r0)];
-                        // SAFETY: `new` returned Some only where AVX2 and FMA are present, and
-                        // `set` is at most what the CPU has; rows r0.. are rows of `acts`;
-                        // each index of dst is written by exactly one work item.
-                        unsafe {
-                            dot_q5_rows(set, self.row(j), acts, r0, v);
-                            for (i, &v) in v.iter().enumerate() {
-                                out.write((r0 + i) * n + j, v);
-                            }
-                        }
-                    }
-                }
-            };
-            candle_core::utils::barrier_pool().execute_chunked(n, rows);
+            // per `FEW_ROWS` activation rows and never leaves them.
+            decode_rows(n, m, dst, |j, r0, v| {
+                // SAFETY: `new` returned Some only where AVX2 and FMA are present, and `set` is
+                // at most what the CPU has; `decode_rows` passes rows r0.. of `acts`.
+                unsafe { dot_q5_rows(set, self.row(j), acts, r0, v) }
+            });
             return;
         }
+        let out = super::cpu::SharedOut::new(dst);
         // A prompt: each tile of weight rows is unpacked once and multiplied by every
         // activation row.
         let rows = |range: std::ops::Range<usize>| {
@@ -339,7 +326,8 @@ unsafe fn unpack_group(
     (scales, values)
 }
 
-/// For activation rows `r0..r0 + out.len()` (at most [`FEW_ROWS`]), each row's sum over blocks
+/// For activation rows `r0..r0 + out.len()` (at most [`FEW_ROWS`](super::q8_acts::FEW_ROWS)),
+/// each row's sum over blocks
 /// of scale_w · scale_x · (integer dot product) into `out`, unpacking the weights in registers
 /// once for all of them, with the kernels of `set`. Every row gets the operations of a call of
 /// that row alone, in the same order.

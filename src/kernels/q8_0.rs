@@ -11,9 +11,10 @@
 //! The arithmetic is llama.cpp's and candle's for Q8_0 × Q8_0: the activations are quantized to
 //! Q8_0 blocks ([`Q8Acts`]), each block's integer dot product is exact, and the blocks are summed
 //! in f32, in order. Decoding (one activation row per sequence, up to [`FEW_ROWS_MOST`]) reads
-//! each weight block once for [`FEW_ROWS`] rows. A prompt (more rows) converts [`TILE`] weight
-//! rows' scales once and multiplies each activation block with all of them while it is in a
-//! register; every path and kernel set gives an output the same bits ([`super::q8_acts`]).
+//! each weight block once for [`FEW_ROWS`](super::q8_acts::FEW_ROWS) rows. A prompt (more rows)
+//! converts [`TILE`] weight rows' scales once and multiplies each activation block with all of
+//! them while it is in a register; every path and kernel set gives an output the same bits
+//! ([`super::q8_acts`]).
 //!
 //! Not for: other block types, GPUs, or CPUs without AVX2 and FMA ([`Q8Linear::new`] says `None`
 //! and the caller keeps candle's path).
@@ -21,7 +22,7 @@
 use super::cpu::KernelSet;
 #[cfg(target_arch = "x86_64")]
 use super::q8_acts::{hsum, signed_quads, signed_quads_vnni};
-use super::q8_acts::{Q8Acts, Tile, FEW_ROWS, FEW_ROWS_MOST, QK, TILE};
+use super::q8_acts::{decode_rows, Q8Acts, Tile, FEW_ROWS_MOST, QK, TILE};
 use candle_core::{Result, Tensor};
 
 /// Bytes per Q8_0 block: f16 scale, 32 signed bytes.
@@ -80,30 +81,17 @@ impl Q8Linear {
         let (n, blocks) = (self.n, self.k / QK);
         let row_bytes = blocks * BLOCK_BYTES;
         let row = |j: usize| &self.blocks[j * row_bytes..(j + 1) * row_bytes];
-        let out = super::cpu::SharedOut::new(dst);
         if m <= FEW_ROWS_MOST {
-            // Decoding (one row per sequence): each weight row is read once per [`FEW_ROWS`]
+            // Decoding (one row per sequence): each weight row is read once per `FEW_ROWS`
             // activation rows.
-            let rows = |range: std::ops::Range<usize>| {
-                let mut v = [0f32; FEW_ROWS];
-                for j in range {
-                    for r0 in (0..m).step_by(FEW_ROWS) {
-                        let v = &mut v[..FEW_ROWS.min(m - r0)];
-                        // SAFETY: `new` returned Some only where AVX2 and FMA are present, and
-                        // `set` is at most what the CPU has; rows r0.. are rows of `acts`;
-                        // each index of dst is written by exactly one work item.
-                        unsafe {
-                            dot_rows(set, row(j), acts, r0, v);
-                            for (i, &v) in v.iter().enumerate() {
-                                out.write((r0 + i) * n + j, v);
-                            }
-                        }
-                    }
-                }
-            };
-            candle_core::utils::barrier_pool().execute_chunked(n, rows);
+            decode_rows(n, m, dst, |j, r0, v| {
+                // SAFETY: `new` returned Some only where AVX2 and FMA are present, and `set` is
+                // at most what the CPU has; `decode_rows` passes rows r0.. of `acts`.
+                unsafe { dot_rows(set, row(j), acts, r0, v) }
+            });
             return;
         }
+        let out = super::cpu::SharedOut::new(dst);
         // A prompt: tiles of weight rows, their scales converted once, times every row.
         let rows = |range: std::ops::Range<usize>| {
             let mut tile = Tile::new(blocks, blocks, false);
@@ -132,10 +120,10 @@ impl Q8Linear {
     }
 }
 
-/// For activation rows `r0..r0 + out.len()` (at most [`FEW_ROWS`]), each row's sum over blocks
-/// of scale_w · scale_x · (integer dot product) into `out`, the weight row read once for all of
-/// them, with the kernels of `set`. Every row gets the operations of a call of that row alone,
-/// in the same order.
+/// For activation rows `r0..r0 + out.len()` (at most [`FEW_ROWS`](super::q8_acts::FEW_ROWS)),
+/// each row's sum over blocks of scale_w · scale_x · (integer dot product) into `out`, the
+/// weight row read once for all of them, with the kernels of `set`. Every row gets the
+/// operations of a call of that row alone, in the same order.
 ///
 /// # Safety
 /// The CPU has the kernels of `set` (AVX2 and FMA at least); `r0..r0 + out.len()` are rows of

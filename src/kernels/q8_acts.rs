@@ -143,6 +143,36 @@ pub(crate) const FEW_ROWS: usize = 8;
 /// the prompt path's [`Tile`], whose unpacking to memory pays off over many rows.
 pub(crate) const FEW_ROWS_MOST: usize = 16;
 
+/// The decode paths' loop, shared by `q5_0`, `q8_0` and `kquants`: `dst` (m rows of `n`, m at
+/// most [`FEW_ROWS_MOST`]) from `dot(j, r0, out)`, which gives weight row `j`'s outputs for
+/// activation rows `r0..r0 + out.len()` (at most [`FEW_ROWS`] of them). The weight rows are
+/// split over candle's kernel threads (the pool candle's own matmuls use, so the two never
+/// compete); each is read once per [`FEW_ROWS`] activation rows.
+pub(crate) fn decode_rows(
+    n: usize,
+    m: usize,
+    dst: &mut [f32],
+    dot: impl Fn(usize, usize, &mut [f32]) + Sync,
+) {
+    assert!(m <= FEW_ROWS_MOST && dst.len() == m * n, "{m} rows of {n} in {}", dst.len());
+    let out = super::cpu::SharedOut::new(dst);
+    let rows = |range: std::ops::Range<usize>| {
+        let mut v = [0f32; FEW_ROWS];
+        for j in range {
+            for r0 in (0..m).step_by(FEW_ROWS) {
+                let v = &mut v[..FEW_ROWS.min(m - r0)];
+                dot(j, r0, v);
+                for (i, &v) in v.iter().enumerate() {
+                    // SAFETY: (r0 + i) * n + j < m * n, and column j is written only by the
+                    // work item that holds weight row j.
+                    unsafe { out.write((r0 + i) * n + j, v) };
+                }
+            }
+        }
+    };
+    candle_core::utils::barrier_pool().execute_chunked(n, rows);
+}
+
 /// Weight rows of a prompt path's tile: each activation block is loaded once for this many rows
 /// with AVX-512 (32 registers), their accumulators in registers; AVX2 (16 registers) goes over
 /// the tile in two passes of half as many. (On the test machine's EPYC, an 896×896 Q5_0 matmul
@@ -298,7 +328,8 @@ unsafe fn tile_pairs_vnni(w: &Tile, x: &Q8Acts, r: usize, unsigned: bool) -> [f3
     let at = r * x.stride;
     let zero = _mm512_setzero_si512();
     for b in 0..w.blocks {
-        let y = _mm512_broadcast_i64x4(_mm256_loadu_si256(x.qs.as_ptr().add(at + b) as *const __m256i));
+        let y = _mm256_loadu_si256(x.qs.as_ptr().add(at + b) as *const __m256i);
+        let y = _mm512_broadcast_i64x4(y);
         let start = if unsigned {
             let offset =
                 _mm256_loadu_si256(x.offset.as_ptr().add(at + b) as *const __m256i);
