@@ -350,6 +350,10 @@ unsafe fn kernel_vnni(_: &[i8], _: &[i8], _: &[i32], _: &mut [[i32; NR]; MR]) {
 mod tests {
     use super::*;
 
+    use crate::kernels::cpu::test_tensor;
+    use candle_core::Device;
+    use candle_core::Module;
+
     #[test]
     fn round_half_away_is_round() {
         let below_half = 0.5f32.next_down();
@@ -361,9 +365,6 @@ mod tests {
             assert!(want == got || (want.is_nan() && got.is_nan()), "{v}: {want} vs {got}");
         }
     }
-    use crate::kernels::cpu::test_tensor;
-    use candle_core::Device;
-    use candle_core::Module;
 
     /// The same product in plain integer arithmetic on the same quantized values.
     fn reference(w: &[Vec<f32>], x: &[Vec<f32>], bias: &[f32]) -> Vec<Vec<f32>> {
