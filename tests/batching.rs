@@ -132,8 +132,9 @@ fn check(path: &Path) {
 }
 
 /// A cache that grew for a long sequence and was cut back (as the chat backend reuses its
-/// caches, keeping the system prompt) gives the bits a fresh cache gives: the logits do not
-/// depend on how much room the cache's buffers have.
+/// caches, keeping the system prompt), or that a computed head was copied into, gives the bits a
+/// fresh cache gives: the logits do not depend on how much room the cache's buffers have, nor on
+/// whether the head was computed in it.
 fn check_history(path: &Path) {
     let model = load(path, 1024);
     let head: Vec<u32> = (0..5).map(|i| 7 + i).collect();
@@ -157,6 +158,36 @@ fn check_history(path: &Path) {
     assert!(
         run(&mut reused) == expected,
         "{}: a cache grown by a long sequence and cut back gives other logits",
+        path.display()
+    );
+    // A head computed once and copied into other caches (as the chat backend keeps its heads):
+    // into a fresh cache, and into one that held a long sequence; the snapshot is not changed
+    // by what the caches it went into write after it.
+    let mut computed = model.new_cache();
+    model.forward(&head, &mut computed).unwrap();
+    let kept = computed.snapshot().unwrap();
+    assert_eq!(kept.len(), head.len());
+    let mut copied = model.new_cache();
+    copied.restore(&kept).unwrap();
+    assert!(
+        run(&mut copied) == expected,
+        "{}: a head copied into a fresh cache gives other logits",
+        path.display()
+    );
+    let mut used = model.new_cache();
+    model.forward(&long, &mut used).unwrap();
+    used.restore(&kept).unwrap();
+    assert_eq!(used.len(), head.len());
+    assert!(
+        run(&mut used) == expected,
+        "{}: a head copied into a used cache gives other logits",
+        path.display()
+    );
+    let mut again = model.new_cache();
+    again.restore(&kept).unwrap();
+    assert!(
+        run(&mut again) == expected,
+        "{}: the kept head changed after a copy of it was written after",
         path.display()
     );
 }

@@ -22,7 +22,9 @@
 //! metadata, and the end-of-turn tokens of the common formats); a thinking model's
 //! `<think>...</think>` is removed from every answer before it is used.
 //!
-//! Determinism: the system prompt is always computed as one forward pass of its own, and the
+//! Determinism: a prompt's head (the system prompt, and the examples that come before the text in
+//! a retry's strict framing or in a marked text's request) is always computed as one forward pass
+//! of its own from an empty cache, or copied from such a pass computed once (`heads`), and the
 //! rest of the prompt as a second one, whether or not the cache was reused, so the numbers (and
 //! so the greedy output) do not depend on what a worker did before, nor on which other
 //! conversations share a batched pass.
@@ -47,6 +49,11 @@ use crate::{Error, Result};
 /// Tokens reserved for the brief a `summarize` call writes.
 const BRIEF_TOKENS: usize = 512;
 
+/// The most heads [`GgufChat`] keeps computed. A run has a few (the system prompts of
+/// translation and briefs, with and without the markup note, and with the examples); a head
+/// past these is computed in each conversation that has it.
+const MOST_HEADS: usize = 8;
+
 /// A loaded chat model with its prompts.
 pub struct GgufChat {
     name: String,
@@ -61,8 +68,12 @@ pub struct GgufChat {
     prompts: Prompts,
     sampling: SamplingConfig,
     stop_ids: Vec<u32>,
-    /// Caches whose first tokens hold a computed system prompt, with those tokens.
+    /// Caches whose first tokens hold a computed head (the system prompt, say), with those
+    /// tokens.
     pool: Mutex<Vec<(KvCache, Vec<u32>)>>,
+    /// Heads computed once, by their tokens: the system prompt, and the system prompt with the
+    /// retries' examples (see [`Self::chat`]). At most [`MOST_HEADS`].
+    heads: Mutex<Vec<(Vec<u32>, Arc<KvCache>)>>,
     /// Whether the previous window (source and translation) is shown as context (0: no).
     context_paragraphs: usize,
     /// Most source tokens translated in one request (see `super::faithful`).
@@ -200,6 +211,7 @@ impl GgufChat {
             sampling: settings.sampling,
             stop_ids,
             pool: Mutex::new(Vec::new()),
+            heads: Mutex::new(Vec::new()),
             context_paragraphs: settings.context_paragraphs,
             window_tokens: settings.window_tokens.max(1),
             brief_overhead,
@@ -231,16 +243,19 @@ impl GgufChat {
 
     /// Runs one conversation: `system`, then `turns` (user, assistant, ..., user), and returns
     /// the assistant's answer. The answer starts with `prefill` (plain text, often empty), which
-    /// is part of the prompt and not of the returned text.
+    /// is part of the prompt and not of the returned text. The first `fixed` turns are the same
+    /// in every conversation that has them (examples): with the system prompt, they are the
+    /// conversation's head, computed once and copied into the caches that need it.
     fn chat(
         &self,
         system: &str,
         turns: &[(Role, &str)],
+        fixed: usize,
         prefill: &str,
         max_new: usize,
     ) -> Result<Output<String>> {
         let prompt = (self.template)
-            .prompt(&self.tokenizer, system, turns, prefill)
+            .prompt_with_fixed(&self.tokenizer, system, turns, fixed, prefill)
             .map_err(|e| Error::model(&self.name, format!("chat template: {e}")))?;
         let (head, rest) = prompt.ids.split_at(prompt.head);
         let prompt_len = prompt.ids.len();
@@ -262,17 +277,20 @@ impl GgufChat {
             Some(slot) => slot.forward(ids, cache),
             None => model.forward(ids, cache),
         };
-        let (mut cache, cached) = self
-            .pool
-            .lock()
-            .map_err(|_| Error::msg("a worker panicked while holding the cache pool"))?
-            .pop()
-            .unwrap_or_else(|| (self.model.new_cache(), Vec::new()));
+        let (mut cache, cached) = {
+            let mut pool = self
+                .pool
+                .lock()
+                .map_err(|_| Error::msg("a worker panicked while holding the cache pool"))?;
+            // A cache that holds this head already, else any.
+            let found = pool.iter().rposition(|(_, h)| h == head);
+            found
+                .map(|i| pool.swap_remove(i))
+                .or_else(|| pool.pop())
+                .unwrap_or_else(|| (self.model.new_cache(), Vec::new()))
+        };
         if cached != head {
-            cache.truncate(0);
-            if !head.is_empty() {
-                forward(head, &mut cache)?;
-            }
+            self.start_with_head(head, &mut cache, &forward)?;
         } else {
             cache.truncate(head.len());
         }
@@ -304,6 +322,8 @@ impl GgufChat {
         tracing::debug!(
             model = %self.name,
             prompt = prompt_len,
+            head = head.len(),
+            head_reused = cached == head,
             prefill_tok_s = format!("{:.1}", rest.len() as f64 / prefill_s.max(1e-9)),
             generated = generated.ids.len(),
             decode_tok_s = format!("{:.1}", generated.ids.len() as f64 / decode_s.max(1e-9)),
@@ -322,6 +342,36 @@ impl GgufChat {
                 ..Usage::default()
             },
         })
+    }
+
+    /// Puts `head` into the empty start of `cache`: a copy of the head computed before, or the
+    /// head computed now (by `forward`, as one pass from an empty cache) and kept. Either way
+    /// the cache holds the bits of that one pass, so what follows does not depend on which.
+    fn start_with_head(
+        &self,
+        head: &[u32],
+        cache: &mut KvCache,
+        forward: &dyn Fn(&[u32], &mut KvCache) -> candle_core::Result<candle_core::Tensor>,
+    ) -> Result<()> {
+        cache.truncate(0);
+        if head.is_empty() {
+            return Ok(());
+        }
+        let heads = || {
+            self.heads
+                .lock()
+                .map_err(|_| Error::msg("a worker panicked while holding the computed heads"))
+        };
+        let kept = heads()?.iter().find(|(h, _)| h == head).map(|(_, c)| c.clone());
+        if let Some(kept) = kept {
+            return Ok(cache.restore(&kept)?);
+        }
+        forward(head, cache)?;
+        let mut heads = heads()?;
+        if heads.len() < MOST_HEADS && !heads.iter().any(|(h, _)| h == head) {
+            heads.push((head.to_vec(), Arc::new(cache.snapshot()?)));
+        }
+        Ok(())
     }
 
     fn count(&self, text: &str) -> Result<usize> {
@@ -376,6 +426,13 @@ impl GgufChat {
         } else {
             shown
         };
+        // The examples (the strict framing's, the marked one) are the same in every request
+        // that has them, and so part of its head; the context is not.
+        let fixed = if markup || framing == Framing::Strict {
+            2 * shown.len()
+        } else {
+            0
+        };
         for (source, english) in &shown {
             turns.push((Role::User, source));
             turns.push((Role::Assistant, english));
@@ -390,7 +447,7 @@ impl GgufChat {
         } else {
             std::borrow::Cow::Borrowed(self.prompts.translate_system.as_str())
         };
-        let out = self.chat(&system, &turns, prefill, 3 * n + 64)?;
+        let out = self.chat(&system, &turns, fixed, prefill, 3 * n + 64)?;
         let answer = one_line(&out.value);
         let value = match framing {
             Framing::Plain => answer,
@@ -603,6 +660,7 @@ impl GgufChat {
         self.chat(
             &self.prompts.brief_system,
             &[(Role::User, &user)],
+            0,
             "",
             BRIEF_TOKENS,
         )

@@ -306,6 +306,21 @@ impl ChatTemplate {
         turns: &[(Role, &str)],
         prefill: &str,
     ) -> Result<Prompt, String> {
+        self.prompt_with_fixed(tokenizer, system, turns, 0, prefill)
+    }
+
+    /// [`prompt`](Self::prompt), where the first `fixed` turns are the same text in every
+    /// conversation that has them (examples, say): the head is then the system turn and those
+    /// turns, when the template renders them as the start of the whole conversation (else the
+    /// system turn alone, as with `fixed` 0).
+    pub fn prompt_with_fixed(
+        &self,
+        tokenizer: &GgufTokenizer,
+        system: &str,
+        turns: &[(Role, &str)],
+        fixed: usize,
+        prefill: &str,
+    ) -> Result<Prompt, String> {
         let mut messages = vec![(Role::System, 0)];
         messages.extend(turns.iter().enumerate().map(|(i, (role, _))| (*role, i + 1)));
         let texts: Vec<&str> = std::iter::once(system)
@@ -315,12 +330,18 @@ impl ChatTemplate {
         if self.think_off && !rendered.ends_with(EMPTY_THINK) {
             rendered.push_str(EMPTY_THINK);
         }
-        // The system turn alone, when the whole render starts with it, is the head.
-        // (A template that refuses a conversation of the system text alone has no head.)
-        let head_end = match self.render(&messages[..1], false) {
-            Ok(system_only) if rendered.starts_with(&system_only) => system_only.len(),
-            _ => 0,
-        };
+        // The system turn and the fixed turns, or else the system turn alone, when the whole
+        // render starts with it, is the head. (A template that refuses a conversation of the
+        // system text alone has no head; one that renders a last answer otherwise than an
+        // earlier one, as Qwen3's, has no head of fixed turns.)
+        let fixed = fixed.min(turns.len().saturating_sub(1));
+        let head_end = [1 + fixed, 1]
+            .into_iter()
+            .find_map(|n| match self.render(&messages[..n], false) {
+                Ok(start) if rendered.starts_with(&start) => Some(start.len()),
+                _ => None,
+            })
+            .unwrap_or(0);
 
         let pieces = self.pieces(tokenizer, &rendered, &texts)?;
         let mut ids = Vec::new();
@@ -641,6 +662,44 @@ mod tests {
         let builtin = ChatTemplate::load("gemma3", &tok_none, None).unwrap();
         assert_eq!(builtin.source(), TemplateSource::Builtin(BuiltinTemplate::Gemma));
         assert_eq!(builtin.prompt(&tok_none, "Tu traduis.", &TURNS, "").unwrap().ids, expected);
+    }
+
+    #[test]
+    fn fixed_turns_join_the_head_where_the_template_starts_with_them() {
+        let tok = tokenizer(&TinyChat::default());
+        let template = ChatTemplate::load("qwen2", &tok, None).unwrap();
+        let plain = template.prompt(&tok, "Tu traduis.", &TURNS, "").unwrap();
+        let fixed = template.prompt_with_fixed(&tok, "Tu traduis.", &TURNS, 2, "").unwrap();
+        assert_eq!(fixed.ids, plain.ids, "the same conversation");
+        // The head runs to the end of the fixed answer's turn: all but the last user turn and
+        // the generation prompt.
+        let first_two = chatml_by_hand(&tok, "Tu traduis.", &TURNS[..2], "");
+        let generation = 1 + tok.encode("assistant\n").unwrap().len();
+        assert_eq!(fixed.head, first_two.len() - generation);
+        assert!(fixed.head > plain.head);
+        // Never the last turn, however many are called fixed.
+        let all = template.prompt_with_fixed(&tok, "Tu traduis.", &TURNS, 9, "").unwrap();
+        assert_eq!(all.head, fixed.head);
+
+        // A template that writes a conversation's last answer otherwise than an earlier one
+        // (as Qwen3's adds a thinking block) has no head of fixed turns: the system turn alone.
+        let file_template = "{%- for message in messages %}\
+            {%- if message.role == 'assistant' and loop.last %}\
+            {{- '<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' + message.content + '<|im_end|>\\n' }}\
+            {%- else %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}\
+            {%- endif %}{%- endfor %}\
+            {%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
+        let special = ["<think>", "</think>"];
+        let tok = tokenizer(&TinyChat {
+            template: Some(file_template),
+            extra_special: &special,
+        });
+        let template = ChatTemplate::load("qwen2", &tok, None).unwrap();
+        let plain = template.prompt(&tok, "Tu traduis.", &TURNS, "").unwrap();
+        let fixed = template.prompt_with_fixed(&tok, "Tu traduis.", &TURNS, 2, "").unwrap();
+        assert_eq!(fixed.ids, chatml_by_hand(&tok, "Tu traduis.", &TURNS, ""));
+        assert_eq!(fixed, plain);
+        assert_eq!(plain.head, 3 + tok.encode("system\nTu traduis.").unwrap().len());
     }
 
     #[test]

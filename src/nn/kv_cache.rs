@@ -100,6 +100,50 @@ impl KvCache {
     pub fn layers_mut(&mut self) -> &mut [LayerCache] {
         &mut self.layers
     }
+
+    /// A copy of what the cache holds, in buffers of its own that are exactly that long: a
+    /// computed prompt prefix kept to be [`restore`](Self::restore)d into other caches.
+    pub fn snapshot(&self) -> Result<KvCache> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let copy = |t: &Option<Tensor>| -> Result<Option<Tensor>> {
+                    t.as_ref()
+                        .map(|t| t.narrow(2, 0, l.len)?.contiguous()?.copy())
+                        .transpose()
+                };
+                Ok(LayerCache {
+                    k: copy(&l.k)?,
+                    v: copy(&l.v)?,
+                    len: l.len,
+                    cap: l.cap,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { layers })
+    }
+
+    /// Replaces what the cache holds with a copy of `from`'s positions (a [`snapshot`]), written
+    /// into this cache's own buffers: the same bits a forward pass over those tokens wrote.
+    ///
+    /// [`snapshot`]: Self::snapshot
+    pub fn restore(&mut self, from: &KvCache) -> Result<()> {
+        if from.layers.len() != self.layers.len() {
+            candle_core::bail!(
+                "a cache of {} layers cannot take a snapshot of {}",
+                self.layers.len(),
+                from.layers.len()
+            )
+        }
+        self.truncate(0);
+        for (layer, from) in self.layers.iter_mut().zip(&from.layers) {
+            if let (Some(k), Some(v), true) = (&from.k, &from.v, from.len > 0) {
+                layer.append(&k.narrow(2, 0, from.len)?, &v.narrow(2, 0, from.len)?)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl LayerCache {
