@@ -37,7 +37,8 @@ pub(crate) struct Q8Acts {
 
 impl Q8Acts {
     /// The rows of `x` (rows of `k` values, `k` a multiple of 32), each padded to a multiple of
-    /// `group` blocks.
+    /// `group` blocks. A prompt's rows (more than [`PARALLEL_ROWS`]) are quantized over candle's
+    /// kernel threads, each row as one thread would: the same bits.
     pub(crate) fn quantize(x: &[f32], k: usize, group: usize) -> Self {
         let stride = (k / QK).div_ceil(group) * group;
         let rows = x.len() / k;
@@ -47,24 +48,134 @@ impl Q8Acts {
             d: vec![0.0; rows * stride],
             offset: vec![[0; 8]; rows * stride],
         };
-        for (r, row) in x.chunks_exact(k).enumerate() {
-            for (i, chunk) in row.chunks_exact(QK).enumerate() {
-                let at = r * stride + i;
-                let amax = chunk.iter().fold(0f32, |a, v| a.max(v.abs()));
-                let d = amax / 127.0;
-                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                let qs = &mut acts.qs[at];
-                for (q, v) in qs.iter_mut().zip(chunk) {
-                    *q = (v * id).round() as i8;
-                }
-                for (o, four) in acts.offset[at].iter_mut().zip(qs.chunks_exact(4)) {
-                    *o = 16 * four.iter().map(|&v| i32::from(v)).sum::<i32>();
-                }
-                acts.d[at] = f16::from_f32(d).to_f32();
+        if rows <= PARALLEL_ROWS {
+            for (r, row) in x.chunks_exact(k).enumerate() {
+                let at = r * stride;
+                let blocks = k / QK;
+                quantize_row(
+                    row,
+                    &mut acts.qs[at..at + blocks],
+                    &mut acts.d[at..at + blocks],
+                    &mut acts.offset[at..at + blocks],
+                );
             }
+            return acts;
         }
+        struct Out(*mut [i8; QK], *mut f32, *mut [i32; 8]);
+        // SAFETY: each row's blocks are written by the one thread its index is given to, and
+        // the buffers outlive the pool call.
+        unsafe impl Sync for Out {}
+        let out = Out(
+            acts.qs.as_mut_ptr(),
+            acts.d.as_mut_ptr(),
+            acts.offset.as_mut_ptr(),
+        );
+        let out = &out;
+        candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
+            for r in range {
+                let (at, blocks) = (r * stride, k / QK);
+                // SAFETY: rows are disjoint ranges of blocks within the buffers (see `Out`).
+                unsafe {
+                    quantize_row(
+                        &x[r * k..(r + 1) * k],
+                        std::slice::from_raw_parts_mut(out.0.add(at), blocks),
+                        std::slice::from_raw_parts_mut(out.1.add(at), blocks),
+                        std::slice::from_raw_parts_mut(out.2.add(at), blocks),
+                    )
+                };
+            }
+        });
         acts
     }
+}
+
+/// Rows of activations above which [`Q8Acts::quantize`] splits them over the kernel threads:
+/// a decoding step's few rows cost less than waking the threads.
+const PARALLEL_ROWS: usize = 16;
+
+/// One row of `k` values into its `k / 32` blocks: with AVX2 where the CPU has it, else
+/// [`quantize_row_scalar`]; the same bits either way.
+fn quantize_row(row: &[f32], qs: &mut [[i8; QK]], d: &mut [f32], offset: &mut [[i32; 8]]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::cpu::has_avx2_fma() {
+        for (i, chunk) in row.chunks_exact(QK).enumerate() {
+            // SAFETY: AVX2 and FMA were just checked for; `chunk` holds 32 values.
+            d[i] = unsafe { quantize_block_avx2(chunk, &mut qs[i], &mut offset[i]) };
+        }
+        return;
+    }
+    quantize_row_scalar(row, qs, d, offset);
+}
+
+/// [`quantize_row`] one value at a time: the definition the vector code must match.
+fn quantize_row_scalar(row: &[f32], qs: &mut [[i8; QK]], d: &mut [f32], offset: &mut [[i32; 8]]) {
+    for (i, chunk) in row.chunks_exact(QK).enumerate() {
+        let amax = chunk.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let scale = amax / 127.0;
+        let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+        for (q, v) in qs[i].iter_mut().zip(chunk) {
+            *q = (v * id).round() as i8;
+        }
+        for (o, four) in offset[i].iter_mut().zip(qs[i].chunks_exact(4)) {
+            *o = 16 * four.iter().map(|&v| i32::from(v)).sum::<i32>();
+        }
+        d[i] = f16::from_f32(scale).to_f32();
+    }
+}
+
+/// One block of [`quantize_row_scalar`] eight values at a time; returns its scale. The same
+/// max of the magnitudes, the same product by the inverse scale, rounded half away from zero
+/// as `f32::round` does (truncated, then one added away from zero where the fraction's
+/// magnitude is at least a half: the subtraction is exact), and the offsets from the bytes by
+/// `maddubs`/`madd`, exact. (A NaN activation, which no model gives, could round otherwise.)
+///
+/// # Safety
+/// The CPU has AVX2 and FMA, and `x` holds 32 values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_block_avx2(x: &[f32], qs: &mut [i8; QK], offset: &mut [i32; 8]) -> f32 {
+    debug_assert_eq!(x.len(), QK);
+    let p = x.as_ptr();
+    let v = [
+        _mm256_loadu_ps(p),
+        _mm256_loadu_ps(p.add(8)),
+        _mm256_loadu_ps(p.add(16)),
+        _mm256_loadu_ps(p.add(24)),
+    ];
+    let sign = _mm256_set1_ps(-0.0);
+    let mut m = _mm256_andnot_ps(sign, v[0]);
+    for &vi in &v[1..] {
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, vi));
+    }
+    let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    let m1 = _mm_max_ss(m2, _mm_movehdup_ps(m2));
+    let amax = _mm_cvtss_f32(m1);
+    let scale = amax / 127.0;
+    let id = _mm256_set1_ps(if scale != 0.0 { 1.0 / scale } else { 0.0 });
+    let half = _mm256_set1_ps(0.5);
+    let one = _mm256_set1_ps(1.0);
+    let round = |v: __m256| {
+        let x = _mm256_mul_ps(v, id);
+        let t = _mm256_round_ps(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        let frac = _mm256_andnot_ps(sign, _mm256_sub_ps(x, t));
+        let up = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ), one);
+        let away = _mm256_or_ps(up, _mm256_and_ps(x, sign));
+        _mm256_cvtps_epi32(_mm256_add_ps(t, away))
+    };
+    let [a, b, c, e] = v.map(round);
+    // Packing interleaves the 128-bit lanes; the permutation puts the values back in order.
+    let ab = _mm256_packs_epi32(a, b);
+    let ce = _mm256_packs_epi32(c, e);
+    let bytes = _mm256_permutevar8x32_epi32(
+        _mm256_packs_epi16(ab, ce),
+        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
+    );
+    _mm256_storeu_si256(qs.as_mut_ptr() as *mut __m256i, bytes);
+    let pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), bytes);
+    let quads = _mm256_madd_epi16(pairs, _mm256_set1_epi16(16));
+    _mm256_storeu_si256(offset.as_mut_ptr() as *mut __m256i, quads);
+    f16::from_f32(scale).to_f32()
 }
 
 /// The sum of the eight lanes of `v`.
@@ -378,6 +489,39 @@ tile_dot!(tile_offset_vnni, "avx2,fma,avx512f,avx512vl,avx512vnni", offset_quads
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vector_quantization_gives_the_scalar_bits() {
+        if !super::super::cpu::has_avx2_fma() {
+            eprintln!("SKIP: this CPU has no AVX2/FMA");
+            return;
+        }
+        // Random blocks, a block of zeros, blocks of exact halves (ties round away from zero),
+        // and a block whose largest magnitude is negative.
+        let k = 32 * 40;
+        let mut x: Vec<f32> = super::super::cpu::test_tensor(&[k], 11, 9.0)
+            .to_vec1::<f32>()
+            .unwrap();
+        x[32..64].fill(0.0);
+        // A magnitude of 127 makes the scale exactly 1: the values stay halves.
+        for (i, v) in x[64..96].iter_mut().enumerate() {
+            *v = if i == 0 { 127.0 } else { i as f32 - 16.5 };
+        }
+        for (i, v) in x[96..128].iter_mut().enumerate() {
+            *v = if i == 5 { -127.0 } else { 0.5 - i as f32 };
+        }
+        let blocks = k / 32;
+        let (mut qs, mut d, mut off) = (vec![[0; QK]; blocks], vec![0.0; blocks], vec![[0; 8]; blocks]);
+        let (mut qs2, mut d2, mut off2) = (qs.clone(), d.clone(), off.clone());
+        quantize_row(&x, &mut qs, &mut d, &mut off);
+        quantize_row_scalar(&x, &mut qs2, &mut d2, &mut off2);
+        assert_eq!(qs, qs2);
+        assert_eq!(d.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), d2.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(off, off2);
+        // The ties went away from zero.
+        assert_eq!((d[2], qs[2][1], qs[2][31]), (1.0, -16, 15));
+        assert_eq!((d[3], qs[3][0], qs[3][2]), (1.0, 1, -2));
+    }
 
     #[test]
     fn blocks_scales_offsets_and_padding() {
