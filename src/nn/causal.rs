@@ -224,7 +224,11 @@ impl SelfAttention {
                     .reshape((b, self.num_kv_heads, rep * seq, kv_len))?
             }
         };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = if scores.device().is_cpu() && scores.dtype() == candle_core::DType::F32 {
+            crate::kernels::attention_softmax::softmax_last_dim(&scores)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
         let out = probs.matmul(&v)?; // (b, kv_heads, rep*seq, head_dim)
         out.reshape((b, self.num_heads, seq, self.head_dim))?
             .transpose(1, 2)?
