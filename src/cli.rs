@@ -371,6 +371,7 @@ fn parse_args() -> Cli {
 /// Parses the command line and runs it; the binary's whole `main`.
 pub fn main() -> ExitCode {
     let cli = parse_args();
+    crate::device::set_kernel_spin_limit();
     init_tracing(cli.quiet, cli.verbose);
     crate::kernels::cpu::log_kernel_set();
     if let Err(problem) = crate::device::check_cpu() {
