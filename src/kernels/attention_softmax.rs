@@ -5,12 +5,9 @@
 //! What it is for: in a prompt's attention (`crate::nn::causal`), every query row has a score
 //! for every position, and the causal mask hides about half of them (-inf). candle's softmax
 //! takes `exp` of every score, on rayon's threads, which the kernel threads, spinning between
-//! two matrix products, compete with on a small machine.
-//!
-//! The arithmetic of a row, as candle's: the max (`f32::max` in order), `exp(s - max)` per
-//! score, the sum by candle's `VecOps::vec_reduce_sum` over the whole row, each value divided by
-//! it. A score of -inf gives 0, which is what `exp(-inf - max)` is for a finite max, and a zero
-//! adds nothing to any partial sum, so the bits are candle's.
+//! two matrix products, compete with on a small machine. (The encoder-decoder models' attention,
+//! `crate::nn::attention`, keeps candle's: its rows are a step's single query per beam, and this
+//! one measured no faster there.)
 //!
 //! Not for: a decoding step's attention (`super::decode_attention`), beam search's log-softmax
 //! (`super::softmax`), GPUs (the caller keeps candle's op there).
