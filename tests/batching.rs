@@ -162,7 +162,7 @@ fn check_history(path: &Path) {
     );
     // A head computed once and copied into other caches (as the chat backend keeps its heads):
     // into a fresh cache, and into one that held a long sequence; the snapshot is not changed
-    // by what the caches it went into write after it.
+    // by what the cache it was taken from, or the caches it went into, write after it.
     let mut computed = model.new_cache();
     model.forward(&head, &mut computed).unwrap();
     let kept = computed.snapshot().unwrap();
@@ -183,11 +183,13 @@ fn check_history(path: &Path) {
         "{}: a head copied into a used cache gives other logits",
         path.display()
     );
+    computed.truncate(0);
+    model.forward(&long, &mut computed).unwrap();
     let mut again = model.new_cache();
     again.restore(&kept).unwrap();
     assert!(
         run(&mut again) == expected,
-        "{}: the kept head changed after a copy of it was written after",
+        "{}: the kept head changed when its source and its copies were written over",
         path.display()
     );
 }
