@@ -110,24 +110,31 @@ fn quantize_row(row: &[f32], qs: &mut [[i8; QK]], d: &mut [f32], offset: &mut [[
 /// [`quantize_row`] one value at a time: the definition the vector code must match.
 fn quantize_row_scalar(row: &[f32], qs: &mut [[i8; QK]], d: &mut [f32], offset: &mut [[i32; 8]]) {
     for (i, chunk) in row.chunks_exact(QK).enumerate() {
-        let amax = chunk.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let scale = amax / 127.0;
-        let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
-        for (q, v) in qs[i].iter_mut().zip(chunk) {
-            *q = (v * id).round() as i8;
-        }
-        for (o, four) in offset[i].iter_mut().zip(qs[i].chunks_exact(4)) {
-            *o = 16 * four.iter().map(|&v| i32::from(v)).sum::<i32>();
-        }
-        d[i] = f16::from_f32(scale).to_f32();
+        d[i] = quantize_block_scalar(chunk, &mut qs[i], &mut offset[i]);
     }
+}
+
+/// One block of [`quantize_row_scalar`]; returns its scale.
+fn quantize_block_scalar(x: &[f32], qs: &mut [i8; QK], offset: &mut [i32; 8]) -> f32 {
+    let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let scale = amax / 127.0;
+    let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+    for (q, v) in qs.iter_mut().zip(x) {
+        *q = (v * id).round() as i8;
+    }
+    for (o, four) in offset.iter_mut().zip(qs.chunks_exact(4)) {
+        *o = 16 * four.iter().map(|&v| i32::from(v)).sum::<i32>();
+    }
+    f16::from_f32(scale).to_f32()
 }
 
 /// One block of [`quantize_row_scalar`] eight values at a time; returns its scale. The same
 /// max of the magnitudes, the same product by the inverse scale, rounded half away from zero
 /// as `f32::round` does (truncated, then one added away from zero where the fraction's
 /// magnitude is at least a half: the subtraction is exact), and the offsets from the bytes by
-/// `maddubs`/`madd`, exact. (A NaN activation, which no model gives, could round otherwise.)
+/// `maddubs`/`madd`, exact. A block so small that the inverse scale overflows (every value
+/// below about 4e-37) goes to [`quantize_block_scalar`], whose saturating casts the vector
+/// conversion does not share. (A NaN activation, which no model gives, could round otherwise.)
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA, and `x` holds 32 values.
@@ -152,6 +159,9 @@ unsafe fn quantize_block_avx2(x: &[f32], qs: &mut [i8; QK], offset: &mut [i32; 8
     let m1 = _mm_max_ss(m2, _mm_movehdup_ps(m2));
     let amax = _mm_cvtss_f32(m1);
     let scale = amax / 127.0;
+    if scale != 0.0 && !(1.0 / scale).is_finite() {
+        return quantize_block_scalar(x, qs, offset);
+    }
     let id = _mm256_set1_ps(if scale != 0.0 { 1.0 / scale } else { 0.0 });
     let half = _mm256_set1_ps(0.5);
     let one = _mm256_set1_ps(1.0);
@@ -510,6 +520,11 @@ mod tests {
         for (i, v) in x[96..128].iter_mut().enumerate() {
             *v = if i == 5 { -127.0 } else { 0.5 - i as f32 };
         }
+        // Values so small that the inverse scale overflows to infinity, zeros among them: the
+        // casts saturate (to ±127) and a zero times infinity gives 0.
+        for (i, v) in x[128..160].iter_mut().enumerate() {
+            *v = [0.0, 1e-38, -2e-39, 3e-40][i % 4];
+        }
         let blocks = k / 32;
         let (mut qs, mut d, mut off) = (vec![[0; QK]; blocks], vec![0.0; blocks], vec![[0; 8]; blocks]);
         let (mut qs2, mut d2, mut off2) = (qs.clone(), d.clone(), off.clone());
@@ -521,6 +536,7 @@ mod tests {
         // The ties went away from zero.
         assert_eq!((d[2], qs[2][1], qs[2][31]), (1.0, -16, 15));
         assert_eq!((d[3], qs[3][0], qs[3][2]), (1.0, 1, -2));
+        assert_eq!(&qs[4][..4], &[0, 127, -128, 127]);
     }
 
     #[test]
