@@ -367,9 +367,17 @@ impl GgufChat {
             return Ok(cache.restore(&kept)?);
         }
         forward(head, cache)?;
-        let mut heads = heads()?;
-        if heads.len() < MOST_HEADS && !heads.iter().any(|(h, _)| h == head) {
-            heads.push((head.to_vec(), Arc::new(cache.snapshot()?)));
+        // Kept if there is room, copied outside the lock (another worker may have kept the
+        // same head meanwhile: the same bits, kept once).
+        let room = |heads: &[(Vec<u32>, Arc<KvCache>)]| {
+            heads.len() < MOST_HEADS && !heads.iter().any(|(h, _)| h == head)
+        };
+        if room(&heads()?) {
+            let snapshot = Arc::new(cache.snapshot()?);
+            let mut heads = heads()?;
+            if room(&heads) {
+                heads.push((head.to_vec(), snapshot));
+            }
         }
         Ok(())
     }

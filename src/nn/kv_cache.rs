@@ -110,7 +110,7 @@ impl KvCache {
             .map(|l| {
                 let copy = |t: &Option<Tensor>| -> Result<Option<Tensor>> {
                     t.as_ref()
-                        .map(|t| t.narrow(2, 0, l.len)?.contiguous()?.copy())
+                        .map(|t| t.narrow(2, 0, l.len)?.force_contiguous())
                         .transpose()
                 };
                 Ok(LayerCache {
