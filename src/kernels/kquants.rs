@@ -26,7 +26,7 @@
 #[cfg(target_arch = "x86_64")]
 use super::q8_acts::hsum;
 use super::q8_acts::decode_rows;
-use candle_core::Result;
+use candle_core::{Result, Tensor};
 use half::f16;
 
 /// Values per super-block.
@@ -132,27 +132,36 @@ impl KQuantRows {
         Ok(Some(Self { kind, n, k }))
     }
 
-    /// Outputs per row.
-    pub fn n(&self) -> usize {
-        self.n
+    /// `xs @ W^T` for `xs` of shape (.., k), f32, on the CPU, at most
+    /// [`FEW_ROWS_MOST`](super::q8_acts::FEW_ROWS_MOST) rows: (.., n). `blocks` are the bytes
+    /// [`KQuantRows::new`] was given.
+    pub fn forward(&self, blocks: &[u8], xs: &Tensor) -> Result<Tensor> {
+        super::cpu::forward_rows(xs, self.k, self.n, |x, _, dst| {
+            self.matmul_into(blocks, x, dst)
+        })
     }
 
     /// `x` (`m` rows of `k` values, at most [`FEW_ROWS_MOST`](super::q8_acts::FEW_ROWS_MOST))
     /// times W^T: `m` rows of `n`.
     /// `blocks` are the bytes [`KQuantRows::new`] was given.
     pub fn matmul(&self, blocks: &[u8], x: &[f32]) -> Vec<f32> {
+        let mut dst = vec![0f32; x.len() / self.k * self.n];
+        self.matmul_into(blocks, x, &mut dst);
+        dst
+    }
+
+    /// [`KQuantRows::matmul`] into `dst` (`m` rows of `n`).
+    fn matmul_into(&self, blocks: &[u8], x: &[f32], dst: &mut [f32]) {
         let m = x.len() / self.k;
         assert_eq!(blocks.len(), self.n * self.k / QK_K * self.kind.block_bytes());
         let acts = Q8K::quantize(x, self.k);
-        let mut dst = vec![0f32; m * self.n];
         let row_bytes = self.k / QK_K * self.kind.block_bytes();
-        decode_rows(self.n, m, &mut dst, |j, r0, v| {
+        decode_rows(self.n, m, dst, |j, r0, v| {
             let row = &blocks[j * row_bytes..(j + 1) * row_bytes];
             // SAFETY: `new` returned Some only where AVX2 and FMA are present; `decode_rows`
             // passes rows r0.. of `acts`.
             unsafe { dot_rows(self.kind, row, &acts, r0, v) }
         });
-        dst
     }
 }
 

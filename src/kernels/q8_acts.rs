@@ -48,22 +48,9 @@ impl Q8Acts {
             d: vec![0.0; rows * stride],
             offset: vec![[0; 8]; rows * stride],
         };
-        if rows <= PARALLEL_ROWS {
-            for (r, row) in x.chunks_exact(k).enumerate() {
-                let at = r * stride;
-                let blocks = k / QK;
-                quantize_row(
-                    row,
-                    &mut acts.qs[at..at + blocks],
-                    &mut acts.d[at..at + blocks],
-                    &mut acts.offset[at..at + blocks],
-                );
-            }
-            return acts;
-        }
         struct Out(*mut [i8; QK], *mut f32, *mut [i32; 8]);
         // SAFETY: each row's blocks are written by the one thread its index is given to, and
-        // the buffers outlive the pool call.
+        // the buffers outlive the call.
         unsafe impl Sync for Out {}
         let out = Out(
             acts.qs.as_mut_ptr(),
@@ -71,7 +58,7 @@ impl Q8Acts {
             acts.offset.as_mut_ptr(),
         );
         let out = &out;
-        candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
+        let work = |range: std::ops::Range<usize>| {
             for r in range {
                 let (at, blocks) = (r * stride, k / QK);
                 // SAFETY: rows are disjoint ranges of blocks within the buffers (see `Out`).
@@ -84,7 +71,12 @@ impl Q8Acts {
                     )
                 };
             }
-        });
+        };
+        if rows <= PARALLEL_ROWS {
+            work(0..rows);
+        } else {
+            candle_core::utils::barrier_pool().execute_chunked(rows, work);
+        }
         acts
     }
 }

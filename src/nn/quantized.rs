@@ -40,13 +40,7 @@ pub struct KQuantLayer {
 impl KQuantLayer {
     /// `xs` (1, m, k), one row per sequence (m at most [`FEW_ROWS_MOST`]), through our kernel.
     fn steps(&self, xs: &Tensor) -> Result<Tensor> {
-        let mut dims = xs.dims().to_vec();
-        let x = xs.flatten_all()?.to_vec1::<f32>()?;
-        let out = self.rows.matmul(&self.tensor.data()?, &x);
-        if let Some(last) = dims.last_mut() {
-            *last = self.rows.n();
-        }
-        Tensor::from_vec(out, dims, &Device::Cpu)
+        self.rows.forward(&self.tensor.data()?, xs)
     }
 }
 
