@@ -15,8 +15,12 @@
 //! the same on every CPU and kernel set, and a head's result depends only on its own query,
 //! keys, values and mask: not on the other sequences of the pass, or on how the work is split.
 //!
-//! Not for: several new positions of one sequence (a prompt), which go through candle's
-//! matrix products (`crate::nn::causal`); GPUs.
+//! Its callers: the GGUF chat models' decoding steps (`crate::nn::causal`), and the
+//! encoder-decoder families' (`crate::nn::attention`: each beam's self-attention cache, and the
+//! encoder output its input's beams share, with the padding mask as `mask`).
+//!
+//! Not for: several new positions of one sequence (a prompt, an encoder pass), which go through
+//! candle's matrix products; GPUs.
 
 use super::cpu::SharedOut;
 
