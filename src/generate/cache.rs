@@ -26,7 +26,8 @@ impl KeyValue {
 /// of which the first `len` positions are filled.
 ///
 /// A step writes its new positions in place, and (on the CPU) beam reordering gathers the filled
-/// positions of the rows it keeps into a new, uninitialised buffer: one copy per step where
+/// positions of the rows it keeps into a new, uninitialised buffer, the rows split over the
+/// kernel threads: one copy per step where
 /// concatenating and then re-indexing made two, and no zero-filling. When full it grows by
 /// `GROWTH` (16) positions (one copy every 16 steps), never past the positions the caller
 /// said generation can reach, so the buffers hold little more than the cache itself.
@@ -123,7 +124,7 @@ struct GatherRows<'a> {
 }
 
 impl GatherRows<'_> {
-    fn copy<T: Copy>(&self, dst: &mut [T], dl: &Layout, src: &[T], sl: &Layout) -> Result<()> {
+    fn copy<T: Copy + Send + Sync>(&self, dst: &mut [T], dl: &Layout, src: &[T], sl: &Layout) -> Result<()> {
         let (Some((d0, d1)), Some((s0, s1))) = (dl.contiguous_offsets(), sl.contiguous_offsets())
         else {
             candle_core::bail!("gather-rows needs contiguous buffers");
@@ -136,21 +137,37 @@ impl GatherRows<'_> {
         {
             candle_core::bail!("gather-rows: shapes {:?} and {:?}", dl.shape(), sl.shape());
         }
+        if let Some(&from) = self.rows.iter().find(|&&r| r as usize >= src_rows) {
+            candle_core::bail!("gather-rows: row {from} of {src_rows}");
+        }
         let plane = capacity * head_dim;
         let filled = self.len * head_dim;
-        for (to, &from) in self.rows.iter().enumerate() {
-            let from = from as usize;
-            if from >= src_rows {
-                candle_core::bail!("gather-rows: row {from} of {src_rows}");
+        let row_len = heads * plane;
+        // The rows are split over the kernel threads: each writes its own rows of `dst`.
+        let out = RowsOut(dst.as_mut_ptr());
+        let out = &out;
+        candle_core::utils::barrier_pool().execute_chunked(self.rows.len(), |range| {
+            for to in range {
+                let from = self.rows[to] as usize;
+                // SAFETY: `dst` holds `self.rows.len()` rows of `row_len` values (checked
+                // above) and row `to` is written by this work item alone.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(to * row_len), row_len) };
+                let src = &src[from * row_len..][..row_len];
+                for h in 0..heads {
+                    dst[h * plane..][..filled].copy_from_slice(&src[h * plane..][..filled]);
+                }
             }
-            for h in 0..heads {
-                let at = |row: usize| (row * heads + h) * plane;
-                dst[at(to)..][..filled].copy_from_slice(&src[at(from)..][..filled]);
-            }
-        }
+        });
         Ok(())
     }
 }
+
+/// `dst` of a [`GatherRows`] copy, written by several kernel threads, each its own rows.
+struct RowsOut<T>(*mut T);
+
+// SAFETY: the threads of one `execute_chunked` call write disjoint rows through the pointer,
+// and the buffer outlives that call.
+unsafe impl<T: Send> Sync for RowsOut<T> {}
 
 impl InplaceOp2 for GatherRows<'_> {
     fn name(&self) -> &'static str {

@@ -11,7 +11,9 @@
 //! - [`decode_attention`]: a decoding step's attention over its cache, every sequence of a
 //!   batched pass at once;
 //! - [`attention_softmax`]: the softmax of a prompt's attention scores, candle's bits over the
-//!   kernel threads.
+//!   kernel threads;
+//! - [`activation`]: the encoder-decoder feed-forward activations, candle's bits over the kernel
+//!   threads.
 //!
 //! Each kernel is exact about what it computes (the tests compare with candle's arithmetic or
 //! with a scalar version) and runs only where [`cpu::has_avx2_fma`] says so (the kernel set is
@@ -23,7 +25,7 @@
 //!   every set, so outputs are bit-identical across sets;
 //! - `packed_f32`: AVX2, and AVX-512 (pairs of panels);
 //! - `kquants`, `softmax`: AVX2 only;
-//! - `decode_attention`, `attention_softmax`: plain Rust, the same on every CPU.
+//! - `decode_attention`, `attention_softmax`, `activation`: plain Rust, the same on every CPU.
 //!
 //! Every kernel computes an output row from its activation row alone, with the same arithmetic
 //! whatever the number of rows (decoding one sequence or a batch, a prompt), so a row's outputs
@@ -33,6 +35,7 @@
 //! Not for: layers or architectures (`crate::nn`, `crate::models`). Nothing here imports from the
 //! rest of the crate but errors.
 
+pub mod activation;
 pub mod attention_softmax;
 pub mod cpu;
 pub mod decode_attention;

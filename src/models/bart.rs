@@ -160,9 +160,8 @@ impl FeedForward {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.apply(&self.fc1)?
-            .apply(&self.activation)?
-            .apply(&self.fc2)
+        let h = xs.apply(&self.fc1)?;
+        crate::kernels::activation::apply(&h, self.activation)?.apply(&self.fc2)
     }
 }
 

@@ -14,6 +14,7 @@ use candle_core::Module;
 use candle_nn::{embedding, Activation, Embedding, Linear as CandleLinear, RmsNorm, VarBuilder};
 use serde::Deserialize;
 
+use crate::kernels::activation;
 use crate::nn::attention::{MultiHead, Spec};
 use crate::nn::linear::{linear_b, LinearKind, Linear};
 use crate::generate::{additive_mask, DecoderState, EncoderDecoder, KeyValue};
@@ -224,13 +225,13 @@ impl FeedForward {
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
-            Self::Relu { wi, wo } => xs.apply(wi)?.relu()?.apply(wo),
+            Self::Relu { wi, wo } => activation::apply(&xs.apply(wi)?, Activation::Relu)?.apply(wo),
             Self::Gated {
                 wi_0,
                 wi_1,
                 wo,
                 act,
-            } => (xs.apply(wi_0)?.apply(act)? * xs.apply(wi_1)?)?.apply(wo),
+            } => (activation::apply(&xs.apply(wi_0)?, *act)? * xs.apply(wi_1)?)?.apply(wo),
         }
     }
 }
