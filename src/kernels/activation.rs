@@ -1,9 +1,11 @@
-//! The feed-forward activations of the encoder-decoder families (Swish, SiLU, GELU, ReLU) on
-//! f32 CPU tensors, split over candle's kernel threads.
+//! Feed-forward activations (Swish, SiLU, GELU, ReLU) on f32 CPU tensors, split over candle's
+//! kernel threads: the encoder-decoder families' (`crate::models::bart`, `crate::models::t5`)
+//! and the SiLU of the chat models' gated feed-forward (`crate::nn::causal`).
 //!
 //! What it is for: candle maps an activation over a tensor on one thread. In a beam-search step
-//! of a pooled batch (hundreds of rows, 2048 feed-forward values each) that map, with its `exp`,
-//! ran while the other kernel threads waited. Each value here is computed by candle's own
+//! of a pooled batch (hundreds of rows, 2048 feed-forward values each), or a prompt of a chat
+//! model (hundreds of rows, 4864 values each for Qwen2.5-0.5B), that map, with its `exp`, ran
+//! while the other kernel threads waited. Each value here is computed by candle's own
 //! scalar formula (the `UnaryOpT` of the op, or candle-nn's composition for Swish), so the
 //! outputs are candle's bits; only the split over threads is ours.
 //!

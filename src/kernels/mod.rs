@@ -12,8 +12,8 @@
 //!   batched pass at once;
 //! - [`attention_softmax`]: the softmax of a prompt's attention scores, candle's bits over the
 //!   kernel threads;
-//! - [`activation`]: the encoder-decoder feed-forward activations, candle's bits over the kernel
-//!   threads.
+//! - [`activation`]: feed-forward activations (the seq2seq families', the chat models' SiLU),
+//!   candle's bits over the kernel threads.
 //!
 //! Each kernel is exact about what it computes (the tests compare with candle's arithmetic or
 //! with a scalar version) and runs only where [`cpu::has_avx2_fma`] says so (the kernel set is

@@ -387,7 +387,9 @@ impl GatedMlp {
             }
         };
         let gate = match self.act {
-            Activation::Silu => candle_nn::ops::silu(&gate)?,
+            // candle's SiLU, computed over the kernel threads (a prompt's gate is rows x 4864
+            // values for Qwen2.5-0.5B; candle maps it on one thread).
+            Activation::Silu => crate::kernels::activation::apply(&gate, candle_nn::Activation::Silu)?,
             Activation::Gelu => gelu_ggml(&gate)?,
         };
         self.down.forward_parts(&(gate * up)?, lens)
