@@ -69,8 +69,10 @@ impl QLinear {
                     };
                     if let Some(rows) = KQuantRows::new(kind, &t.data()?, n, k)? {
                         let tensor = Arc::new(t);
+                        let candle = QMatMul::from_arc(tensor.clone())?;
+                        repack_now(&candle, k)?;
                         return Ok(Self::KQuant(KQuantLayer {
-                            candle: QMatMul::from_arc(tensor.clone())?,
+                            candle,
                             tensor,
                             rows,
                         }));
@@ -79,8 +81,24 @@ impl QLinear {
                 _ => {}
             }
         }
-        Ok(Self::Candle(QMatMul::from_qtensor(widen_q5_0(t)?)?))
+        let cpu_k = t.device().is_cpu().then(|| t.shape().dims2()).transpose()?;
+        let m = QMatMul::from_qtensor(widen_q5_0(t)?)?;
+        if let Some((_, k)) = cpu_k {
+            repack_now(&m, k)?;
+        }
+        Ok(Self::Candle(m))
     }
+}
+
+/// Has candle lay out `m`'s weights for its x86 prompt kernels now, at load time, by
+/// multiplying two rows of zeros (the result is dropped). candle 0.11 repacks Q4_K, Q6_K and (with
+/// VNNI) Q8_0 weights into its tiles the first time a product of several rows needs them, so a
+/// run's first prompt paid for every layer's repacking: the first prompt of a fresh process
+/// measured anywhere from 299 to 561 tokens/s, later ones 500 to 600. llama.cpp repacks at load
+/// as well. Other block types and CPUs only pay for the small product.
+fn repack_now(m: &QMatMul, k: usize) -> Result<()> {
+    let zeros = Tensor::zeros((1, 2, k), candle_core::DType::F32, &Device::Cpu)?;
+    m.forward(&zeros).map(drop)
 }
 
 impl Module for QLinear {
