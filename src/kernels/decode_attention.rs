@@ -45,6 +45,15 @@ pub struct Step<'a> {
     pub mask: Option<&'a [f32]>,
 }
 
+/// The f32 values of a cache's storage from `at` (its layout's start offset), to read in place
+/// as a [`Step`]'s keys or values. An error for other dtypes and devices.
+pub fn cache_values(storage: &candle_core::Storage, at: usize) -> candle_core::Result<&[f32]> {
+    match storage {
+        candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) => Ok(&v[at..]),
+        _ => candle_core::bail!("decode attention reads f32 CPU caches"),
+    }
+}
+
 /// The shape of a layer's attention.
 #[derive(Debug, Clone, Copy)]
 pub struct Heads {

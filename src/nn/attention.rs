@@ -10,7 +10,7 @@
 //! Not for: position schemes or masks, which each family computes and passes in as an additive
 //! bias.
 
-use candle_core::{CpuStorage, DType, Result, Storage, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::linear::{linear_b, LinearKind, Linear};
@@ -142,6 +142,8 @@ impl MultiHead {
         };
         let usable = len == 1
             && xs.device().is_cpu()
+            && kv.key.device().is_cpu()
+            && kv.value.device().is_cpu()
             && xs.dtype() == DType::F32
             && kv_rows > 0
             && rows % kv_rows == 0
@@ -166,14 +168,11 @@ impl MultiHead {
         let mask = bias
             .map(|b| b.flatten_all()?.to_vec1::<f32>())
             .transpose()?;
-        let (k, k_layout) = kv.key.storage_and_layout();
-        let (v, v_layout) = kv.value.storage_and_layout();
-        let (k, v) = match (&*k, &*v) {
-            (Storage::Cpu(CpuStorage::F32(k)), Storage::Cpu(CpuStorage::F32(v))) => (k, v),
-            _ => return Ok(None),
-        };
+        let (k_storage, k_layout) = kv.key.storage_and_layout();
+        let (v_storage, v_layout) = kv.value.storage_and_layout();
+        let k = decode_attention::cache_values(&k_storage, k_layout.start_offset())?;
+        let v = decode_attention::cache_values(&v_storage, v_layout.start_offset())?;
         let (k_rows, v_rows) = (k_layout.stride()[0], v_layout.stride()[0]);
-        let (k_at, v_at) = (k_layout.start_offset(), v_layout.start_offset());
         let group = rows / kv_rows;
         let q_dim = heads * head_dim;
         let steps: Vec<decode_attention::Step> = (0..rows)
@@ -181,8 +180,8 @@ impl MultiHead {
                 let g = r / group;
                 decode_attention::Step {
                     q: &q[r * q_dim..][..q_dim],
-                    k: &k[k_at + g * k_rows..],
-                    v: &v[v_at + g * v_rows..],
+                    k: &k[g * k_rows..],
+                    v: &v[g * v_rows..],
                     head_stride: k_layout.stride()[1],
                     len: k_len,
                     mask: mask.as_ref().map(|m| &m[g * k_len..][..k_len]),

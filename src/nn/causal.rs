@@ -285,20 +285,14 @@ impl DecodeStep {
             .iter()
             .map(|s| (s.k.storage_and_layout(), s.v.storage_and_layout()))
             .collect();
-        fn slice(storage: &candle_core::Storage, at: usize) -> Result<&[f32]> {
-            match storage {
-                candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) => Ok(&v[at..]),
-                _ => candle_core::bail!("decode attention reads f32 CPU caches"),
-            }
-        }
         let inputs = steps
             .iter()
             .zip(&guards)
             .map(|(s, (k, v))| {
                 Ok(decode_attention::Step {
                     q: &s.q,
-                    k: slice(&k.0, k.1.start_offset())?,
-                    v: slice(&v.0, v.1.start_offset())?,
+                    k: decode_attention::cache_values(&k.0, k.1.start_offset())?,
+                    v: decode_attention::cache_values(&v.0, v.1.start_offset())?,
                     head_stride: s.k.layout().stride()[1],
                     len: s.k.dim(2)?,
                     mask: s.mask.as_deref(),
