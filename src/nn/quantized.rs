@@ -48,8 +48,8 @@ impl QLinear {
     /// The layer for `t`: Q5_0 and Q8_0 through our kernels on a CPU that runs them; otherwise
     /// through candle, with Q5_0 widened to Q8_0 ([`widen_q5_0`]).
     pub fn new(t: QTensor) -> Result<Self> {
-        if t.device().is_cpu() {
-            let (n, k) = t.shape().dims2()?;
+        let cpu_dims = cpu_dims(&t)?;
+        if let Some((n, k)) = cpu_dims {
             match t.dtype() {
                 GgmlDType::Q5_0 => {
                     if let Some(q5) = Q5Linear::new(&t.data()?, n, k)? {
@@ -69,10 +69,8 @@ impl QLinear {
                     };
                     if let Some(rows) = KQuantRows::new(kind, &t.data()?, n, k)? {
                         let tensor = Arc::new(t);
-                        let candle = QMatMul::from_arc(tensor.clone())?;
-                        repack_now(&candle, k)?;
                         return Ok(Self::KQuant(KQuantLayer {
-                            candle,
+                            candle: repacked(QMatMul::from_arc(tensor.clone())?, cpu_dims)?,
                             tensor,
                             rows,
                         }));
@@ -81,24 +79,29 @@ impl QLinear {
                 _ => {}
             }
         }
-        let cpu_k = t.device().is_cpu().then(|| t.shape().dims2()).transpose()?;
-        let m = QMatMul::from_qtensor(widen_q5_0(t)?)?;
-        if let Some((_, k)) = cpu_k {
-            repack_now(&m, k)?;
-        }
-        Ok(Self::Candle(m))
+        Ok(Self::Candle(repacked(QMatMul::from_qtensor(widen_q5_0(t)?)?, cpu_dims)?))
     }
 }
 
-/// Has candle lay out `m`'s weights for its x86 prompt kernels now, at load time, by
-/// multiplying two rows of zeros (the result is dropped). candle 0.11 repacks Q4_K, Q6_K and (with
-/// VNNI) Q8_0 weights into its tiles the first time a product of several rows needs them, so a
-/// run's first prompt paid for every layer's repacking: the first prompt of a fresh process
-/// measured anywhere from 299 to 561 tokens/s, later ones 500 to 600. llama.cpp repacks at load
-/// as well. Other block types and CPUs only pay for the small product.
-fn repack_now(m: &QMatMul, k: usize) -> Result<()> {
-    let zeros = Tensor::zeros((1, 2, k), candle_core::DType::F32, &Device::Cpu)?;
-    m.forward(&zeros).map(drop)
+/// `(n, k)` of a weight matrix on the CPU; `None` elsewhere.
+fn cpu_dims(t: &QTensor) -> Result<Option<(usize, usize)>> {
+    t.device().is_cpu().then(|| t.shape().dims2()).transpose()
+}
+
+/// `m`, with candle's layout of its weights for the x86 prompt kernels made now, at load time,
+/// by multiplying two rows of zeros (the result is dropped) where `cpu_dims` (from
+/// [`cpu_dims`]) says the layer is on the CPU. Every layer held as candle's matmul goes through
+/// here, a tied output projection too. candle 0.11 repacks Q4_K, Q6_K and (with VNNI) Q8_0
+/// weights into its tiles the first time a product needs them, so a run's first prompt paid
+/// for every layer's repacking: the first prompt of a fresh process measured anywhere from 299
+/// to 561 tokens/s, later ones 500 to 600. llama.cpp repacks at load as well. Other block types
+/// and CPUs only pay for the small product.
+fn repacked(m: QMatMul, cpu_dims: Option<(usize, usize)>) -> Result<QMatMul> {
+    if let Some((_, k)) = cpu_dims {
+        let zeros = Tensor::zeros((1, 2, k), candle_core::DType::F32, &Device::Cpu)?;
+        m.forward(&zeros)?;
+    }
+    Ok(m)
 }
 
 impl Module for QLinear {
@@ -176,7 +179,8 @@ impl QLinear {
     /// A projection that reads the rows of `table` (an output projection tied to the token
     /// embeddings): the same bytes serve both, through candle's quantized matmul.
     pub fn tied(table: std::sync::Arc<QTensor>) -> Result<Self> {
-        Ok(Self::Candle(QMatMul::from_arc(table)?))
+        let dims = cpu_dims(&table)?;
+        Ok(Self::Candle(repacked(QMatMul::from_arc(table)?, dims)?))
     }
 }
 
